@@ -1,0 +1,1 @@
+"""Retrieval QA with verbatim cited answers."""

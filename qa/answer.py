@@ -1,0 +1,140 @@
+"""Compose an extractive answer: pick the retrieved sentences that answer the question.
+
+Each candidate sentence (from the retrieved chunks, once however many chunks hold it)
+gets a score from four signals:
+
+* meaning: cosine of question and sentence vectors (both computed at ingest / once
+  per question), and of the question and the best chunk holding the sentence, which
+  carries context a sentence with a pronoun lacks;
+* words: the IDF-weighted share of the question's content words the sentence has;
+* answer type: a "how many" question wants a number the question does not already
+  hold, a "when" question a date, a "who" question a name;
+* form: a sentence that is itself a question, or says nothing the question does not,
+  cannot be an answer.
+
+The best sentence leads; up to `max_answer_sentences - 1` more follow when they score
+close to it and add something new. Below `abstain_threshold` the bot abstains.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .index import Index
+from .text import match_text, terms
+from .types import Answer, AnswerSentence, Citation, Passage
+
+W_SENTENCE, W_CHUNK, W_WORDS, W_TYPE = 0.45, 0.2, 0.35, 0.08
+QUESTION_PENALTY = 0.3
+REDUNDANT_COSINE = 0.9
+ABSTAIN_MESSAGE = "I could not find an answer to that question in the documents."
+
+_NUMBER_WORDS = r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|dozen)"
+_NUMBER = re.compile(rf"\d|\b{_NUMBER_WORDS}\b", re.IGNORECASE)
+_MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+_DATE = re.compile(rf"\b(?:1[0-9]{{3}}|20[0-9]{{2}})s?\b|\b{_MONTH}\b|\b(?:century|decade|yesterday|today|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.IGNORECASE)
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*")
+_QUESTION_TYPES = (
+    ("number", re.compile(r"\bhow (?:many|much|old|long|large|big|far|often)\b|\bwhat (?:number|percentage|proportion|amount|size)\b", re.I)),
+    ("date", re.compile(r"\bwhen\b|\bwhat (?:year|date|month|day|time|century|decade)\b|\bwhich (?:year|date|month|day|century)\b", re.I)),
+    ("name", re.compile(r"\bwho(?:m|se)?\b|\bwhere\b|\bwhich (?:company|organi[sz]ation|university|person|city|country|trust|body)\b", re.I)),
+)
+
+
+@dataclass
+class Scored:
+    sid: int
+    score: float
+
+
+class Answerer:
+    def __init__(self, index: Index, max_sentences: int = 3, threshold: float = 0.42, extra_ratio: float = 0.9):
+        self.index = index
+        self.max_sentences = max_sentences
+        self.threshold = threshold
+        self.extra_ratio = extra_ratio
+        self.sentence_terms = [set(terms(index.sentence_text(i))) for i in range(len(index.sentences))]
+        df: dict[str, int] = {}
+        for ts in self.sentence_terms:
+            for t in ts:
+                df[t] = df.get(t, 0) + 1
+        n = max(1, len(self.sentence_terms))
+        self.idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
+        self.default_idf = math.log(1 + (n + 0.5) / 0.5)  # a word no sentence has
+
+    def score(self, question: str, q_vec: np.ndarray, passages: list[Passage]) -> list[Scored]:
+        chunk_cos: dict[int, float] = {}
+        for p in passages:
+            for sid in self.index.chunks[p.chunk_id].sentence_ids:
+                chunk_cos[sid] = max(chunk_cos.get(sid, -1.0), p.dense)
+        sids = list(chunk_cos)
+        if not sids:
+            return []
+        sent_cos = self.index.sentence_vectors[sids] @ q_vec
+        q_terms = set(terms(question))
+        q_weight = sum(self.idf.get(t, self.default_idf) for t in q_terms) or 1.0
+        qtype = next((name for name, rx in _QUESTION_TYPES if rx.search(question)), None)
+        q_norm = match_text(question)
+
+        scored = []
+        for sid, cos in zip(sids, sent_cos):
+            text = match_text(self.index.sentence_text(sid))
+            s_terms = self.sentence_terms[sid]
+            words = sum(self.idf.get(t, self.default_idf) for t in q_terms & s_terms) / q_weight
+            s = W_SENTENCE * float(cos) + W_CHUNK * chunk_cos[sid] + W_WORDS * words
+            if qtype and _has_type(qtype, text, q_norm):
+                s += W_TYPE
+            if text.rstrip("\"' )").endswith("?") or not (s_terms - q_terms):
+                s -= QUESTION_PENALTY
+            scored.append(Scored(sid, s))
+        scored.sort(key=lambda x: (-x.score, x.sid))
+        return scored
+
+    def compose(self, question: str, query: str, q_vec: np.ndarray, passages: list[Passage]) -> Answer:
+        ranked = self.score(query, q_vec, passages)
+        best = ranked[0].score if ranked else 0.0
+        confidence = round(1 / (1 + math.exp(-12 * (best - self.threshold))), 4)
+        if not ranked or best < self.threshold:
+            return Answer(question, "", True, confidence, [], [], query, ABSTAIN_MESSAGE, passages)
+
+        chosen: list[Scored] = [ranked[0]]
+        for cand in ranked[1:]:
+            if len(chosen) >= self.max_sentences or cand.score < max(self.threshold, self.extra_ratio * best):
+                break
+            if not self._redundant(cand.sid, [c.sid for c in chosen]):
+                chosen.append(cand)
+
+        sentences, citations = [], []
+        for n, c in enumerate(chosen, start=1):
+            s = self.index.sentences[c.sid]
+            doc = self.index.documents[s.doc_id]
+            text = doc.text[s.start:s.end]
+            citations.append(Citation(n, doc.doc_id, doc.title, doc.date, s.start, s.end, text))
+            sentences.append(AnswerSentence(text, n))
+        answer = " ".join(f"{s.text} [{s.citation}]" for s in sentences)
+        return Answer(question, answer, False, confidence, sentences, citations, query, "", passages)
+
+    def _redundant(self, sid: int, chosen: list[int]) -> bool:
+        """Near-duplicates (the same sentence in two documents, or a close paraphrase) add nothing."""
+        vecs = self.index.sentence_vectors
+        text = match_text(self.index.sentence_text(sid)).lower()
+        return any(
+            float(vecs[sid] @ vecs[c]) >= REDUNDANT_COSINE or match_text(self.index.sentence_text(c)).lower() == text
+            for c in chosen
+        )
+
+
+def _has_type(qtype: str, text: str, question: str) -> bool:
+    """Whether the sentence holds a value of the wanted type that the question does not."""
+    if qtype == "number":
+        found = [m.group().lower() for m in _NUMBER.finditer(text)]
+        return any(f not in question.lower() for f in found)
+    if qtype == "date":
+        found = [m.group().lower() for m in _DATE.finditer(text)]
+        return any(f not in question.lower() for f in found)
+    names = _NAME.findall(text)
+    return any(n not in question for n in names)

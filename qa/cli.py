@@ -1,0 +1,112 @@
+"""The `qa` command: a thin layer over the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from .config import Config, load_config
+from .types import Answer, Passage, QAError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="qa", description="Ask questions of a folder of documents; answers quote them.")
+    parser.add_argument("--config", help="a TOML settings file (default: ./qa.toml or $QA_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="build or update the index from a folder of documents")
+    p.add_argument("--corpus", dest="corpus_dir", help="folder of .txt, .md and .html files (default: corpus)")
+    p.add_argument("--index", dest="index_dir", help="index folder (default: index)")
+
+    p = sub.add_parser("ask", help="answer a question with quoted, cited sentences")
+    p.add_argument("question")
+    p.add_argument("--index", dest="index_dir")
+    p.add_argument("--json", action="store_true", help="print the answer object as JSON")
+
+    p = sub.add_parser("search", help="show the passages retrieved for a query")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=5, help="how many passages (default 5)")
+    p.add_argument("--index", dest="index_dir")
+    p.add_argument("--json", action="store_true")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    logging.getLogger("bm25s").setLevel(logging.ERROR)  # it logs build steps at a level it raises itself
+    try:
+        config = load_config(args.config).with_overrides(
+            corpus_dir=getattr(args, "corpus_dir", None), index_dir=getattr(args, "index_dir", None)
+        )
+        return COMMANDS[args.command](config, args)
+    except QAError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_ingest(config: Config, args) -> int:
+    from tqdm import tqdm
+
+    from .embed import load_encoder
+    from .index import build_index
+
+    encoder = load_encoder(config)
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="embedding", unit="text", file=sys.stderr, disable=total < 200)
+        bar.update(done - bar.n)
+
+    report = build_index(config, encoder, progress)
+    if bar:
+        bar.close()
+    for path, reason in report.skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    print(
+        f"Indexed {report.documents} documents ({len(report.embedded)} embedded, {len(report.reused)} unchanged, "
+        f"{len(report.removed)} removed), {report.chunks} chunks, {report.sentences} sentences; "
+        f"{len(report.skipped)} files skipped; {report.seconds:.1f}s -> {config.index_dir}"
+    )
+    return 0
+
+
+def cmd_ask(config: Config, args) -> int:
+    from .pipeline import QA
+
+    answer = QA.load(config).ask(args.question)
+    print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False) if args.json else format_answer(answer))
+    return 0
+
+
+def cmd_search(config: Config, args) -> int:
+    from .pipeline import QA
+
+    passages = QA.load(config).search(args.query, args.k)
+    if args.json:
+        print(json.dumps([p.to_dict() for p in passages], indent=2, ensure_ascii=False))
+    else:
+        print("\n\n".join(format_passage(n, p) for n, p in enumerate(passages, 1)) or "No passages found.")
+    return 0
+
+
+def format_answer(answer: Answer) -> str:
+    if answer.abstained:
+        return f"{answer.message} (confidence {answer.confidence:.2f})"
+    lines = [answer.answer, ""]
+    for c in answer.citations:
+        date = f", {c.date}" if c.date else ""
+        lines.append(f"[{c.id}] {c.title}{date} ({c.doc_id}, characters {c.start}-{c.end})")
+    lines.append(f"confidence {answer.confidence:.2f}")
+    return "\n".join(lines)
+
+
+def format_passage(n: int, p: Passage) -> str:
+    return f"{n}. {p.doc_id} [{p.start}:{p.end}] score {p.score:.4f} (cosine {p.dense:.3f}, bm25 {p.lexical:.2f})\n{p.text}"
+
+
+COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "search": cmd_search}
+
+if __name__ == "__main__":
+    sys.exit(main())

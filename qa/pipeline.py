@@ -1,0 +1,52 @@
+"""The question path, top to bottom: check the question, embed it once, retrieve, compose.
+
+`QA` holds what a running service keeps loaded (encoder, index, retriever, answerer);
+the CLI, the HTTP server and the evals all ask through it, so they answer alike.
+"""
+
+from __future__ import annotations
+
+from .answer import Answerer
+from .config import Config
+from .embed import Encoder, load_encoder
+from .index import Index, expected_settings, load_index
+from .retrieve import Retriever
+from .types import Answer, Passage, QAError
+
+
+class BadQuestion(QAError):
+    code = "bad_question"
+
+
+class QA:
+    def __init__(self, config: Config, encoder: Encoder, index: Index):
+        self.config = config
+        self.encoder = encoder
+        self.index = index
+        self.retriever = Retriever(index, config.candidates, config.rrf_k)
+        self.answerer = Answerer(index, config.max_answer_sentences, config.abstain_threshold, config.extra_sentence_ratio)
+
+    @classmethod
+    def load(cls, config: Config, encoder: Encoder | None = None) -> QA:
+        encoder = encoder or load_encoder(config)
+        expected = expected_settings(config, encoder.model_id, encoder.weights_sha256, encoder.dim)
+        return cls(config, encoder, load_index(config.index_dir, expected))
+
+    def ask(self, question: str, top_k: int | None = None) -> Answer:
+        question = self._check(question, "question")
+        q_vec = self.encoder.encode([question])[0]
+        passages = self.retriever.search(question, q_vec, top_k or self.config.top_k)
+        return self.answerer.compose(question, question, q_vec, passages)
+
+    def search(self, query: str, k: int = 5) -> list[Passage]:
+        query = self._check(query, "query")
+        return self.retriever.search(query, self.encoder.encode([query])[0], k)
+
+    def _check(self, text, what: str) -> str:
+        if not isinstance(text, str) or not text.strip():
+            raise BadQuestion(f"The {what} is empty. Type a {what} in words.")
+        if len(text) > self.config.max_question_chars:
+            raise BadQuestion(
+                f"The {what} is {len(text)} characters long; the limit is {self.config.max_question_chars}. Shorten it."
+            )
+        return text.strip()

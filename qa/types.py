@@ -1,0 +1,124 @@
+"""The vocabulary every stage shares: documents, chunks, passages and answers.
+
+All offsets are character offsets into `Document.text`, the stored text that the
+API serves for a document id: `doc.text[start:end]` is always the quoted text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+class QAError(Exception):
+    """An error whose message is written for the user: what went wrong and what to do."""
+
+    code = "error"
+
+
+class IndexMissingError(QAError):
+    code = "index_missing"
+
+
+class StaleIndexError(QAError):
+    code = "index_stale"
+
+
+class EmptyCorpusError(QAError):
+    code = "empty_corpus"
+
+
+class ConfigError(QAError):
+    code = "bad_config"
+
+
+@dataclass(frozen=True)
+class Document:
+    doc_id: str
+    title: str
+    text: str
+    source: str  # path relative to the corpus folder
+    date: str | None = None  # ISO date (or year) the document gives for itself
+    meta: dict = field(default_factory=dict)  # extra sidecar / front-matter fields
+    # Spans that cleaning rules removed (page furniture): kept in the text so
+    # offsets stay true to the source, but never indexed or quoted.
+    masked: tuple[tuple[int, int], ...] = ()
+    content_hash: str = ""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["masked"] = [list(m) for m in self.masked]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Document:
+        return cls(**{**d, "masked": tuple(tuple(m) for m in d.get("masked", ()))})
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One quotable unit (a sentence, a heading or a list item) of a document."""
+
+    doc_id: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    doc_id: str
+    start: int
+    end: int
+    sentence_ids: tuple[int, ...]  # rows in the index's sentence table, in order
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk with its fused score and the scores behind it."""
+
+    chunk_id: int
+    doc_id: str
+    start: int
+    end: int
+    text: str
+    score: float
+    dense: float  # cosine similarity of question and chunk
+    lexical: float  # BM25 score (0 when BM25 did not return the chunk)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Citation:
+    id: int
+    doc_id: str
+    title: str
+    date: str | None
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class AnswerSentence:
+    text: str
+    citation: int  # Citation.id
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str  # sentences joined, each followed by its marker "[n]"; empty when abstaining
+    abstained: bool
+    confidence: float
+    sentences: list[AnswerSentence]
+    citations: list[Citation]
+    query: str  # the standalone query that was searched
+    message: str = ""  # why the bot abstained, for people
+    passages: list[Passage] = field(default_factory=list)
+
+    def to_dict(self, with_passages: bool = False) -> dict:
+        d = asdict(self)
+        if not with_passages:
+            d.pop("passages")
+        return d
