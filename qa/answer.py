@@ -25,10 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .index import Index
-from .text import match_text, terms
+from .text import Lexicon, match_text
 from .types import Answer, AnswerSentence, Citation, Passage
 
-W_SENTENCE, W_CHUNK, W_WORDS, W_TYPE = 0.45, 0.2, 0.35, 0.08
+W_SENTENCE, W_CHUNK, W_WORDS, W_NEARBY, W_TYPE = 0.45, 0.2, 0.35, 0.5, 0.1
 QUESTION_PENALTY = 0.3
 REDUNDANT_COSINE = 0.9
 ABSTAIN_MESSAGE = "I could not find an answer to that question in the documents."
@@ -52,40 +52,44 @@ class Scored:
 
 
 class Answerer:
-    def __init__(self, index: Index, max_sentences: int = 3, threshold: float = 0.42, extra_ratio: float = 0.9):
+    def __init__(self, index: Index, lexicon: Lexicon, max_sentences: int = 3, threshold: float = 0.42,
+                 extra_ratio: float = 0.9):
         self.index = index
+        self.lexicon = lexicon
         self.max_sentences = max_sentences
         self.threshold = threshold
         self.extra_ratio = extra_ratio
-        self.sentence_terms = [set(terms(index.sentence_text(i))) for i in range(len(index.sentences))]
-        df: dict[str, int] = {}
-        for ts in self.sentence_terms:
-            for t in ts:
-                df[t] = df.get(t, 0) + 1
-        n = max(1, len(self.sentence_terms))
-        self.idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
-        self.default_idf = math.log(1 + (n + 0.5) / 0.5)  # a word no sentence has
 
     def score(self, question: str, q_vec: np.ndarray, passages: list[Passage]) -> list[Scored]:
-        chunk_cos: dict[int, float] = {}
+        context: dict[int, tuple[float, int]] = {}  # sentence -> (best chunk cosine, that chunk)
         for p in passages:
             for sid in self.index.chunks[p.chunk_id].sentence_ids:
-                chunk_cos[sid] = max(chunk_cos.get(sid, -1.0), p.dense)
-        sids = list(chunk_cos)
+                if sid not in context or p.dense > context[sid][0]:
+                    context[sid] = (p.dense, p.chunk_id)
+        sids = list(context)
         if not sids:
             return []
         sent_cos = self.index.sentence_vectors[sids] @ q_vec
-        q_terms = set(terms(question))
-        q_weight = sum(self.idf.get(t, self.default_idf) for t in q_terms) or 1.0
+        lex = self.lexicon
+        q_terms = lex.query_terms(question)
+        q_weight = sum(lex.weight(t) for t in q_terms) or 1.0
         qtype = next((name for name, rx in _QUESTION_TYPES if rx.search(question)), None)
         q_norm = match_text(question)
+        chunk_terms: dict[int, set[str]] = {}
 
         scored = []
         for sid, cos in zip(sids, sent_cos):
+            chunk_cos, cid = context[sid]
+            if cid not in chunk_terms:
+                chunk_terms[cid] = set().union(*(lex.sentence_terms[i] for i in self.index.chunks[cid].sentence_ids))
+            s_terms = lex.sentence_terms[sid]
+            # Topic words said nearby count for part: "It was founded in 1900" answers a
+            # question that names "it", though the sentence itself does not.
+            said = sum(lex.weight(t) for t in q_terms & s_terms)
+            nearby = sum(lex.weight(t) for t in (q_terms & chunk_terms[cid]) - s_terms)
+            words = (said + W_NEARBY * nearby) / q_weight
             text = match_text(self.index.sentence_text(sid))
-            s_terms = self.sentence_terms[sid]
-            words = sum(self.idf.get(t, self.default_idf) for t in q_terms & s_terms) / q_weight
-            s = W_SENTENCE * float(cos) + W_CHUNK * chunk_cos[sid] + W_WORDS * words
+            s = W_SENTENCE * float(cos) + W_CHUNK * chunk_cos + W_WORDS * words
             if qtype and _has_type(qtype, text, q_norm):
                 s += W_TYPE
             if text.rstrip("\"' )").endswith("?") or not (s_terms - q_terms):

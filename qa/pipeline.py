@@ -11,6 +11,7 @@ from .config import Config
 from .embed import Encoder, load_encoder
 from .index import Index, expected_settings, load_index
 from .retrieve import Retriever
+from .text import Lexicon
 from .types import Answer, Passage, QAError
 
 
@@ -23,8 +24,11 @@ class QA:
         self.config = config
         self.encoder = encoder
         self.index = index
-        self.retriever = Retriever(index, config.candidates, config.rrf_k)
-        self.answerer = Answerer(index, config.max_answer_sentences, config.abstain_threshold, config.extra_sentence_ratio)
+        lexicon = Lexicon([index.sentence_text(i) for i in range(len(index.sentences))],
+                          [d.text for d in index.documents.values()])
+        self.retriever = Retriever(index, lexicon, config.candidates, config.rrf_k)
+        self.answerer = Answerer(index, lexicon, config.max_answer_sentences, config.abstain_threshold,
+                                 config.extra_sentence_ratio)
 
     @classmethod
     def load(cls, config: Config, encoder: Encoder | None = None) -> QA:

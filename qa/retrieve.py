@@ -10,13 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 from .index import Index
-from .text import terms
+from .text import Lexicon
 from .types import Passage
 
 
 class Retriever:
-    def __init__(self, index: Index, candidates: int = 50, rrf_k: int = 60):
+    def __init__(self, index: Index, lexicon: Lexicon, candidates: int = 50, rrf_k: int = 60):
         self.index = index
+        self.lexicon = lexicon
         self.candidates = candidates
         self.rrf_k = rrf_k
 
@@ -28,7 +29,7 @@ class Retriever:
         dense_rank = [int(i) for i in ids[0] if i >= 0]
         dense_score = {int(i): float(c) for i, c in zip(ids[0], cos[0]) if i >= 0}
 
-        q_terms = terms(query)
+        q_terms = sorted(self.lexicon.query_terms(query))
         bm25 = self.index.bm25.get_scores(q_terms) if q_terms else np.zeros(len(self.index.chunks))
         lexical_rank = [int(i) for i in np.argsort(-bm25, kind="stable")[:n] if bm25[i] > 0]
 

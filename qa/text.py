@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import math
 import re
 from functools import lru_cache
 
@@ -48,3 +50,61 @@ def terms(text: str) -> list[str]:
     words = [w.replace(",", "") for w in _WORD.findall(match_text(text).lower())]
     words = [w for w in words if w not in STOPWORDS]
     return _stemmer().stemWords(words)
+
+
+_ACRONYM = re.compile(r"((?:[A-Z][\w'-]*[ \t]+(?:(?:of|and|for|the|&)[ \t]+)?){1,8})\(([A-Z]{2,8})s?\)")
+
+
+def find_acronyms(text: str) -> dict[str, str]:
+    """Acronyms a text defines, as "Liverpool Health Partners (LHP)": {"LHP": "Liverpool Health Partners"}."""
+    found = {}
+    for m in _ACRONYM.finditer(match_text(text)):
+        acronym = m.group(2)
+        words = m.group(1).split()
+        capitals = [i for i, w in enumerate(words) if w[0].isupper()][-len(acronym):]
+        if len(capitals) == len(acronym) and "".join(words[i][0] for i in capitals) == acronym:
+            found[acronym] = " ".join(words[capitals[0]:])
+    return found
+
+
+class Lexicon:
+    """Word statistics of a corpus: sentence IDF, defined acronyms, and its vocabulary for spelling."""
+
+    def __init__(self, sentence_texts: list[str], documents: list[str]):
+        self.acronyms: dict[str, tuple[str, ...]] = {}
+        for text in documents:
+            for acronym, long_form in find_acronyms(text).items():
+                self.acronyms.setdefault(terms(acronym)[0], tuple(terms(long_form)))
+        self.sentence_terms = [self.canonical(set(terms(t))) for t in sentence_texts]
+        df: dict[str, int] = {}
+        for ts in self.sentence_terms:
+            for t in ts:
+                df[t] = df.get(t, 0) + 1
+        n = max(1, len(self.sentence_terms))
+        self.idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
+        self.unseen_idf = math.log(1 + (n + 0.5) / 0.5)
+        self._by_initial: dict[str, list[str]] = {}
+        for t in self.idf:
+            self._by_initial.setdefault(t[0], []).append(t)
+
+    def weight(self, term: str) -> float:
+        return self.idf.get(term, self.unseen_idf)
+
+    def canonical(self, ts: set[str]) -> set[str]:
+        """One term per defined entity: its long form, where fully present, folds into its acronym."""
+        out = set(ts)
+        for acronym, long_terms in self.acronyms.items():
+            if long_terms and all(t in ts for t in long_terms):
+                out.difference_update(long_terms)
+                out.add(acronym)
+        return out
+
+    def correct(self, term: str) -> str:
+        """A word the corpus never uses, mapped to a close one it does: typos and other word forms."""
+        if term in self.idf or len(term) < 5 or term.isdigit():
+            return term
+        close = difflib.get_close_matches(term, self._by_initial.get(term[0], []), n=1, cutoff=0.84)
+        return close[0] if close else term
+
+    def query_terms(self, text: str) -> set[str]:
+        return self.canonical({self.correct(t) for t in terms(text)})
