@@ -9,7 +9,7 @@ gets a score from four signals:
 * words: the IDF-weighted share of the question's content words the sentence has;
 * answer type: a "how many" question wants a number the question does not already
   hold, a "when" question a date, a "who" question a name;
-* form: a sentence that is itself a question, or says nothing the question does not,
+* form: a sentence that is itself a question, or says nothing a question does not,
   cannot be an answer.
 
 The best sentence leads; up to `max_answer_sentences - 1` more follow when they score
@@ -38,6 +38,7 @@ _NUMBER = re.compile(rf"\d|\b{_NUMBER_WORDS}\b", re.IGNORECASE)
 _MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
 _DATE = re.compile(rf"\b(?:1[0-9]{{3}}|20[0-9]{{2}})s?\b|\b{_MONTH}\b|\b(?:century|decade|yesterday|today|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.IGNORECASE)
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*")
+_ASKING = re.compile(r"\s*(?:who|whom|whose|what|which|when|where|why|how|is|are|was|were|do|does|did|can|could|will|would|has|have|had|should|name|list|tell)\b", re.I)
 _QUESTION_TYPES = (
     ("number", re.compile(r"\bhow (?:many|much|old|long|large|big|far|often)\b|\bwhat (?:number|percentage|proportion|amount|size)\b", re.I)),
     ("date", re.compile(r"\bwhen\b|\bwhat (?:year|date|month|day|time|century|decade)\b|\bwhich (?:year|date|month|day|century)\b", re.I)),
@@ -75,6 +76,7 @@ class Answerer:
         q_weight = sum(lex.weight(t) for t in q_terms) or 1.0
         qtype = next((name for name, rx in _QUESTION_TYPES if rx.search(question)), None)
         q_norm = match_text(question)
+        asking = bool(_ASKING.match(q_norm)) or q_norm.rstrip().endswith("?")
         chunk_terms: dict[int, set[str]] = {}
 
         scored = []
@@ -92,7 +94,7 @@ class Answerer:
             s = W_SENTENCE * float(cos) + W_CHUNK * chunk_cos + W_WORDS * words
             if qtype and _has_type(qtype, text, q_norm):
                 s += W_TYPE
-            if text.rstrip("\"' )").endswith("?") or not (s_terms - q_terms):
+            if text.rstrip("\"' )").endswith("?") or (asking and not s_terms - q_terms):
                 s -= QUESTION_PENALTY
             scored.append(Scored(sid, s))
         scored.sort(key=lambda x: (-x.score, x.sid))

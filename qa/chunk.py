@@ -84,8 +84,9 @@ def _sentences_in_block(norm: str, start: int, end: int) -> list[Span]:
     m = _BULLET.match(norm, start, end)
     if m:  # the marker is layout, not part of the item
         start = m.end()
+    numbered = _NUMBERED.match(norm, start, end)  # "1. " is a marker, not a sentence end
     out: list[Span] = []
-    for m in _SENTENCE_END.finditer(norm, start, end):
+    for m in _SENTENCE_END.finditer(norm, numbered.end() if numbered else start, end):
         stop = m.end()
         if stop < end and not norm[stop].isspace():
             continue  # "3.5", "U.K.-based", "£6bn." inside a token

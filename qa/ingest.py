@@ -203,7 +203,7 @@ class _HTMLText(HTMLParser):
         if self._in_title:
             self.title += data
         elif not self.skip_depth:
-            self.parts.append(re.sub(r"\s+", " ", data))
+            self.parts.append(re.sub(r"[ \t\r\n\f]+", " ", data))  # HTML collapses these, not \xa0
 
 
 def html_to_text(html: str) -> tuple[str, dict]:

@@ -1,0 +1,131 @@
+"""Answers from the real model and index over the default corpus."""
+
+import pytest
+
+LHP, LSP, LEEDS_2016, LEICESTER, LEEDS_2024 = (
+    "000_203956cee7abdc96", "001_576bfebf929a5f1e", "002_ef368537357c7e56", "003_2df78265f668097b", "004_ce580bb8f3b02914",
+)
+
+# (question, text the first answer sentence must contain, document it must cite)
+FACTS = [
+    ("How many founding partners does Liverpool Health Partners have?", "nine", LHP),
+    ("Which region does LHP serve?", "Merseyside and Cheshire", LHP),
+    ("What does LHP provide between the NHS and higher education?", "formal framework", LHP),
+    ("Where can I find out more about LHP?", "www.liverpoolhealthpartners.co.uk", LHP),
+    ("How many staff do LSP member organisations employ?", "60,000", LSP),
+    ("Is the Liverpool Strategic Partnership a delivery body?", "not a delivery body", LSP),
+    ("Which organisation plays a convening role in bringing partners together?", "Liverpool City Council", LSP),
+    ("How many anchor institutions does the LSP bring together?", "over twenty", LSP),
+    ("Who chaired the Leeds Academic Health Partnership in 2016?", "Alan Langlands", LEEDS_2016),
+    ("When was the LAHP business case endorsed?", "20 April", LEEDS_2016),
+    ("How many universities are in the Leeds Academic Health Partnership?", "three universities", LEEDS_2016),
+    ("What phone number can I call to contact the LAHP?", "0113 343 4031", LEEDS_2016),
+    ("Who identified the precision medicine catapults?", "Innovate UK", LEEDS_2016),
+    ("Who chairs the Leeds Health and Wellbeing Board?", "Lisa Mulherin", LEEDS_2016),
+    ("Which university did the Northamptonshire and Leicestershire trusts partner with?", "University of Leicester", LEICESTER),
+    ("What will the trusts become?", "Associate University Trusts", LEICESTER),
+    ("Since when have the Leicestershire and Northamptonshire trusts worked in a group arrangement?", "2021", LEICESTER),
+    ("Who is the joint chief executive of Leicestershire Partnership Trust?", "Angela Hillery", LEICESTER),
+    ("What will the Leicestershire Partnership and Northamptonshire Healthcare Group become?", "Associate University Group", LEICESTER),
+    ("Who is the Dean of Medicine at the University of Leicester?", "Tom Robinson", LEICESTER),
+    ("Who is the LAHP chair elect?", "Phil Wood", LEEDS_2024),
+    ("How much funding is the West Yorkshire Investment Zone eligible for?", "£160m", LEEDS_2024),
+    ("How many jobs will the Investment Zone support?", "2,500", LEEDS_2024),
+    ("Who is the partnership director at Leeds Academic Health Partnership?", "Kate Lodge", LEEDS_2024),
+    ("What will the West Yorkshire Investment Zone focus on?", "life sciences, digital and tech", LEEDS_2024),
+]
+
+OFF_CORPUS = [
+    "What is the capital of France?",
+    "Who won the 2022 football world cup?",
+    "How do I bake sourdough bread?",
+    "What is the boiling point of mercury?",
+]
+
+
+@pytest.mark.parametrize("question, expected, doc_id", FACTS)
+def test_factual_questions_are_answered_from_the_right_source(qa, question, expected, doc_id):
+    answer = qa.ask(question)
+    assert not answer.abstained, question
+    assert expected.lower() in answer.sentences[0].text.lower()
+    first = next(c for c in answer.citations if c.id == answer.sentences[0].citation)
+    assert first.doc_id == doc_id
+    assert expected.lower() in first.text.lower()
+
+
+def test_every_document_is_covered_by_the_facts():
+    assert {doc for *_, doc in FACTS} == {LHP, LSP, LEEDS_2016, LEICESTER, LEEDS_2024}
+
+
+@pytest.mark.parametrize("question", OFF_CORPUS)
+def test_off_corpus_questions_abstain(qa, question):
+    answer = qa.ask(question)
+    assert answer.abstained and answer.answer == "" and answer.sentences == [] and answer.citations == []
+    assert answer.message and 0 <= answer.confidence < 0.5
+
+
+def test_citation_offsets_slice_the_stored_text_for_many_answers(qa):
+    questions = [q for q, *_ in FACTS] + [
+        qa.index.sentence_text(i) for i in range(0, len(qa.index.sentences), 3)  # sentences asked back
+    ]
+    checked = 0
+    for q in questions:
+        answer = qa.ask(q)
+        ids = [c.id for c in answer.citations]
+        assert ids == list(range(1, len(ids) + 1))
+        assert len({(c.doc_id, c.start, c.end) for c in answer.citations}) == len(ids)  # no duplicate citations
+        assert len({s.text for s in answer.sentences}) == len(answer.sentences)  # no duplicate sentences
+        assert 1 <= len(answer.sentences) <= qa.config.max_answer_sentences or answer.abstained
+        for sentence in answer.sentences:
+            c = answer.citations[sentence.citation - 1]
+            doc = qa.index.documents[c.doc_id]
+            assert doc.text[c.start:c.end] == c.text
+            assert sentence.text in c.text
+            assert c.title == doc.title and c.date == doc.date
+            assert not any(s < c.end and e > c.start for s, e in doc.masked)  # never furniture
+            checked += 1
+        assert answer.answer == " ".join(f"{s.text} [{s.citation}]" for s in answer.sentences)
+        assert 0.0 <= answer.confidence <= 1.0
+    assert checked >= 60
+
+
+def test_sentences_asked_back_are_quoted_first(qa):
+    # A question that is a document's sentence must be answered by that sentence.
+    for sid in range(0, len(qa.index.sentences), 5):
+        text = qa.index.sentence_text(sid)
+        if len(text.split()) < 8 or text.rstrip().endswith("?"):
+            continue
+        assert qa.ask(text).sentences[0].text == text
+
+
+def test_dated_sources_carry_their_dates(qa):
+    answer = qa.ask("Who is the LAHP chair elect?")
+    assert answer.citations[0].date == "2024-01-20"
+
+
+def test_answer_length_is_configurable(qa):
+    import dataclasses
+
+    from qa.pipeline import QA
+
+    one = QA(dataclasses.replace(qa.config, max_answer_sentences=1, extra_sentence_ratio=0.0), qa.encoder, qa.index)
+    answer = one.ask("What does the Leeds Academic Health Partnership aim to do?")
+    assert len(answer.sentences) == 1 and len(answer.citations) == 1
+
+
+def test_search_returns_scored_passages_with_exact_offsets(qa):
+    passages = qa.search("Investment Zone jobs", 4)
+    assert len(passages) == 4
+    assert passages[0].doc_id == LEEDS_2024
+    assert [p.score for p in passages] == sorted((p.score for p in passages), reverse=True)
+    for p in passages:
+        assert qa.index.documents[p.doc_id].text[p.start:p.end] == p.text
+
+
+def test_bad_questions_are_refused_with_a_reason(qa):
+    from qa.pipeline import BadQuestion
+
+    with pytest.raises(BadQuestion, match="empty"):
+        qa.ask("   ")
+    with pytest.raises(BadQuestion, match="limit"):
+        qa.ask("why " * 1000)

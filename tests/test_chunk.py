@@ -1,0 +1,89 @@
+import pytest
+
+from qa.chunk import chunk_document, split_sentences, tiktoken_count
+from qa.ingest import read_corpus
+from qa.config import Config
+from qa.types import Document
+
+from conftest import CORPUS
+
+
+def sentences(text: str) -> list[str]:
+    return [text[s:e] for s, e in split_sentences(text)]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Sir Alan Langlands said it. Prof. Smith agreed.", ["Sir Alan Langlands said it.", "Prof. Smith agreed."]),
+    ("Dr. J. K. Rowling wrote it. Mr. Smith read it.", ["Dr. J. K. Rowling wrote it.", "Mr. Smith read it."]),
+    ("They spend over £6bn. That is a lot.", ["They spend over £6bn.", "That is a lot."]),
+    ("Call 0113 343 4031. Or write.", ["Call 0113 343 4031.", "Or write."]),
+    ("It supports over 2,500 jobs. Growth is 3.5 per cent.", ["It supports over 2,500 jobs.", "Growth is 3.5 per cent."]),
+    ("See No. 10 today. It is e.g. fine.", ["See No. 10 today.", "It is e.g. fine."]),
+    ("The U.S. Army came. It left.", ["The U.S. Army came.", "It left."]),
+    ("He said: \u201cIt is exciting. We agree.\u201d Then he left.",
+     ["He said: \u201cIt is exciting.", "We agree.\u201d", "Then he left."]),
+    ("\u201cIs it?\u201d she asked. Yes.", ["\u201cIs it?\u201d she asked.", "Yes."]),
+    ("About the Partnership\nThe partnership brings people together.",
+     ["About the Partnership", "The partnership brings people together."]),
+    ("Our partners\n- Liverpool City Council\n- University of Liverpool\n* Torus",
+     ["Our partners", "Liverpool City Council", "University of Liverpool", "Torus"]),
+    ("A hard-wrapped sentence that goes\non to the next line. Another.",
+     ["A hard-wrapped sentence that goes\non to the next line.", "Another."]),
+    ("1. First step\n2. Second step", ["1. First step", "2. Second step"]),
+])
+def test_sentence_splitting_edge_cases(text, expected):
+    assert sentences(text) == expected
+
+
+def test_masked_spans_never_become_sentences():
+    text = "Real news here.\n\nAdvertisement Hide Ad\n\nMore news."
+    start = text.index("Advertisement")
+    spans = split_sentences(text, ((start, start + len("Advertisement Hide Ad")),))
+    assert [text[s:e] for s, e in spans] == ["Real news here.", "More news."]
+
+
+def test_seed_sentences_keep_offsets_and_never_hold_furniture():
+    docs = read_corpus(CORPUS, Config().clean_patterns).documents
+    assert len(docs) == 5
+    for doc in docs:
+        for s, e in split_sentences(doc.text, doc.masked):
+            quoted = doc.text[s:e]
+            assert quoted == quoted.strip() and quoted
+            assert "Advertisement" not in quoted and "newsletter" not in quoted and "Shots!" not in quoted
+
+
+def long_document(n: int = 300) -> Document:
+    body = " ".join(f"Sentence number {i} talks about partnership work in the region of Merseyside." for i in range(n))
+    return Document("long", "Long", body + "\n\n" + ("word " * 900).strip() + ".", "long.txt")
+
+
+def test_chunks_respect_token_limits_and_never_cut_sentences(encoder):
+    docs = read_corpus(CORPUS, Config().clean_patterns).documents + [long_document()]
+    for doc in docs:
+        sents, chunks = chunk_document(doc, tiktoken_count, 160, 40, encoder.count_tokens, encoder.max_tokens)
+        starts, ends = {s.start for s in sents}, {s.end for s in sents}
+        for start, end, ids in chunks:
+            text = doc.text[start:end]
+            assert encoder.count_tokens(text) <= encoder.max_tokens, doc.doc_id
+            if len(ids) > 1:
+                assert tiktoken_count(text) <= 160
+            assert start in starts and end in ends  # chunk edges are sentence edges
+            assert [sents[i].start for i in ids] == sorted(sents[i].start for i in ids)
+        # every sentence is in some chunk
+        assert set(range(len(sents))) == {i for *_, ids in chunks for i in ids}
+
+
+def test_overlap_repeats_trailing_sentences():
+    doc = long_document(40)
+    _, chunks = chunk_document(doc, tiktoken_count, 100, 40)
+    assert len(chunks) > 3
+    assert any(set(a[2]) & set(b[2]) for a, b in zip(chunks, chunks[1:]))
+
+
+def test_model_limit_splits_chunks_that_tiktoken_allows(encoder):
+    # Long digit runs cost many more WordPiece tokens than cl100k tokens.
+    text = " ".join(f"Code {i} is 1{i:03d}9{i:03d}7{i:03d}." for i in range(200))
+    doc = Document("digits", "Digits", text, "digits.txt")
+    _, chunks = chunk_document(doc, tiktoken_count, 2000, 0, encoder.count_tokens, 60)
+    assert len(chunks) > 1
+    assert all(encoder.count_tokens(doc.text[s:e]) <= 60 for s, e, _ in chunks)

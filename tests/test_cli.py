@@ -1,0 +1,74 @@
+import json
+import shutil
+
+import pytest
+
+from qa.cli import main
+
+from conftest import CORPUS
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(CORPUS / "000_203956cee7abdc96.txt", corpus)
+    shutil.copy(CORPUS / "004_ce580bb8f3b02914.txt", corpus)
+    shutil.copy(CORPUS / "004_ce580bb8f3b02914.meta.json", corpus)
+    (corpus / "broken.txt").write_bytes(b"\x00\xff\x00")
+    return corpus, tmp_path / "index"
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_ingest_ask_and_search(dirs, capsys):
+    corpus, index = dirs
+    code, out, err = run(capsys, "ingest", "--corpus", str(corpus), "--index", str(index))
+    assert code == 0
+    assert "Indexed 2 documents (2 embedded, 0 unchanged, 0 removed)" in out and "1 files skipped" in out
+    assert "skipped broken.txt: binary file" in err
+
+    code, out, _ = run(capsys, "ask", "How many founding partners does Liverpool Health Partners have?",
+                       "--json", "--index", str(index))
+    assert code == 0
+    answer = json.loads(out)
+    assert set(answer) >= {"question", "answer", "abstained", "confidence", "sentences", "citations", "query"}
+    assert "nine" in answer["sentences"][0]["text"] and answer["citations"][0]["doc_id"] == "000_203956cee7abdc96"
+    assert answer["answer"].endswith("[1]")
+
+    code, out, _ = run(capsys, "ask", "Who is the LAHP chair elect?", "--index", str(index))
+    assert code == 0 and "Phil Wood" in out and "2024-01-20" in out  # the source's date shows with its citation
+
+    code, out, _ = run(capsys, "ask", "What is the capital of France?", "--json", "--index", str(index))
+    assert json.loads(out)["abstained"] is True
+
+    code, out, _ = run(capsys, "search", "Investment Zone", "-k", "2", "--json", "--index", str(index))
+    passages = json.loads(out)
+    assert code == 0 and len(passages) == 2 and passages[0]["doc_id"] == "004_ce580bb8f3b02914"
+
+    code, out, _ = run(capsys, "ingest", "--corpus", str(corpus), "--index", str(index))
+    assert "(0 embedded, 2 unchanged, 0 removed)" in out
+
+
+def test_errors_are_one_line_with_non_zero_exit(dirs, capsys, tmp_path):
+    corpus, index = dirs
+    code, out, err = run(capsys, "ask", "anything", "--index", str(index))
+    assert code == 2 and err.startswith("error: No index in") and "qa ingest" in err and err.count("\n") == 1
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run(capsys, "ingest", "--corpus", str(empty), "--index", str(index))
+    assert code == 2 and "No readable" in err and "Traceback" not in err
+
+    run(capsys, "ingest", "--corpus", str(corpus), "--index", str(index))
+    config = tmp_path / "qa.toml"
+    config.write_text("chunk_tokens = 90\n")
+    code, _, err = run(capsys, "--config", str(config), "ask", "anything", "--index", str(index))
+    assert code == 2 and "Re-run `qa ingest`" in err
+
+    code, _, err = run(capsys, "ask", "   ", "--index", str(index))
+    assert code == 2 and "empty" in err

@@ -1,0 +1,147 @@
+import dataclasses
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa import index as index_module
+from qa.config import Config
+from qa.index import build_index, expected_settings, load_index, read_manifest
+from qa.pipeline import QA
+from qa.types import EmptyCorpusError, IndexMissingError, StaleIndexError
+
+from conftest import CORPUS, CountingEncoder
+
+
+@pytest.fixture
+def small_corpus(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("000_203956cee7abdc96", "001_576bfebf929a5f1e", "003_2df78265f668097b"):
+        shutil.copy(CORPUS / f"{name}.txt", corpus)
+    return Config(corpus_dir=str(corpus), index_dir=str(tmp_path / "index"))
+
+
+def expected(config, encoder):
+    return expected_settings(config, encoder.model_id, encoder.weights_sha256, encoder.dim)
+
+
+def test_round_trip_keeps_everything(small_corpus, encoder):
+    report = build_index(small_corpus, encoder)
+    loaded = load_index(small_corpus.index_dir, expected(small_corpus, encoder))
+    assert report.documents == len(loaded.documents) == 3
+    assert report.chunks == len(loaded.chunks) == loaded.dense.ntotal
+    assert report.sentences == len(loaded.sentences) == loaded.sentence_vectors.shape[0]
+    manifest = read_manifest(small_corpus.index_dir)
+    assert manifest["model"] == {"id": "all-MiniLM-L6-v2", "weights_sha256": encoder.weights_sha256, "dim": 384}
+    assert manifest["chunking"]["chunk_tokens"] == small_corpus.chunk_tokens
+    assert set(manifest["documents"]) == set(loaded.documents)
+    assert all(len(d["content_hash"]) == 64 for d in manifest["documents"].values())
+    # Stored vectors are the model's vectors of the stored texts.
+    s0 = loaded.sentence_text(0)
+    assert np.allclose(loaded.sentence_vectors[0], encoder.encode([s0])[0], atol=1e-5)
+    c0 = loaded.chunks[0]
+    assert np.allclose(loaded.chunk_vectors()[0], encoder.encode([loaded.chunk_text(c0)])[0], atol=1e-5)
+    # Every sentence id a chunk names lies inside that chunk.
+    for c in loaded.chunks:
+        assert all(c.start <= loaded.sentences[i].start < loaded.sentences[i].end <= c.end for i in c.sentence_ids)
+    # Nothing but named files: no pickles.
+    names = set(os.listdir(small_corpus.index_dir))
+    assert "manifest.json" in names and not any(n.endswith((".pkl", ".pickle")) for n in names)
+
+
+def test_reingest_embeds_only_added_or_changed_documents(small_corpus, encoder):
+    counting = CountingEncoder(encoder)
+    first = build_index(small_corpus, counting)
+    assert len(first.embedded) == 3 and counting.encoded
+    before = load_index(small_corpus.index_dir, expected(small_corpus, encoder))
+
+    counting.encoded.clear()
+    again = build_index(small_corpus, counting)
+    assert counting.encoded == [] and again.embedded == [] and len(again.reused) == 3
+
+    corpus = Path(small_corpus.corpus_dir)
+    changed = corpus / "003_2df78265f668097b.txt"
+    changed.write_text(changed.read_text() + "\nThe trusts opened a new research centre in 2025.\n")
+    shutil.copy(CORPUS / "002_ef368537357c7e56.txt", corpus)
+    (corpus / "000_203956cee7abdc96.txt").unlink()
+    report = build_index(small_corpus, counting)
+    assert sorted(report.embedded) == ["002_ef368537357c7e56", "003_2df78265f668097b"]
+    assert report.reused == ["001_576bfebf929a5f1e"] and report.removed == ["000_203956cee7abdc96"]
+    assert "The trusts opened a new research centre in 2025." in counting.encoded
+    assert not any("Liverpool Strategic Partnership" in t for t in counting.encoded)
+
+    after = load_index(small_corpus.index_dir, expected(small_corpus, encoder))
+    assert "000_203956cee7abdc96" not in after.documents
+    # The unchanged document kept its vectors and its chunks.
+    old = [i for i, c in enumerate(before.chunks) if c.doc_id.startswith("001")]
+    new = [i for i, c in enumerate(after.chunks) if c.doc_id.startswith("001")]
+    assert np.array_equal(before.chunk_vectors()[old], after.chunk_vectors()[new])
+    assert [after.chunk_text(after.chunks[i]) for i in new] == [before.chunk_text(before.chunks[i]) for i in old]
+    for i in new:
+        assert all(after.sentences[s].doc_id.startswith("001") for s in after.chunks[i].sentence_ids)
+
+
+def test_crash_mid_write_leaves_previous_index_loadable(small_corpus, encoder, monkeypatch):
+    build_index(small_corpus, encoder)
+    before = QA.load(small_corpus, encoder).ask("How many founding partners does Liverpool Health Partners have?")
+    files_before = set(os.listdir(small_corpus.index_dir))
+
+    corpus = Path(small_corpus.corpus_dir)
+    shutil.copy(CORPUS / "004_ce580bb8f3b02914.txt", corpus)
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(index_module.faiss, "write_index", crash)  # after documents and chunks are written
+    with pytest.raises(OSError, match="simulated"):
+        build_index(small_corpus, encoder)
+    monkeypatch.undo()
+
+    after = QA.load(small_corpus, encoder)
+    assert len(after.index.documents) == 3
+    assert after.ask("How many founding partners does Liverpool Health Partners have?").answer == before.answer
+    # The next good build commits and clears the crashed build's files away.
+    build_index(small_corpus, encoder)
+    names = set(os.listdir(small_corpus.index_dir))
+    assert len(QA.load(small_corpus, encoder).index.documents) == 4
+    assert not (names & files_before - {"manifest.json"})
+    assert len([n for n in names if n.startswith("documents-")]) == 1
+
+
+def test_stale_index_says_to_reingest(small_corpus, encoder):
+    build_index(small_corpus, encoder)
+    other = dataclasses.replace(small_corpus, chunk_tokens=100)
+    with pytest.raises(StaleIndexError, match="qa ingest"):
+        QA.load(other, encoder)
+    manifest_path = Path(small_corpus.index_dir) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["model"]["weights_sha256"] = "0" * 64
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(StaleIndexError, match="different model.*qa ingest"):
+        QA.load(small_corpus, encoder)
+    manifest_path.write_text("{not json")
+    with pytest.raises(StaleIndexError, match="damaged"):
+        QA.load(small_corpus, encoder)
+    # Ingest itself rebuilds a stale index rather than failing.
+    assert build_index(small_corpus, encoder).documents == 3
+
+
+def test_format_version_mismatch_is_stale(small_corpus, encoder, monkeypatch):
+    build_index(small_corpus, encoder)
+    monkeypatch.setattr(index_module, "FORMAT_VERSION", index_module.FORMAT_VERSION + 1)
+    with pytest.raises(StaleIndexError, match="format version"):
+        QA.load(small_corpus, encoder)
+
+
+def test_missing_index_and_empty_corpus(tmp_path, encoder):
+    config = Config(corpus_dir=str(tmp_path / "empty"), index_dir=str(tmp_path / "index"))
+    with pytest.raises(IndexMissingError, match="qa ingest"):
+        QA.load(config, encoder)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "junk.txt").write_bytes(b"\x00\x00")
+    with pytest.raises(EmptyCorpusError, match="1 file"):
+        build_index(config, encoder)

@@ -1,0 +1,83 @@
+import json
+
+from qa.config import Config
+from qa.ingest import html_to_text, read_corpus
+from qa.text import find_acronyms, match_text
+
+from conftest import CORPUS
+
+RULES = Config().clean_patterns
+
+
+def test_seed_documents_are_unchanged_and_carry_metadata():
+    docs = {d.doc_id: d for d in read_corpus(CORPUS, RULES).documents}
+    assert len(docs) == 5
+    for doc in docs.values():
+        assert doc.text == (CORPUS / doc.source).read_text(encoding="utf-8")
+    assert docs["004_ce580bb8f3b02914"].date == "2024-01-20"
+    assert docs["003_2df78265f668097b"].date == "2023-12-14"
+    assert docs["001_576bfebf929a5f1e"].title == "About the Liverpool Strategic Partnership"
+    assert docs["004_ce580bb8f3b02914"].meta["organisation"] == "Yorkshire Post"
+
+
+def test_cleaning_rules_mask_page_furniture():
+    doc = next(d for d in read_corpus(CORPUS, RULES).documents if d.doc_id.startswith("004"))
+    masked = [doc.text[s:e] for s, e in doc.masked]
+    assert masked.count("Advertisement Hide Ad") == 6
+    assert any(m.startswith("Sign up to our Business newsletter") and m.endswith("Submitting...") for m in masked)
+    assert not any("Professor Phil Wood" in m for m in masked)
+
+
+def test_cleaning_rules_are_configurable(tmp_path):
+    (tmp_path / "a.txt").write_text("Keep this sentence.\nDrop this footer line.\n")
+    doc = read_corpus(tmp_path, (r"^Drop this.*$",)).documents[0]
+    assert [doc.text[s:e] for s, e in doc.masked] == ["Drop this footer line."]
+    assert read_corpus(tmp_path, ()).documents[0].masked == ()
+
+
+def test_reads_txt_md_html_and_skips_bad_files(tmp_path):
+    (tmp_path / "notes.md").write_text("---\ntitle: My Notes\ndate: 2020-05-01\n---\n# Heading\n\nBody text here.\n")
+    (tmp_path / "page.html").write_text(
+        "<html><head><title>A Page</title><style>p{}</style><script>alert(1)</script></head>"
+        "<body><nav>Home | About</nav><h1>Welcome</h1><p>First&nbsp;para.</p><ul><li>One</li><li>Two</li></ul>"
+        "<footer>Copyright</footer></body></html>"
+    )
+    (tmp_path / "binary.txt").write_bytes(b"\x00\x01\x02abc")
+    (tmp_path / "latin.txt").write_bytes("caf\xe9".encode("latin-1"))
+    (tmp_path / "empty.txt").write_text("   \n")
+    (tmp_path / "ignored.pdf").write_bytes(b"%PDF")
+    result = read_corpus(tmp_path, RULES)
+    docs = {d.doc_id: d for d in result.documents}
+    assert set(docs) == {"notes", "page"}
+    assert docs["notes"].title == "My Notes" and docs["notes"].date == "2020-05-01"
+    assert docs["notes"].text.startswith("# Heading")
+    page = docs["page"]
+    assert page.title == "A Page"
+    assert "alert" not in page.text and "Home | About" not in page.text and "Copyright" not in page.text
+    assert "Welcome" in page.text and "First\u00a0para." in page.text and "- One" in page.text
+    assert {p for p, _ in result.skipped} == {"binary.txt", "latin.txt", "empty.txt"}
+    assert all(reason for _, reason in result.skipped)
+
+
+def test_sidecar_metadata_overrides_guesses(tmp_path):
+    (tmp_path / "doc.txt").write_text("A headline\n\nSome text.")
+    (tmp_path / "doc.meta.json").write_text(json.dumps({"title": "Real title", "date": "2019", "organisation": "Org"}))
+    doc = read_corpus(tmp_path, RULES).documents[0]
+    assert (doc.title, doc.date, doc.meta) == ("Real title", "2019", {"organisation": "Org"})
+
+
+def test_match_text_folds_lookalikes_without_moving_offsets():
+    text = "It\u2019s \u201cnew\u201d\u00a0\u2013 really\u2026"
+    folded = match_text(text)
+    assert folded == "It's \"new\" - really."
+    assert len(folded) == len(text)
+
+
+def test_html_blocks_become_separate_lines():
+    text, meta = html_to_text("<p>One.</p><p>Two.</p><time datetime='2021-02-03T10:00'>x</time>")
+    assert "One.\n" in text and "Two." in text and meta["date"] == "2021-02-03"
+
+
+def test_acronym_definitions_are_found():
+    assert find_acronyms("the Leeds Academic Health Partnership (LAHP) said") == {"LAHP": "Leeds Academic Health Partnership"}
+    assert find_acronyms("a Very Odd Thing (XYZ)") == {}
