@@ -33,7 +33,6 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
-    logging.getLogger("bm25s").setLevel(logging.ERROR)  # it logs build steps at a level it raises itself
     try:
         config = load_config(args.config).with_overrides(
             corpus_dir=getattr(args, "corpus_dir", None), index_dir=getattr(args, "index_dir", None)

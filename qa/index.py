@@ -9,6 +9,7 @@ files it names, untouched; files of other generations are removed after a commit
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -28,6 +29,8 @@ from .embed import Encoder
 from .ingest import read_corpus
 from .text import terms
 from .types import Chunk, Document, EmptyCorpusError, IndexMissingError, QAError, Sentence, StaleIndexError
+
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on import and logs each build step
 
 FORMAT_VERSION = 1
 SPLITTER_VERSION = 1  # bump when sentence splitting or chunking changes its output
