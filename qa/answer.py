@@ -144,3 +144,14 @@ def _has_type(qtype: str, text: str, question: str) -> bool:
         return any(f not in question.lower() for f in found)
     names = _NAME.findall(text)
     return any(n not in question for n in names)
+
+
+def render_text(answer: Answer) -> str:
+    """The answer as plain text: quoted sentences with markers, then one line per source."""
+    if answer.abstained:
+        return answer.message
+    lines = [answer.answer, ""]
+    for c in answer.citations:
+        date = f", {c.date}" if c.date else ""
+        lines.append(f"[{c.id}] {c.title}{date} ({c.doc_id}, characters {c.start}-{c.end})")
+    return "\n".join(lines)

@@ -8,7 +8,8 @@ import logging
 import sys
 
 from .config import Config, load_config
-from .types import Answer, Passage, QAError
+from .answer import render_text
+from .types import Passage, QAError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,11 +32,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--index", dest="index_dir")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("serve", help="run the chat page and API under waitress")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 8000)")
+    p.add_argument("--index", dest="index_dir")
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     try:
         config = load_config(args.config).with_overrides(
-            corpus_dir=getattr(args, "corpus_dir", None), index_dir=getattr(args, "index_dir", None)
+            corpus_dir=getattr(args, "corpus_dir", None), index_dir=getattr(args, "index_dir", None),
+            host=getattr(args, "host", None), port=getattr(args, "port", None),
         )
         return COMMANDS[args.command](config, args)
     except QAError as exc:
@@ -75,7 +82,7 @@ def cmd_ask(config: Config, args) -> int:
     from .pipeline import QA
 
     answer = QA.load(config).ask(args.question)
-    print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False) if args.json else format_answer(answer))
+    print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False) if args.json else render_text(answer))
     return 0
 
 
@@ -90,22 +97,18 @@ def cmd_search(config: Config, args) -> int:
     return 0
 
 
-def format_answer(answer: Answer) -> str:
-    if answer.abstained:
-        return f"{answer.message} (confidence {answer.confidence:.2f})"
-    lines = [answer.answer, ""]
-    for c in answer.citations:
-        date = f", {c.date}" if c.date else ""
-        lines.append(f"[{c.id}] {c.title}{date} ({c.doc_id}, characters {c.start}-{c.end})")
-    lines.append(f"confidence {answer.confidence:.2f}")
-    return "\n".join(lines)
-
-
 def format_passage(n: int, p: Passage) -> str:
     return f"{n}. {p.doc_id} [{p.start}:{p.end}] score {p.score:.4f} (cosine {p.dense:.3f}, bm25 {p.lexical:.2f})\n{p.text}"
 
 
-COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "search": cmd_search}
+def cmd_serve(config: Config, args) -> int:
+    from .server import serve
+
+    serve(config)
+    return 0
+
+
+COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "search": cmd_search, "serve": cmd_serve}
 
 if __name__ == "__main__":
     sys.exit(main())

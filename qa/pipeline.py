@@ -10,7 +10,7 @@ from .answer import Answerer
 from .config import Config
 from .embed import Encoder, load_encoder
 from .index import Index, expected_settings, load_index
-from .retrieve import Retriever
+from .retrieve import Retriever, standalone_query
 from .text import Lexicon
 from .types import Answer, Passage, QAError
 
@@ -36,14 +36,18 @@ class QA:
         expected = expected_settings(config, encoder.model_id, encoder.weights_sha256, encoder.dim)
         return cls(config, encoder, load_index(config.index_dir, expected))
 
-    def ask(self, question: str, top_k: int | None = None) -> Answer:
+    def ask(self, question: str, history: list[dict] | None = None, top_k: int | None = None) -> Answer:
         question = self._check(question, "question")
-        q_vec = self.encoder.encode([question])[0]
-        passages = self.retriever.search(question, q_vec, top_k or self.config.top_k)
-        return self.answerer.compose(question, question, q_vec, passages)
+        history = self._check_history(history)
+        k = self._check_count(top_k, "top_k") or self.config.top_k
+        query = standalone_query(question, history)
+        q_vec = self.encoder.encode([query])[0]  # the only embedding a question costs
+        passages = self.retriever.search(query, q_vec, k)
+        return self.answerer.compose(question, query, q_vec, passages)
 
     def search(self, query: str, k: int = 5) -> list[Passage]:
         query = self._check(query, "query")
+        k = self._check_count(k, "k") or 5
         return self.retriever.search(query, self.encoder.encode([query])[0], k)
 
     def _check(self, text, what: str) -> str:
@@ -54,3 +58,25 @@ class QA:
                 f"The {what} is {len(text)} characters long; the limit is {self.config.max_question_chars}. Shorten it."
             )
         return text.strip()
+
+    def _check_history(self, history) -> list[dict]:
+        if history is None:
+            return []
+        if not isinstance(history, list) or not all(
+            isinstance(t, dict) and isinstance(t.get("question"), str) and isinstance(t.get("answer", ""), str)
+            for t in history
+        ):
+            raise BadQuestion('history must be a list of {"question": "...", "answer": "..."} objects.')
+        if len(history) > self.config.max_history_turns:
+            raise BadQuestion(
+                f"history has {len(history)} turns; the limit is {self.config.max_history_turns}. Send only the latest turns."
+            )
+        return history
+
+    @staticmethod
+    def _check_count(value, name: str) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 50:
+            raise BadQuestion(f"{name} must be a whole number from 1 to 50.")
+        return value

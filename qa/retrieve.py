@@ -7,10 +7,12 @@ ranked well by both retrievers beats one ranked first by only one of them.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .index import Index
-from .text import Lexicon
+from .text import STOPWORDS, Lexicon
 from .types import Passage
 
 
@@ -49,3 +51,41 @@ class Retriever:
                 dense=round(dense_score.get(cid, float(vec @ q_vec)), 6), lexical=round(float(bm25[cid]), 6),
             ))
         return passages
+
+
+# Words that point back to something said earlier in the conversation.
+_ANAPHORA = re.compile(r"\b(?:it|its|it's|they|their|them|theirs|this|that|these|those|he|she|his|her|him|there|the same)\b", re.I)
+_NAMES = re.compile(r"\b(?:[A-Z][\w'&-]*(?:\s+(?:of|and|for|the|&)\s+|\s+)?)*[A-Z][\w'&-]*")
+_NOT_NAMES = STOPWORDS | {"tell", "list", "name", "give", "show", "please"}
+
+
+def standalone_query(question: str, history: list[dict] | None = None) -> str:
+    """The question made searchable on its own: a follow-up that says "its" or names no
+    subject borrows the subject of the previous question it follows."""
+    if not history:
+        return question
+    subject = ""
+    for turn in history:  # resolve each earlier turn in order, so follow-ups of follow-ups chain
+        previous = standalone_query(turn.get("question", ""), None) if not subject else _resolve(turn.get("question", ""), subject)
+        subject = _subject(previous) or subject
+    return _resolve(question, subject)
+
+
+def _resolve(question: str, subject: str) -> str:
+    if not subject or subject.lower() in question.lower():
+        return question
+    if _ANAPHORA.search(question) or not _subject(question):
+        return f"{question} ({subject})"
+    return question
+
+
+def _subject(question: str) -> str:
+    """The named things a question is about: its capitalised phrases, bar a leading question word."""
+    names = []
+    for m in _NAMES.finditer(question):
+        words = m.group().split()
+        if m.start() == 0 and words[0].lower() in _NOT_NAMES:  # sentence case, not a name
+            words = words[1:]
+        if words:
+            names.append(" ".join(words))
+    return " ".join(names)

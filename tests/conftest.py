@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -46,3 +53,61 @@ def corpus_config(tmp_path_factory) -> Config:
 def qa(corpus_config, encoder) -> QA:
     build_index(corpus_config, encoder)
     return QA.load(corpus_config, encoder)
+
+
+# A document whose text looks like markup: the page must show it, never run it.
+UNSAFE_DOC = (
+    "Markup Safety Notice\n\n"
+    "The Quantum Widget Board reviews markup such as <script>window.pwned = 1</script> and "
+    "<img src=x onerror=\"window.pwned = 2\"> in its documents.\n"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory, encoder):
+    """`qa serve` as a user runs it, on a free loopback port, over the corpus plus an unsafe document."""
+    root = tmp_path_factory.mktemp("live")
+    corpus = root / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    (corpus / "unsafe.txt").write_text(UNSAFE_DOC, encoding="utf-8")
+    config = Config(corpus_dir=str(corpus), index_dir=str(root / "index"))
+    build_index(config, encoder)
+
+    port = free_port()
+    log = open(root / "server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qa.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--index", config.index_dir],
+        cwd=root, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/api/health", timeout=2) as r:
+                if json.load(r)["status"] == "ok":
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"qa serve did not start: {(root / 'server.log').read_text()[-2000:]}")
+        time.sleep(0.3)
+    yield base
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def post_json(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as r:
+        return json.load(r)

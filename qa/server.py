@@ -1,0 +1,208 @@
+"""The HTTP face: the chat page, a JSON API, and an OpenAI-compatible chat endpoint.
+
+Every route is a thin adapter over `QA`: parse and check the request, ask, serialise.
+Every error, from a bad body to a bug, leaves as `{"error": {"code", "message"}}`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from pathlib import Path
+
+from flask import Flask, Response, jsonify, request, send_from_directory
+from werkzeug.exceptions import HTTPException
+
+from .answer import render_text
+from .config import Config
+from .pipeline import QA, BadQuestion
+from .types import Answer, QAError
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+OPENAPI = Path(__file__).resolve().parent / "openapi.json"
+_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
+          415: "unsupported_media_type", 500: "internal_error"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, code: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code or _CODES.get(status, "error")
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    return response
+
+
+def create_app(config: Config, qa: QA | None = None) -> Flask:
+    qa = qa or QA.load(config)
+    app = Flask(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.json.ensure_ascii = False
+
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message)
+
+    @app.errorhandler(QAError)
+    def qa_error(exc: QAError):
+        return error_response(400 if isinstance(exc, BadQuestion) else 500, exc.code, str(exc))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        messages = {
+            404: f"There is nothing at {request.path}. See /api/openapi.json for the API.",
+            405: f"{request.method} is not allowed on {request.path}.",
+            413: f"The request body is larger than the limit of {config.max_body_bytes} bytes.",
+        }
+        status = exc.code or 500
+        return error_response(status, _CODES.get(status, "http_error"), messages.get(status, exc.description or exc.name))
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "Something went wrong on the server; the error was logged. Try again.")
+
+    # --- the chat page --------------------------------------------------------------
+    @app.get("/")
+    def index():
+        return send_from_directory(WEB_DIR, "index.html")
+
+    @app.get("/web/<path:name>")
+    def web_file(name: str):
+        return send_from_directory(WEB_DIR, name)
+
+    # --- the JSON API ---------------------------------------------------------------
+    @app.post("/api/ask")
+    def ask():
+        body = json_body()
+        answer = qa.ask(body.get("question"), body.get("history"), body.get("top_k"))
+        return jsonify(answer.to_dict())
+
+    @app.post("/api/search")
+    def search():
+        body = json_body()
+        return jsonify({"query": body.get("query"),
+                        "passages": [p.to_dict() for p in qa.search(body.get("query"), body.get("k", 5))]})
+
+    @app.get("/api/documents")
+    def documents():
+        return jsonify({"documents": [
+            {"doc_id": d.doc_id, "title": d.title, "date": d.date, "source": d.source, "chars": len(d.text)}
+            for d in qa.index.documents.values()
+        ]})
+
+    @app.get("/api/documents/<path:doc_id>")
+    def document(doc_id: str):
+        doc = qa.index.documents.get(doc_id)
+        if doc is None:
+            raise ApiError(404, f"No document has the id {doc_id!r}. GET /api/documents lists them.")
+        return jsonify({"doc_id": doc.doc_id, "title": doc.title, "date": doc.date, "source": doc.source,
+                        "meta": doc.meta, "text": doc.text, "masked": [list(m) for m in doc.masked]})
+
+    @app.get("/api/health")
+    def health():
+        m = qa.index.manifest
+        return jsonify({"status": "ok", **m.get("counts", {}), "model": m["model"]["id"],
+                        "built_at": m.get("built_at"), "format_version": m.get("format_version")})
+
+    @app.get("/api/openapi.json")
+    def openapi():
+        return Response(OPENAPI.read_text(encoding="utf-8"), mimetype="application/json")
+
+    # --- OpenAI-compatible chat -----------------------------------------------------
+    @app.get("/v1/models")
+    def models():
+        return jsonify({"object": "list", "data": [{"id": "qa", "object": "model", "owned_by": "qa", "created": 0}]})
+
+    @app.post("/v1/chat/completions")
+    def chat_completions():
+        body = json_body()
+        question, history = chat_turns(body.get("messages"))
+        answer = qa.ask(question, history)
+        reply = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": str(body.get("model") or "qa")}
+        if body.get("stream"):
+            return Response(stream_chat(reply, answer), mimetype="text/event-stream",
+                            headers={"Cache-Control": "no-cache"})
+        message = {"role": "assistant", "content": render_text(answer)}
+        words = len(render_text(answer).split())
+        return jsonify({**reply, "object": "chat.completion",
+                        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": len(question.split()), "completion_tokens": words,
+                                  "total_tokens": len(question.split()) + words},
+                        **structured(answer)})
+
+    return app
+
+
+def json_body() -> dict:
+    if not request.is_json:
+        raise ApiError(415, "Send a JSON body with the header Content-Type: application/json.")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "The request body is not valid JSON.", "malformed_json")
+    if not isinstance(body, dict):
+        raise ApiError(400, "The request body must be a JSON object.", "malformed_json")
+    return body
+
+
+def chat_turns(messages) -> tuple[str, list[dict]]:
+    """The last user message is the question; earlier user/assistant pairs are the history."""
+    if not isinstance(messages, list) or not messages:
+        raise BadQuestion("messages must be a non-empty list of {role, content} objects.")
+    turns: list[dict] = []
+    for m in messages:
+        if not isinstance(m, dict) or m.get("role") not in {"system", "user", "assistant", "developer", "tool"}:
+            raise BadQuestion("Each message needs a role (system, user or assistant) and content.")
+        text = message_text(m.get("content"))
+        if m["role"] == "user":
+            turns.append({"question": text, "answer": ""})
+        elif m["role"] == "assistant" and turns:
+            turns[-1]["answer"] = text
+    if messages[-1].get("role") != "user":
+        raise BadQuestion("The last message must be the user's question.")
+    return turns[-1]["question"], turns[:-1]
+
+
+def message_text(content) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}]
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    if content is None:
+        return ""
+    raise BadQuestion("Message content must be a string or a list of text parts.")
+
+
+def structured(answer: Answer) -> dict:
+    data = answer.to_dict()
+    return {"citations": data["citations"], "answer": data}
+
+
+def stream_chat(reply: dict, answer: Answer):
+    def event(delta: dict, finish: str | None = None, extra: dict | None = None) -> str:
+        chunk = {**reply, "object": "chat.completion.chunk",
+                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **(extra or {})}
+        return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+
+    yield event({"role": "assistant", "content": ""})
+    for piece in re.findall(r"\S+\s*|\s+", render_text(answer)):
+        yield event({"content": piece})
+    yield event({}, "stop", structured(answer))
+    yield "data: [DONE]\n\n"
+
+
+def serve(config: Config) -> None:
+    """Run the app under waitress, a production WSGI server."""
+    from waitress import serve as waitress_serve
+
+    app = create_app(config)
+    print(f"Serving the chat at http://{config.host}:{config.port}/ (Ctrl+C to stop)", flush=True)
+    waitress_serve(app, host=config.host, port=config.port, threads=config.threads, ident="qa")

@@ -1,0 +1,133 @@
+"""The chat page in headless Chromium against `qa serve` on loopback."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from conftest import post_json
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+# The flags keep Chromium off the network it would otherwise probe at start-up.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert executable, "Debian's chromium is not installed: run `bash scripts/test`, which installs it."
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.dialogs = dialogs
+    page.goto(live_server)
+    yield page
+    context.close()
+
+
+def ask(page, question):
+    before = page.locator(".msg.bot").count()
+    page.fill("#question", question)
+    page.press("#question", "Enter")
+    expect(page.locator(".msg.bot:not(.loading)")).to_have_count(before + 1, timeout=30_000)
+    return page.locator(".msg.bot").last
+
+
+def test_ask_click_citation_highlights_the_cited_sentence(page, live_server):
+    question = "How many jobs will the West Yorkshire Investment Zone support?"
+    answer = ask(page, question)
+    expect(answer).to_have_class("msg bot answer")
+    expected = post_json(f"{live_server}/api/ask", {"question": question})
+    first = expected["citations"][0]
+    assert expected["sentences"][0]["text"] in answer.locator(".answer-text").inner_text()
+    expect(answer.locator(".sources li")).to_have_count(len(expected["citations"]))
+    expect(answer.locator(".sources li").first).to_contain_text("2024-01-20")
+
+    answer.locator(".answer-text a.cite").first.click()
+    mark = page.locator("#viewer #highlight")
+    expect(mark).to_be_visible()
+    assert mark.text_content() == first["text"]
+    assert mark.evaluate("m => { const r = m.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }")
+    expect(page.locator("#viewer-title")).to_have_text(first["title"])
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat-citation.png"))
+    # Page furniture in the source is shown apart, not as content.
+    expect(page.locator("#viewer .furniture").first).to_be_attached()
+    assert "Advertisement Hide Ad" in page.locator("#viewer .furniture").all_text_contents()
+
+
+def test_follow_up_and_abstention_look_different(page):
+    ask(page, "Who chairs the Leeds Academic Health Partnership?")
+    follow = ask(page, "When was its business case endorsed?")
+    expect(follow.locator(".answer-text")).to_contain_text("20 April")
+    expect(follow.locator(".searched")).to_contain_text("Leeds Academic Health Partnership")
+    off = ask(page, "What is the capital of France?")
+    expect(off).to_have_class("msg bot abstained")
+    expect(off).to_contain_text("No answer in the documents")
+    expect(off.locator("a.cite")).to_have_count(0)
+
+
+def test_document_text_is_shown_never_run(page):
+    answer = ask(page, "What markup does the Quantum Widget Board review?")
+    text = answer.locator(".answer-text").inner_text()
+    assert "<script>window.pwned = 1</script>" in text and "<img src=x" in text
+    answer.locator("a.cite").first.click()
+    expect(page.locator("#highlight")).to_contain_text("<script>")
+    assert page.evaluate("window.pwned") is None
+    assert page.locator("#log script, #log img, #viewer img").count() == 0
+    assert page.dialogs == []
+
+
+def test_examples_loading_state_and_server_errors(page):
+    expect(page.locator("button.example")).to_have_count(4)
+    release = []
+
+    def slow(route):
+        release.append(route)  # held until the loading state has been seen
+
+    page.route("**/api/ask", slow)
+    page.locator("button.example").first.click()
+    expect(page.locator(".msg.loading")).to_be_visible()
+    expect(page.locator("#send")).to_be_disabled()
+    page.wait_for_function("true")  # let the route reach the handler
+    release[0].fulfill(status=500, content_type="application/json",
+                       body='{"error": {"code": "internal_error", "message": "The index is being rebuilt."}}')
+    error = page.locator(".msg.error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("The index is being rebuilt.")
+    expect(page.locator("#send")).to_be_enabled()
+
+
+def test_keyboard_only_and_phone_width(browser, live_server):
+    context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True)
+    page = context.new_page()
+    page.goto(live_server)
+    page.keyboard.press("Tab")  # the skip link
+    expect(page.locator("a.skip")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#question")).to_be_focused()
+    page.keyboard.type("How many founding partners does Liverpool Health Partners have?")
+    page.keyboard.press("Enter")
+    link = page.locator(".msg.answer a.cite").first
+    expect(link).to_be_visible(timeout=30_000)
+    link.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#highlight")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375  # nothing wider than the phone
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat-phone-source.png"))
+    page.keyboard.press("Escape")
+    expect(page.locator("#viewer")).to_be_hidden()
+    expect(link).to_be_focused()
+    context.close()

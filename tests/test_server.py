@@ -1,0 +1,157 @@
+"""Every API endpoint and error status, through Flask's test client on the real pipeline."""
+
+import json
+
+import pytest
+
+from qa.server import create_app
+
+
+@pytest.fixture(scope="module")
+def client(qa, corpus_config):
+    app = create_app(corpus_config, qa)
+
+    @app.get("/api/boom")  # a route that fails, to see what a bug looks like from outside
+    def boom():
+        raise RuntimeError("secret internal detail")
+
+    return app.test_client()
+
+
+def error_of(response, status):
+    assert response.status_code == status
+    assert response.is_json, response.data[:200]
+    err = response.get_json()["error"]
+    assert err["code"] and err["message"]
+    return err
+
+
+def test_ask_returns_the_answer_object(client, qa):
+    r = client.post("/api/ask", json={"question": "How many founding partners does Liverpool Health Partners have?"})
+    assert r.status_code == 200
+    a = r.get_json()
+    assert "nine" in a["sentences"][0]["text"] and not a["abstained"]
+    assert a["query"] == a["question"]
+    for c in a["citations"]:
+        doc = client.get(f"/api/documents/{c['doc_id']}").get_json()
+        assert doc["text"][c["start"]:c["end"]] == c["text"]
+
+
+def test_follow_up_uses_history(client):
+    first = client.post("/api/ask", json={"question": "Who chairs the Leeds Academic Health Partnership?"}).get_json()
+    assert any("Alan Langlands" in s["text"] or "Phil Wood" in s["text"] for s in first["sentences"])
+    r = client.post("/api/ask", json={
+        "question": "When was its business case endorsed?",
+        "history": [{"question": first["question"], "answer": first["answer"]}],
+    })
+    a = r.get_json()
+    assert "20 April" in a["sentences"][0]["text"]
+    assert "Leeds Academic Health Partnership" in a["query"] and a["query"] != a["question"]
+
+
+def test_top_k_is_honoured(client):
+    r = client.post("/api/ask", json={"question": "What is the LSP?", "top_k": 1})
+    assert r.status_code == 200
+
+
+def test_search(client):
+    r = client.post("/api/search", json={"query": "precision medicine catapult", "k": 3})
+    body = r.get_json()
+    assert r.status_code == 200 and len(body["passages"]) == 3
+    p = body["passages"][0]
+    assert p["doc_id"] == "002_ef368537357c7e56" and {"start", "end", "text", "score"} <= set(p)
+
+
+def test_documents_and_health(client):
+    docs = client.get("/api/documents").get_json()["documents"]
+    assert len(docs) == 5 and {"doc_id", "title", "date"} <= set(docs[0])
+    dated = {d["doc_id"]: d["date"] for d in docs}
+    assert dated["004_ce580bb8f3b02914"] == "2024-01-20"
+    one = client.get("/api/documents/004_ce580bb8f3b02914").get_json()
+    assert one["text"].startswith(" date 2024-01-20") and one["masked"]
+    error_of(client.get("/api/documents/nope"), 404)
+    health = client.get("/api/health").get_json()
+    assert health["status"] == "ok" and health["documents"] == 5 and health["chunks"] > 0
+    assert health["model"] == "all-MiniLM-L6-v2" and health["built_at"]
+
+
+def test_openapi_document_lists_every_route(client):
+    spec = client.get("/api/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    assert {"/api/ask", "/api/search", "/api/documents", "/api/documents/{doc_id}", "/api/health",
+            "/v1/chat/completions"} <= set(spec["paths"])
+
+
+def test_chat_page_and_assets(client):
+    page = client.get("/")
+    assert page.status_code == 200 and b"<textarea" in page.data
+    assert client.get("/web/app.js").status_code == 200
+
+
+@pytest.mark.parametrize("body, fragment", [
+    ({}, "empty"),
+    ({"question": ""}, "empty"),
+    ({"question": "   "}, "empty"),
+    ({"question": 42}, "empty"),
+    ({"question": ["a"]}, "empty"),
+    ({"question": "x" * 1001}, "limit"),
+    ({"question": "ok?", "history": "not a list"}, "history"),
+    ({"question": "ok?", "history": [{"question": "q"}] * 11}, "limit"),
+    ({"question": "ok?", "top_k": 0}, "top_k"),
+    ({"question": "ok?", "top_k": "5"}, "top_k"),
+])
+def test_bad_questions_are_400(client, body, fragment):
+    err = error_of(client.post("/api/ask", json=body), 400)
+    assert fragment in err["message"]
+
+
+def test_malformed_and_wrong_type_bodies(client):
+    err = error_of(client.post("/api/ask", data="{not json", content_type="application/json"), 400)
+    assert err["code"] == "malformed_json"
+    error_of(client.post("/api/ask", data=json.dumps([1, 2]), content_type="application/json"), 400)
+    err = error_of(client.post("/api/ask", data="question=hi", content_type="application/x-www-form-urlencoded"), 415)
+    assert "Content-Type" in err["message"]
+    error_of(client.post("/api/search", json={"query": ""}), 400)
+
+
+def test_too_large_wrong_method_unknown_route_and_crash(client, corpus_config):
+    big = json.dumps({"question": "x" * (corpus_config.max_body_bytes + 10)})
+    error_of(client.post("/api/ask", data=big, content_type="application/json"), 413)
+    error_of(client.get("/api/ask"), 405)
+    error_of(client.delete("/api/documents"), 405)
+    error_of(client.get("/api/nothing-here"), 404)
+    err = error_of(client.get("/api/boom"), 500)
+    assert "secret" not in err["message"] and "Traceback" not in err["message"]
+
+
+def test_chat_completions_non_streaming(client):
+    r = client.post("/v1/chat/completions", json={"model": "qa", "messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Who chairs the Leeds Academic Health Partnership?"},
+        {"role": "assistant", "content": "Sir Alan Langlands [1]"},
+        {"role": "user", "content": [{"type": "text", "text": "When was its business case endorsed?"}]},
+    ]})
+    body = r.get_json()
+    assert r.status_code == 200 and body["object"] == "chat.completion"
+    content = body["choices"][0]["message"]["content"]
+    assert "20 April" in content and "[1]" in content
+    assert body["citations"][0]["doc_id"] == "002_ef368537357c7e56"
+    assert body["answer"]["query"] != body["answer"]["question"]
+
+
+def test_chat_completions_streaming(client):
+    r = client.post("/v1/chat/completions", json={"stream": True, "messages": [
+        {"role": "user", "content": "How many jobs will the Investment Zone support?"}]})
+    assert r.status_code == 200 and r.mimetype == "text/event-stream"
+    events = [line[6:] for line in r.get_data(as_text=True).split("\n\n") if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    assert "2,500" in text and chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["citations"][0]["doc_id"] == "004_ce580bb8f3b02914"
+
+
+@pytest.mark.parametrize("messages", [None, [], [{"role": "user"}], [{"role": "assistant", "content": "hi"}],
+                                      [{"role": "robot", "content": "hi"}], [{"role": "user", "content": 5}]])
+def test_chat_completions_bad_messages_are_400(client, messages):
+    error_of(client.post("/v1/chat/completions", json={"messages": messages}), 400)
