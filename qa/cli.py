@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 
 from .config import Config, load_config
 from .answer import render_text
@@ -36,6 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8000)")
     p.add_argument("--index", dest="index_dir")
+
+    p = sub.add_parser("eval", help="measure answer accuracy on an eval set or on SQuAD 2.0")
+    p.add_argument("--set", dest="eval_set", default="evals/default.jsonl", help="JSONL eval set (default evals/default.jsonl)")
+    p.add_argument("--index", dest="index_dir")
+    p.add_argument("--squad", help="a SQuAD 2.0 JSON file: index its articles in a temporary folder and ask its questions")
+    p.add_argument("--limit", type=int, help="with --squad: a reproducible sample of this many questions")
+    p.add_argument("--report", default="reports", help="folder for the JSON and Markdown reports (default reports/)")
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
@@ -101,6 +109,38 @@ def format_passage(n: int, p: Passage) -> str:
     return f"{n}. {p.doc_id} [{p.start}:{p.end}] score {p.score:.4f} (cosine {p.dense:.3f}, bm25 {p.lexical:.2f})\n{p.text}"
 
 
+def cmd_eval(config: Config, args) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from . import eval as ev
+    from .embed import load_encoder
+    from .pipeline import QA
+
+    started = time.perf_counter()
+    encoder = load_encoder(config)
+    with tempfile.TemporaryDirectory(prefix="qa-squad-") as work:
+        if args.squad:
+            bar = tqdm(desc="indexing", unit="text", file=sys.stderr)
+            qa, items = ev.squad_qa(config, encoder, args.squad, Path(work), args.limit,
+                                    lambda done, total: (setattr(bar, "total", total), bar.update(done - bar.n)))
+            bar.close()
+            name = f"squad-{Path(args.squad).stem}" + (f"-{args.limit}" if args.limit else "")
+        else:
+            qa, items = QA.load(config, encoder), ev.load_eval_set(args.eval_set)
+            name = f"eval-{Path(args.eval_set).stem}"
+        with tqdm(total=len(items), desc="asking", unit="q", file=sys.stderr) as bar:
+            results = ev.evaluate(qa, items, bar.update)
+    metrics = ev.summarize(results, config.abstain_threshold)
+    metrics["run_seconds"] = round(time.perf_counter() - started, 1)
+    json_path, md_path = ev.write_reports(name, metrics, results, args.report)
+    print(ev.metrics_table(metrics))
+    print(f"Reports: {json_path} and {md_path}")
+    return 0
+
+
 def cmd_serve(config: Config, args) -> int:
     from .server import serve
 
@@ -108,7 +148,7 @@ def cmd_serve(config: Config, args) -> int:
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "search": cmd_search, "serve": cmd_serve}
+COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "search": cmd_search, "serve": cmd_serve, "eval": cmd_eval}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -49,11 +49,11 @@ class Config:
     # Retrieval.
     top_k: int = 5  # passages an answer is composed from
     candidates: int = 50  # per retriever, before fusion
-    rrf_k: int = 60  # reciprocal-rank fusion constant
+    rrf_k: int = 10  # reciprocal-rank fusion constant
 
     # Answers.
     max_answer_sentences: int = 3
-    abstain_threshold: float = 0.42  # below this sentence score the bot abstains
+    abstain_threshold: float = 0.33  # below this sentence score the bot abstains
     extra_sentence_ratio: float = 0.9  # later sentences must score this share of the best
 
     # Server.

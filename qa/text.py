@@ -108,3 +108,19 @@ class Lexicon:
 
     def query_terms(self, text: str) -> set[str]:
         return self.canonical({self.correct(t) for t in terms(text)})
+
+
+_NAMED = re.compile(r"\b(?:[A-Z][\w'&-]*(?:\s+(?:of|and|for|the|&)\s+|\s+)?)*[A-Z][\w'&-]*")
+_NOT_NAMES = STOPWORDS | {"tell", "list", "name", "give", "show", "please"}
+
+
+def named_things(text: str) -> list[str]:
+    """Capitalised phrases a question names, bar a capitalised first word that is not a name."""
+    out = []
+    for m in _NAMED.finditer(match_text(text)):
+        words = m.group().split()
+        if m.start() == 0 and words[0].lower() in _NOT_NAMES:  # sentence case, not a name
+            words = words[1:]
+        if words:
+            out.append(" ".join(words))
+    return out

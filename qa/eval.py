@@ -1,0 +1,267 @@
+"""Measure answers: an eval set (JSONL) or SQuAD 2.0, run through `QA.ask` like the API.
+
+Metrics, per set:
+* first-sentence accuracy: the first answer sentence contains a gold answer after
+  SQuAD normalisation (lower case, no punctuation or articles, single spaces), an
+  abstention counting as wrong; the same ignoring abstention (the sentence the bot
+  would lead with); any-sentence accuracy: some answer sentence does;
+* citation accuracy: the citation of the sentence holding the answer is from the gold
+  source and its text holds the answer (over answers that are correct);
+* retrieval recall@1 / @5 and MRR of the gold source (for SQuAD: a passage overlapping
+  the gold paragraph);
+* abstention on unanswerable questions, false abstention on answerable ones;
+* mean answer length in words, latency p50 / p95;
+* a threshold sweep: overall accuracy for each abstention threshold, and the best one.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import string
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config
+from .embed import Encoder
+from .index import build_index
+from .pipeline import QA
+from .text import match_text
+from .types import Answer, ConfigError
+
+
+@dataclass
+class EvalItem:
+    id: str
+    question: str
+    answers: list[str]
+    source: str | None
+    answerable: bool
+    paragraph: tuple[int, int] | None = None  # SQuAD: the gold paragraph's span in its document
+
+
+@dataclass
+class ItemResult:
+    id: str
+    question: str
+    answerable: bool
+    gold: list[str]
+    source: str | None
+    answer: str
+    abstained: bool
+    first_ok: bool
+    any_ok: bool
+    citation_ok: bool
+    rank: int | None  # 1-based rank of the first gold passage
+    best_score: float  # the top sentence's score, whether or not the bot abstained
+    best_ok: bool  # whether that top sentence holds a gold answer
+    words: int
+    seconds: float
+    cited: list[str] = field(default_factory=list)
+
+
+def load_eval_set(path: str | Path) -> list[EvalItem]:
+    items, seen = [], set()
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            item = EvalItem(str(d["id"]), d["question"], list(d.get("answers", [])), d.get("source"), bool(d["answerable"]))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path}, line {n}: not an eval item ({exc}); need id, question, answers, source, answerable.") from None
+        if item.answerable and not item.answers:
+            raise ConfigError(f"{path}, line {n}: an answerable question needs at least one answer.")
+        if item.id in seen:
+            raise ConfigError(f"{path}, line {n}: the id {item.id!r} is used twice.")
+        seen.add(item.id)
+        items.append(item)
+    return items
+
+
+def normalize(text: str) -> str:
+    """SQuAD's answer normalisation, after folding curly quotes and dashes."""
+    text = match_text(text).lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def holds(text: str, answers: list[str]) -> bool:
+    t = f" {normalize(text)} "
+    return any(f" {normalize(a)} " in t for a in answers if normalize(a))
+
+
+def evaluate(qa: QA, items: list[EvalItem], progress: Callable[[int], None] | None = None) -> list[ItemResult]:
+    results = []
+    for item in items:
+        started = time.perf_counter()
+        answer = qa.ask(item.question)
+        seconds = time.perf_counter() - started
+        results.append(_judge(qa, item, answer, seconds))
+        if progress:
+            progress(1)
+    return results
+
+
+def _judge(qa: QA, item: EvalItem, answer: Answer, seconds: float) -> ItemResult:
+    texts = [s.text for s in answer.sentences]
+    first_ok = bool(texts) and holds(texts[0], item.answers)
+    any_ok = any(holds(t, item.answers) for t in texts)
+    citation_ok = False
+    for s in answer.sentences:
+        if holds(s.text, item.answers):
+            c = answer.citations[s.citation - 1]
+            citation_ok = c.doc_id == item.source and holds(c.text, item.answers)
+            break
+    rank = next((n for n, p in enumerate(answer.passages, 1) if _is_gold(item, p.doc_id, p.start, p.end)), None)
+    # What the bot would have said without abstaining, for the threshold sweep.
+    facts = qa.answerer.analyse(answer.query)
+    ranked = qa.answerer.score(facts, qa.encoder.encode([answer.query])[0], answer.passages)
+    lead = qa.answerer.lead(facts, ranked)
+    best_score = lead.score if lead else -1.0
+    best_ok = bool(ranked) and holds(qa.index.sentence_text((lead or ranked[0]).sid), item.answers)
+    return ItemResult(
+        item.id, item.question, item.answerable, item.answers, item.source, answer.answer, answer.abstained,
+        first_ok, any_ok, citation_ok, rank, round(best_score, 5), best_ok,
+        len(" ".join(texts).split()), round(seconds, 4), [c.doc_id for c in answer.citations],
+    )
+
+
+def _is_gold(item: EvalItem, doc_id: str, start: int, end: int) -> bool:
+    if doc_id != item.source:
+        return False
+    return item.paragraph is None or (start < item.paragraph[1] and end > item.paragraph[0])
+
+
+def summarize(results: list[ItemResult], threshold: float) -> dict:
+    yes = [r for r in results if r.answerable]
+    no = [r for r in results if not r.answerable]
+    correct = [r for r in yes if r.first_ok]
+    ranks = [r.rank for r in yes]
+    seconds = [r.seconds for r in results]
+
+    def share(part, whole) -> float | None:
+        return round(len(part) / len(whole), 4) if whole else None
+
+    metrics = {
+        "questions": len(results), "answerable": len(yes), "unanswerable": len(no),
+        "first_sentence_accuracy": share(correct, yes),
+        "any_sentence_accuracy": share([r for r in yes if r.any_ok], yes),
+        "first_sentence_accuracy_ignoring_abstention": share([r for r in yes if r.best_ok], yes),
+        "citation_accuracy_on_correct": share([r for r in correct if r.citation_ok], correct),
+        "recall_at_1": share([k for k in ranks if k == 1], yes),
+        "recall_at_5": share([k for k in ranks if k and k <= 5], yes),
+        "mrr": round(sum(1 / k for k in ranks if k) / len(yes), 4) if yes else None,
+        "abstention_on_unanswerable": share([r for r in no if r.abstained], no),
+        "false_abstention_on_answerable": share([r for r in yes if r.abstained], yes),
+        "overall_accuracy": share([r for r in yes if r.first_ok] + [r for r in no if r.abstained], results),
+        "mean_answer_words": round(float(np.mean([r.words for r in results if not r.abstained] or [0])), 1),
+        "latency_p50_ms": round(float(np.percentile(seconds, 50)) * 1000, 1) if seconds else None,
+        "latency_p95_ms": round(float(np.percentile(seconds, 95)) * 1000, 1) if seconds else None,
+        "threshold": threshold,
+    }
+    metrics["threshold_sweep"] = sweep(results)
+    return metrics
+
+
+def sweep(results: list[ItemResult]) -> dict:
+    """Overall accuracy (answerable: first sentence right; unanswerable: abstained) per threshold."""
+    candidates = sorted({round(r.best_score, 3) for r in results} | {-1.0})
+    best = None
+    for t in candidates:
+        right = sum((r.best_score >= t and r.best_ok) if r.answerable else (r.best_score < t) for r in results)
+        yes = [r for r in results if r.answerable]
+        no = [r for r in results if not r.answerable]
+        row = {"threshold": t, "overall_accuracy": round(right / len(results), 4),
+               "abstention": round(sum(r.best_score < t for r in no) / len(no), 4) if no else None,
+               "false_abstention": round(sum(r.best_score < t for r in yes) / len(yes), 4) if yes else None}
+        if best is None or row["overall_accuracy"] > best["overall_accuracy"]:
+            best = row
+    return {"best": best}
+
+
+def squad_items(path: str | Path, corpus_dir: Path, limit: int | None = None, seed: int = 0) -> list[EvalItem]:
+    """Write each SQuAD article as one document (paragraphs joined by blank lines) and return its questions."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
+    except (OSError, json.JSONDecodeError, KeyError) as exc:
+        raise ConfigError(f"Cannot read SQuAD file {path}: {exc}.") from None
+    items: list[EvalItem] = []
+    for article in data:
+        doc_id = re.sub(r"[^A-Za-z0-9_-]+", "_", article["title"]).strip("_")
+        parts, pos = [], 0
+        for para in article["paragraphs"]:
+            context = para["context"]
+            span = (pos, pos + len(context))
+            parts.append(context)
+            pos += len(context) + 2
+            for q in para["qas"]:
+                impossible = bool(q.get("is_impossible"))
+                answers = list(dict.fromkeys(a["text"] for a in q.get("answers", [])))
+                items.append(EvalItem(q["id"], q["question"], answers, doc_id, not impossible, span))
+        (corpus_dir / f"{doc_id}.txt").write_text("\n\n".join(parts), encoding="utf-8")
+        (corpus_dir / f"{doc_id}.meta.json").write_text(json.dumps({"title": article["title"].replace("_", " ")}))
+    if limit and limit < len(items):
+        keep = set(random.Random(seed).sample(range(len(items)), limit))
+        items = [it for n, it in enumerate(items) if n in keep]
+    return items
+
+
+def squad_qa(config: Config, encoder: Encoder, path: str | Path, workdir: Path, limit: int | None,
+             progress: Callable[[int, int], None] | None = None) -> tuple[QA, list[EvalItem]]:
+    corpus = workdir / "corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
+    items = squad_items(path, corpus, limit)
+    squad_config = Config(**{**asdict(config), "corpus_dir": str(corpus), "index_dir": str(workdir / "index")})
+    build_index(squad_config, encoder, progress)
+    return QA.load(squad_config, encoder), items
+
+
+def write_reports(name: str, metrics: dict, results: list[ItemResult], folder: str | Path) -> tuple[Path, Path]:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = folder / f"{name}.json", folder / f"{name}.md"
+    json_path.write_text(json.dumps({"metrics": metrics, "results": [asdict(r) for r in results]}, indent=1, ensure_ascii=False))
+    md_path.write_text(markdown_report(name, metrics, results), encoding="utf-8")
+    return json_path, md_path
+
+
+def metrics_table(metrics: dict) -> str:
+    rows = [(k, v) for k, v in metrics.items() if k != "threshold_sweep"]
+    best = metrics["threshold_sweep"]["best"]
+    rows.append(("best threshold (overall accuracy)",
+                 f"{best['threshold']} -> {best['overall_accuracy']} (abstention {best['abstention']}, "
+                 f"false abstention {best['false_abstention']})"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {_fmt(k, v)}" for k, v in rows)
+
+
+_RATES = {"first_sentence_accuracy", "any_sentence_accuracy", "first_sentence_accuracy_ignoring_abstention", "citation_accuracy_on_correct", "recall_at_1",
+          "recall_at_5", "abstention_on_unanswerable", "false_abstention_on_answerable", "overall_accuracy"}
+
+
+def _fmt(key: str, v) -> str:
+    return f"{v:.1%}" if key in _RATES and isinstance(v, float) else str(v)
+
+
+def markdown_report(name: str, metrics: dict, results: list[ItemResult]) -> str:
+    lines = [f"# Eval report: {name}", "", "| metric | value |", "| --- | --- |"]
+    lines += [f"| {k} | {_fmt(k, v)} |" for k, v in metrics.items() if k != "threshold_sweep"]
+    best = metrics["threshold_sweep"]["best"]
+    lines += [f"| best threshold | {best['threshold']} (overall {best['overall_accuracy']}) |", "", "## Failures", ""]
+    failures = [r for r in results if (r.answerable and not (r.first_ok and r.citation_ok)) or (not r.answerable and not r.abstained)]
+    if not failures:
+        lines.append("None.")
+    for r in failures:
+        why = ("answered an unanswerable question" if not r.answerable else
+               "abstained" if r.abstained else "first sentence lacks the answer" if not r.first_ok else "wrong citation")
+        lines += [f"### {r.id}: {why}", f"- question: {r.question}", f"- gold: {' | '.join(r.gold) or '(none)'} "
+                  f"from {r.source}", f"- answer: {r.answer or '(abstained)'}", f"- cited: {', '.join(r.cited) or '-'}; "
+                  f"gold passage rank: {r.rank}", ""]
+    return "\n".join(lines) + "\n"

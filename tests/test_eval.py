@@ -1,0 +1,85 @@
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qa.cli import main
+from qa.eval import evaluate, holds, load_eval_set, normalize, squad_items, summarize
+from qa.types import ConfigError
+
+from conftest import CORPUS, ROOT
+
+TINY = Path(__file__).parent / "data" / "squad-tiny.json"
+DEFAULT_SET = ROOT / "evals" / "default.jsonl"
+
+
+def test_squad_normalisation():
+    assert normalize("The  “£6bn”, budget!") == "£6bn budget"
+    assert holds("It spends over six billion pounds a year.", ["Six billion pounds"])
+    assert not holds("It supports 25,000 jobs.", ["2,500"])  # whole words, not substrings
+    assert holds("over 2,500 jobs", ["2,500"])
+
+
+def test_eval_set_shape_and_coverage():
+    items = load_eval_set(DEFAULT_SET)
+    assert len(items) >= 80
+    unanswerable = [i for i in items if not i.answerable]
+    assert len(unanswerable) >= 15 and all(i.answers == [] for i in unanswerable)
+    documents = {p.stem for p in CORPUS.glob("*.txt")}
+    assert {i.source for i in items if i.answerable} == documents
+    texts = {p.stem: p.read_text(encoding="utf-8") for p in CORPUS.glob("*.txt")}
+    for item in items:
+        if item.answerable:  # every gold answer is really in its source
+            assert any(holds(texts[item.source], [a]) for a in item.answers), item.id
+
+
+def test_bad_eval_sets_are_explained(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "question": "q?", "answers": [], "source": null, "answerable": true}\n')
+    with pytest.raises(ConfigError, match="line 1.*at least one answer"):
+        load_eval_set(bad)
+    bad.write_text('{"question": "q?"}\n')
+    with pytest.raises(ConfigError, match="line 1"):
+        load_eval_set(bad)
+
+
+def test_squad_articles_become_documents_with_exact_paragraph_spans(tmp_path):
+    items = squad_items(TINY, tmp_path)
+    data = json.loads(TINY.read_text())["data"]
+    assert len(items) == sum(len(p["qas"]) for a in data for p in a["paragraphs"])
+    for article in data:
+        doc_id = article["title"]
+        text = (tmp_path / f"{doc_id}.txt").read_text()
+        contexts = {p["context"] for p in article["paragraphs"]}
+        for item in items:
+            if item.source == doc_id:
+                assert text[item.paragraph[0]:item.paragraph[1]] in contexts
+    assert [i.id for i in squad_items(TINY, tmp_path, limit=5)] == [i.id for i in squad_items(TINY, tmp_path, limit=5)]
+    assert len(squad_items(TINY, tmp_path, limit=5)) == 5
+
+
+def test_qa_eval_on_tiny_squad_writes_reports(tmp_path, capsys):
+    code = main(["eval", "--squad", str(TINY), "--report", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0 and "first_sentence_accuracy" in out
+    report = json.loads((tmp_path / "squad-squad-tiny.json").read_text())
+    m = report["metrics"]
+    assert (m["answerable"], m["unanswerable"]) == (7, 3)
+    assert m["recall_at_5"] == 1.0
+    assert sum(r["first_ok"] for r in report["results"]) >= 6  # of 7 answerable
+    assert m["citation_accuracy_on_correct"] == 1.0
+    assert 0 <= m["abstention_on_unanswerable"] <= 1 and m["latency_p50_ms"] > 0
+    assert len(report["results"]) == 10 and report["results"][0]["question"]
+    md = (tmp_path / "squad-squad-tiny.md").read_text()
+    assert "| first_sentence_accuracy |" in md and "## Failures" in md
+
+
+def test_default_corpus_eval_holds_its_floors(qa):
+    results = evaluate(qa, load_eval_set(DEFAULT_SET))
+    m = summarize(results, qa.config.abstain_threshold)
+    # Measured floors, below the targets (95% / 90%): see the README's eval section.
+    assert m["first_sentence_accuracy"] >= 0.85, m
+    assert m["citation_accuracy_on_correct"] == 1.0, m
+    assert m["abstention_on_unanswerable"] >= 0.80, m
+    assert m["false_abstention_on_answerable"] <= 0.05, m
