@@ -58,24 +58,31 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def cmd_ingest(config: Config, args) -> int:
-    from tqdm import tqdm
+class Progress:
+    """A tqdm bar on stderr fed (done, total) pairs; hidden for short runs."""
 
+    def __init__(self, desc: str, unit: str, min_total: int = 200):
+        self.desc, self.unit, self.min_total, self.bar = desc, unit, min_total, None
+
+    def __call__(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, file=sys.stderr, disable=total < self.min_total)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_ingest(config: Config, args) -> int:
     from .embed import load_encoder
     from .index import build_index
 
-    encoder = load_encoder(config)
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, desc="embedding", unit="text", file=sys.stderr, disable=total < 200)
-        bar.update(done - bar.n)
-
-    report = build_index(config, encoder, progress)
-    if bar:
-        bar.close()
+    progress = Progress("embedding", "text")
+    report = build_index(config, load_encoder(config), progress)
+    progress.close()
     for path, reason in report.skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     print(
@@ -113,8 +120,6 @@ def cmd_eval(config: Config, args) -> int:
     import tempfile
     from pathlib import Path
 
-    from tqdm import tqdm
-
     from . import eval as ev
     from .embed import load_encoder
     from .pipeline import QA
@@ -123,16 +128,16 @@ def cmd_eval(config: Config, args) -> int:
     encoder = load_encoder(config)
     with tempfile.TemporaryDirectory(prefix="qa-squad-") as work:
         if args.squad:
-            bar = tqdm(desc="indexing", unit="text", file=sys.stderr)
-            qa, items = ev.squad_qa(config, encoder, args.squad, Path(work), args.limit,
-                                    lambda done, total: (setattr(bar, "total", total), bar.update(done - bar.n)))
-            bar.close()
+            progress = Progress("indexing", "text")
+            qa, items = ev.squad_qa(config, encoder, args.squad, Path(work), args.limit, progress)
+            progress.close()
             name = f"squad-{Path(args.squad).stem}" + (f"-{args.limit}" if args.limit else "")
         else:
             qa, items = QA.load(config, encoder), ev.load_eval_set(args.eval_set)
             name = f"eval-{Path(args.eval_set).stem}"
-        with tqdm(total=len(items), desc="asking", unit="q", file=sys.stderr) as bar:
-            results = ev.evaluate(qa, items, bar.update)
+        asking = Progress("asking", "q", min_total=0)
+        results = ev.evaluate(qa, items, asking)
+        asking.close()
     metrics = ev.summarize(results, config.abstain_threshold)
     metrics["run_seconds"] = round(time.perf_counter() - started, 1)
     json_path, md_path = ev.write_reports(name, metrics, results, args.report)

@@ -97,7 +97,7 @@ def holds(text: str, answers: list[str]) -> bool:
     return any(f" {normalize(a)} " in t for a in answers if normalize(a))
 
 
-def evaluate(qa: QA, items: list[EvalItem], progress: Callable[[int], None] | None = None) -> list[ItemResult]:
+def evaluate(qa: QA, items: list[EvalItem], progress: Callable[[int, int], None] | None = None) -> list[ItemResult]:
     results = []
     for item in items:
         started = time.perf_counter()
@@ -105,7 +105,7 @@ def evaluate(qa: QA, items: list[EvalItem], progress: Callable[[int], None] | No
         seconds = time.perf_counter() - started
         results.append(_judge(qa, item, answer, seconds))
         if progress:
-            progress(1)
+            progress(len(results), len(items))
     return results
 
 
@@ -218,7 +218,7 @@ def squad_qa(config: Config, encoder: Encoder, path: str | Path, workdir: Path, 
     corpus = workdir / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
     items = squad_items(path, corpus, limit)
-    squad_config = Config(**{**asdict(config), "corpus_dir": str(corpus), "index_dir": str(workdir / "index")})
+    squad_config = config.with_overrides(corpus_dir=str(corpus), index_dir=str(workdir / "index"))
     build_index(squad_config, encoder, progress)
     return QA.load(squad_config, encoder), items
 

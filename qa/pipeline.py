@@ -12,11 +12,7 @@ from .embed import Encoder, load_encoder
 from .index import Index, expected_settings, load_index
 from .retrieve import Retriever, standalone_query
 from .text import Lexicon
-from .types import Answer, Passage, QAError
-
-
-class BadQuestion(QAError):
-    code = "bad_question"
+from .types import Answer, BadQuestion, Passage
 
 
 class QA:

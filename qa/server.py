@@ -18,8 +18,8 @@ from werkzeug.exceptions import HTTPException
 
 from .answer import render_text
 from .config import Config
-from .pipeline import QA, BadQuestion
-from .types import Answer, QAError
+from .pipeline import QA
+from .types import Answer, BadQuestion, QAError
 
 log = logging.getLogger(__name__)
 

@@ -31,6 +31,10 @@ class ConfigError(QAError):
     code = "bad_config"
 
 
+class BadQuestion(QAError):
+    code = "bad_question"
+
+
 @dataclass(frozen=True)
 class Document:
     doc_id: str

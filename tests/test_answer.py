@@ -123,7 +123,7 @@ def test_search_returns_scored_passages_with_exact_offsets(qa):
 
 
 def test_bad_questions_are_refused_with_a_reason(qa):
-    from qa.pipeline import BadQuestion
+    from qa.types import BadQuestion
 
     with pytest.raises(BadQuestion, match="empty"):
         qa.ask("   ")
