@@ -218,6 +218,8 @@ Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed)
 def build_index(config: Config, encoder: Encoder, progress: Progress | None = None) -> BuildReport:
     """Read the corpus and (re)write the index, embedding only new or changed documents."""
     started = time.perf_counter()
+    if not Path(config.corpus_dir).is_dir():
+        raise EmptyCorpusError(f"The corpus folder {config.corpus_dir} does not exist. Point --corpus at a folder of documents.")
     read = read_corpus(config.corpus_dir, config.clean_patterns)
     report = BuildReport(skipped=read.skipped)
     if not read.documents:

@@ -59,6 +59,9 @@ def test_errors_are_one_line_with_non_zero_exit(dirs, capsys, tmp_path):
     code, out, err = run(capsys, "ask", "anything", "--index", str(index))
     assert code == 2 and err.startswith("error: No index in") and "qa ingest" in err and err.count("\n") == 1
 
+    code, _, err = run(capsys, "ingest", "--corpus", str(tmp_path / "missing"), "--index", str(index))
+    assert code == 2 and "does not exist" in err
+
     empty = tmp_path / "empty"
     empty.mkdir()
     code, _, err = run(capsys, "ingest", "--corpus", str(empty), "--index", str(index))
