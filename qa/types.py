@@ -121,8 +121,8 @@ class Answer:
     message: str = ""  # why the bot abstained, for people
     passages: list[Passage] = field(default_factory=list)
 
-    def to_dict(self, with_passages: bool = False) -> dict:
+    def to_dict(self) -> dict:
+        """The answer object the CLI and API return; passages are for evals and debugging."""
         d = asdict(self)
-        if not with_passages:
-            d.pop("passages")
+        d.pop("passages")
         return d
