@@ -80,8 +80,7 @@ class Scored:
 
 
 class Answerer:
-    def __init__(self, index: Index, lexicon: Lexicon, max_sentences: int = 3, threshold: float = 0.42,
-                 extra_ratio: float = 0.9):
+    def __init__(self, index: Index, lexicon: Lexicon, max_sentences: int, threshold: float, extra_ratio: float):
         self.index = index
         self.lexicon = lexicon
         self.max_sentences = max_sentences
@@ -171,8 +170,9 @@ class Answerer:
         lead = self.lead(q, ranked)
         best = lead.score if lead else -1.0
         confidence = round(1 / (1 + math.exp(-12 * (best - self.threshold))), 4)
+        lead_text = self.index.sentence_text((lead or ranked[0]).sid) if ranked else ""
         if lead is None or best < self.threshold:
-            return Answer(question, "", True, confidence, [], [], query, ABSTAIN_MESSAGE, passages)
+            return Answer(question, "", True, confidence, [], [], query, ABSTAIN_MESSAGE, passages, best, lead_text)
 
         chosen: list[Scored] = [lead]
         for cand in ranked:
@@ -189,7 +189,7 @@ class Answerer:
             citations.append(Citation(n, doc.doc_id, doc.title, doc.date, s.start, s.end, text))
             sentences.append(AnswerSentence(text, n))
         answer = " ".join(f"{s.text} [{s.citation}]" for s in sentences)
-        return Answer(question, answer, False, confidence, sentences, citations, query, "", passages)
+        return Answer(question, answer, False, confidence, sentences, citations, query, "", passages, best, lead_text)
 
     def _previous(self, sid: int) -> int | None:
         """The sentence before, if it is in the same paragraph."""

@@ -84,10 +84,12 @@ def load_eval_set(path: str | Path) -> list[EvalItem]:
     return items
 
 
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
 def normalize(text: str) -> str:
     """SQuAD's answer normalisation, after folding curly quotes and dashes."""
-    text = match_text(text).lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = match_text(text).lower().translate(_PUNCTUATION)
     text = re.sub(r"\b(a|an|the)\b", " ", text)
     return " ".join(text.split())
 
@@ -103,13 +105,13 @@ def evaluate(qa: QA, items: list[EvalItem], progress: Callable[[int, int], None]
         started = time.perf_counter()
         answer = qa.ask(item.question)
         seconds = time.perf_counter() - started
-        results.append(_judge(qa, item, answer, seconds))
+        results.append(_judge(item, answer, seconds))
         if progress:
             progress(len(results), len(items))
     return results
 
 
-def _judge(qa: QA, item: EvalItem, answer: Answer, seconds: float) -> ItemResult:
+def _judge(item: EvalItem, answer: Answer, seconds: float) -> ItemResult:
     texts = [s.text for s in answer.sentences]
     first_ok = bool(texts) and holds(texts[0], item.answers)
     any_ok = any(holds(t, item.answers) for t in texts)
@@ -121,14 +123,10 @@ def _judge(qa: QA, item: EvalItem, answer: Answer, seconds: float) -> ItemResult
             break
     rank = next((n for n, p in enumerate(answer.passages, 1) if _is_gold(item, p.doc_id, p.start, p.end)), None)
     # What the bot would have said without abstaining, for the threshold sweep.
-    facts = qa.answerer.analyse(answer.query)
-    ranked = qa.answerer.score(facts, qa.encoder.encode([answer.query])[0], answer.passages)
-    lead = qa.answerer.lead(facts, ranked)
-    best_score = lead.score if lead else -1.0
-    best_ok = bool(ranked) and holds(qa.index.sentence_text((lead or ranked[0]).sid), item.answers)
+    best_ok = bool(answer.lead_text) and holds(answer.lead_text, item.answers)
     return ItemResult(
         item.id, item.question, item.answerable, item.answers, item.source, answer.answer, answer.abstained,
-        first_ok, any_ok, citation_ok, rank, round(best_score, 5), best_ok,
+        first_ok, any_ok, citation_ok, rank, round(answer.lead_score, 5), best_ok,
         len(" ".join(texts).split()), round(seconds, 4), [c.doc_id for c in answer.citations],
     )
 
@@ -173,11 +171,11 @@ def summarize(results: list[ItemResult], threshold: float) -> dict:
 def sweep(results: list[ItemResult]) -> dict:
     """Overall accuracy (answerable: first sentence right; unanswerable: abstained) per threshold."""
     candidates = sorted({round(r.best_score, 3) for r in results} | {-1.0})
+    yes = [r for r in results if r.answerable]
+    no = [r for r in results if not r.answerable]
     best = None
     for t in candidates:
         right = sum((r.best_score >= t and r.best_ok) if r.answerable else (r.best_score < t) for r in results)
-        yes = [r for r in results if r.answerable]
-        no = [r for r in results if not r.answerable]
         row = {"threshold": t, "overall_accuracy": round(right / len(results), 4),
                "abstention": round(sum(r.best_score < t for r in no) / len(no), 4) if no else None,
                "false_abstention": round(sum(r.best_score < t for r in yes) / len(yes), 4) if yes else None}

@@ -26,7 +26,7 @@ WEIGHTS = {"dense": 1.0, "bm25": 1.5, "sentence": 1.0}
 
 
 class Retriever:
-    def __init__(self, index: Index, lexicon: Lexicon, candidates: int = 50, rrf_k: int = 10):
+    def __init__(self, index: Index, lexicon: Lexicon, candidates: int, rrf_k: int):
         self.index = index
         self.lexicon = lexicon
         self.candidates = candidates

@@ -119,10 +119,15 @@ class Answer:
     citations: list[Citation]
     query: str  # the standalone query that was searched
     message: str = ""  # why the bot abstained, for people
+    # For evals and debugging, not part of the answer object: what was retrieved, the
+    # score of the sentence it led (or would lead) with, and that sentence.
     passages: list[Passage] = field(default_factory=list)
+    lead_score: float = -1.0
+    lead_text: str = ""
 
     def to_dict(self) -> dict:
-        """The answer object the CLI and API return; passages are for evals and debugging."""
+        """The answer object the CLI and API return."""
         d = asdict(self)
-        d.pop("passages")
+        for internal in ("passages", "lead_score", "lead_text"):
+            d.pop(internal)
         return d
