@@ -4,7 +4,10 @@ Each candidate sentence (from the retrieved chunks, once however many chunks hol
 gets a linear score over `FEATURES`:
 
 * meaning: cosine of question and sentence vectors (both computed at ingest / once
-  per question), and of the question and the best chunk holding the sentence;
+  per question), and of the question and the best chunk holding the sentence; and
+  word-by-word alignment: for each content word piece of the question, its best cosine
+  with a token of the sentence (MiniLM's contextual token vectors), averaged. It credits
+  paraphrase that one pooled vector blurs ("founded" ~ "established").
 * words: the IDF-weighted share of the question's content words the sentence has, and
   part credit for those said just before it or elsewhere in its chunk ("It was worth
   $32 billion in 2011" answers a question about Harvard's endowment when the sentence
@@ -26,20 +29,24 @@ from __future__ import annotations
 
 import math
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
+from .chunk import is_list_item
+from .embed import Encoder, TokenVectors
 from .index import Index
-from .text import Lexicon, match_text, named_things, terms
+from .text import Lexicon, match_text, named_spans, terms
 from .types import Answer, AnswerSentence, Citation, Passage
 
 FEATURES = ("sentence_cosine", "chunk_cosine", "words", "nearby_words", "previous_words", "word_pairs",
-            "answer_type", "not_an_answer", "referred_words", "named_in_document")
+            "answer_type", "not_an_answer", "referred_words", "named_in_document", "aligned_words")
 # Fitted on the tune half of SQuAD 2.0 dev (see README, "Evaluation"); SQuAD has no sentences
 # in question form, so the last weight is a prior, not a fit.
-WEIGHTS = np.array([0.23, 0.147, 0.35, 0.085, 0.1, 0.09, 0.112, -0.3, 0.062, 0.043], dtype=np.float32)
+WEIGHTS = np.array([0.238, 0.176, 0.35, 0.133, 0.121, 0.077, 0.141, -0.3, 0.072, -0.02, 0.335], dtype=np.float32)
 REDUNDANT_COSINE = 0.9
+TOKEN_CACHE_SENTENCES = 4096  # token vectors kept for sentences already seen (~25 KB each)
 ABSTAIN_MESSAGE = "I could not find an answer to that question in the documents."
 
 _NUMBER_WORDS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|dozen"
@@ -56,8 +63,9 @@ _KINDS = (
     ("money", re.compile(r"\bhow much (?:money|funding|cash|investment)\b|\bhow much (?:\w+ ){0,6}(?:cost|spend|spent|earn|pay|paid|worth|raise|raised|give|gave|invest|invested)\b|\bwhat (?:\w+ )?(?:budget|salary|price|cost|revenue|income|funding)\b", re.I)),
     ("count", re.compile(r"\bhow (?:many|much|old|long|large|big|far|often)\b|\bwhat (?:number|percentage|proportion|amount|size)\b", re.I)),
     ("date", re.compile(r"\bwhen\b|\bwhat (?:year|date|month|day|time|century|decade)\b|\bwhich (?:year|date|month|day|century)\b|\bin what year\b|\bsince when\b", re.I)),
-    ("name", re.compile(r"\bwho(?:m|se)?\b|\bwhere\b|\b(?:which|what) (?:company|organi[sz]ation|university|college|person|"
-                        r"city|town|country|county|state|nation|region|area|place|river|trust|hospital|body|group)\b", re.I)),
+    ("name", re.compile(r"\bwho(?:m|se)?\b|\bwhere\b|\b(?:which|what) (?:compan(?:y|ies)|organi[sz]ations?|universit(?:y|ies)|"
+                        r"colleges?|persons?|people|cit(?:y|ies)|towns?|countr(?:y|ies)|count(?:y|ies)|states?|nations?|"
+                        r"regions?|areas?|places?|rivers?|trusts?|hospitals?|bod(?:y|ies)|groups?)\b", re.I)),
 )
 _REQUIRED = {"money", "count", "date"}  # kinds whose value must be in a sentence that answers
 
@@ -70,6 +78,7 @@ class QuestionFacts:
     pairs: frozenset[tuple[str, str]]
     kind: str | None
     names: tuple[frozenset[str], ...]  # the terms of each thing it names
+    name_spans: tuple[tuple[int, int], ...]  # where each of those is in the question
     asking: bool
 
 
@@ -80,9 +89,13 @@ class Scored:
 
 
 class Answerer:
-    def __init__(self, index: Index, lexicon: Lexicon, max_sentences: int, threshold: float, extra_ratio: float):
+    def __init__(self, index: Index, lexicon: Lexicon, encoder: Encoder, max_sentences: int, threshold: float,
+                 extra_ratio: float):
         self.index = index
         self.lexicon = lexicon
+        self.encoder = encoder
+        self._tokens: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.previous = self._lead_in()
         self.max_sentences = max_sentences
         self.threshold = threshold
         self.extra_ratio = extra_ratio
@@ -95,15 +108,18 @@ class Answerer:
         q_terms = lex.query_terms(question)
         ordered = [lex.correct(t) for t in terms(question)]
         norm = match_text(question)
+        named = [(span, frozenset(lex.query_terms(question[span[0]:span[1]]))) for span in named_spans(question)]
+        named = [(span, ts) for span, ts in named if ts]
         return QuestionFacts(
             text=norm, terms=frozenset(q_terms), weight=sum(lex.weight(t) for t in q_terms) or 1.0,
             pairs=frozenset(zip(ordered, ordered[1:])),
             kind=question_kind(question),
-            names=tuple(frozenset(ts) for ts in (lex.query_terms(n) for n in named_things(question)) if ts),
+            names=tuple(ts for _, ts in named), name_spans=tuple(span for span, _ in named),
             asking=bool(_ASKING.match(norm)) or norm.rstrip().endswith("?"),
         )
 
-    def features(self, q: QuestionFacts, q_vec: np.ndarray, passages: list[Passage]) -> tuple[list[int], np.ndarray]:
+    def features(self, q: QuestionFacts, q_vec: np.ndarray, q_tokens: TokenVectors,
+                 passages: list[Passage]) -> tuple[list[int], np.ndarray]:
         """The candidate sentences of the passages, once each, and their `FEATURES` rows."""
         context: dict[int, tuple[float, int]] = {}  # sentence -> (best chunk cosine, that chunk)
         for p in passages:
@@ -115,6 +131,7 @@ class Answerer:
         if not sids:
             return sids, rows
         rows[:, 0] = self.index.sentence_vectors[sids] @ q_vec
+        rows[:, 10] = self._aligned(q, q_tokens, sids)
         lex = self.lexicon
         named = set().union(*q.names) & q.terms
         chunk_terms: dict[int, set[str]] = {}
@@ -123,7 +140,7 @@ class Answerer:
             if cid not in chunk_terms:
                 chunk_terms[cid] = set().union(*(lex.sentence_terms[i] for i in self.index.chunks[cid].sentence_ids))
             s_terms = lex.sentence_terms[sid]
-            prev = self._previous(sid)
+            prev = self.previous[sid]
             prev_terms = lex.sentence_terms[prev] if prev is not None else set()
             text = match_text(self.index.sentence_text(sid))
             ordered = terms(text)
@@ -141,8 +158,33 @@ class Answerer:
             row[9] = sum(lex.weight(t) for t in (named & self.doc_terms[self.index.sentences[sid].doc_id]) - s_terms) / q.weight
         return sids, rows
 
-    def score(self, q: QuestionFacts, q_vec: np.ndarray, passages: list[Passage]) -> list[Scored]:
-        sids, rows = self.features(q, q_vec, passages)
+    def _aligned(self, q: QuestionFacts, q_tokens: TokenVectors, sids: list[int]) -> np.ndarray:
+        """Per sentence: each question content token's best cosine with one of its tokens,
+        averaged. A token of something the question names counts as matched in every
+        sentence of a document that names it (as `named_in_document` does for words)."""
+        missing = [s for s in sids if s not in self._tokens]
+        if missing:
+            _, found = self.encoder.encode_tokens([self.index.sentence_text(s) for s in missing])
+            for sid, t in zip(missing, found):
+                self._tokens[sid] = t.vectors.astype(np.float16)
+        while len(self._tokens) > max(TOKEN_CACHE_SENTENCES, len(sids)):
+            self._tokens.popitem(last=False)
+        keep = q_tokens.content if q_tokens.content.any() else np.ones(len(q_tokens.content), dtype=bool)
+        q_rows, q_spans = q_tokens.vectors[keep], q_tokens.spans[keep]
+        in_name = [(q_spans[:, 0] >= a) & (q_spans[:, 1] <= b) for a, b in q.name_spans]
+        out = np.zeros(len(sids), dtype=np.float32)
+        for n, sid in enumerate(sids):
+            self._tokens.move_to_end(sid)
+            best = (q_rows @ self._tokens[sid].T.astype(np.float32)).max(axis=1)
+            doc_terms = self.doc_terms[self.index.sentences[sid].doc_id]
+            for name, mask in zip(q.names, in_name):
+                if name <= doc_terms:
+                    best[mask] = 1.0
+            out[n] = float(best.mean())
+        return out
+
+    def score(self, q: QuestionFacts, q_vec: np.ndarray, q_tokens: TokenVectors, passages: list[Passage]) -> list[Scored]:
+        sids, rows = self.features(q, q_vec, q_tokens, passages)
         scores = rows @ WEIGHTS
         return sorted((Scored(sid, float(x)) for sid, x in zip(sids, scores)), key=lambda c: (-c.score, c.sid))
 
@@ -164,9 +206,10 @@ class Answerer:
         doc_terms = self.doc_terms[self.index.sentences[sid].doc_id]
         return all(name <= doc_terms for name in q.names)
 
-    def compose(self, question: str, query: str, q_vec: np.ndarray, passages: list[Passage]) -> Answer:
+    def compose(self, question: str, query: str, q_vec: np.ndarray, q_tokens: TokenVectors,
+                passages: list[Passage]) -> Answer:
         q = self.analyse(query)
-        ranked = self.score(q, q_vec, passages)
+        ranked = self.score(q, q_vec, q_tokens, passages)
         lead = self.lead(q, ranked)
         best = lead.score if lead else -1.0
         confidence = round(1 / (1 + math.exp(-12 * (best - self.threshold))), 4)
@@ -191,14 +234,21 @@ class Answerer:
         answer = " ".join(f"{s.text} [{s.citation}]" for s in sentences)
         return Answer(question, answer, False, confidence, sentences, citations, query, "", passages, best, lead_text)
 
-    def _previous(self, sid: int) -> int | None:
-        """The sentence before, if it is in the same paragraph."""
-        if sid == 0:
-            return None
-        before, this = self.index.sentences[sid - 1], self.index.sentences[sid]
-        if before.doc_id != this.doc_id or "\n\n" in self.index.documents[this.doc_id].text[before.end:this.start]:
-            return None
-        return sid - 1
+    def _lead_in(self) -> list[int | None]:
+        """Per sentence, the one whose words it inherits: the sentence before in the same
+        paragraph, or for a list item the line that introduces the list ("Our partners")."""
+        sentences, docs = self.index.sentences, self.index.documents
+        out: list[int | None] = []
+        for sid, this in enumerate(sentences):
+            text = docs[this.doc_id].text
+            prev = sid - 1
+            if is_list_item(text, this.start):
+                while prev >= 0 and sentences[prev].doc_id == this.doc_id and is_list_item(text, sentences[prev].start):
+                    prev -= 1
+            first = sentences[prev + 1] if prev + 1 < sid else this
+            out.append(prev if prev >= 0 and sentences[prev].doc_id == this.doc_id
+                       and "\n\n" not in text[sentences[prev].end:first.start] else None)
+        return out
 
     def _redundant(self, sid: int, chosen: list[int]) -> bool:
         """Near-duplicates (the same sentence in two documents, or a close paraphrase) add nothing."""

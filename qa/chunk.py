@@ -35,6 +35,14 @@ _SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*")
 _CONTINUES = re.compile(r"[a-z,;:)\]]")
 
 
+def is_list_item(text: str, start: int) -> bool:
+    """Whether the sentence starting at `start` is an item of a bulleted or numbered list."""
+    prefix = text[text.rfind("\n", 0, start) + 1:start].lstrip()
+    if not prefix:  # a numbered item keeps its number: "1. First step."
+        return bool(_NUMBERED.match(text, start))
+    return bool(_BULLET.fullmatch(prefix))
+
+
 def split_sentences(text: str, masked: tuple[Span, ...] = ()) -> list[Span]:
     """Sentence spans of the text outside the masked spans, in order."""
     norm = match_text(text)

@@ -53,7 +53,7 @@ class Config:
 
     # Answers.
     max_answer_sentences: int = 3
-    abstain_threshold: float = 0.33  # below this sentence score the bot abstains
+    abstain_threshold: float = 0.6  # below this sentence score the bot abstains
     extra_sentence_ratio: float = 0.9  # later sentences must score this share of the best
 
     # Server.

@@ -1,7 +1,8 @@
 """Sentence embeddings behind a small interface, so another runtime can replace torch.
 
 Callers need only `Encoder`: `encode` gives L2-normalised float32 rows (cosine is a dot
-product), `count_tokens` and `max_tokens` let the chunker respect the model's limit, and
+product), `encode_tokens` the same plus each text's token vectors (for word-by-word
+alignment of a question with a sentence), `count_tokens` and `max_tokens` let the chunker respect the model's limit, and
 `model_id` / `weights_sha256` identify the model in the index manifest.
 """
 
@@ -10,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from .config import DEFAULT_MODEL, DEFAULT_MODEL_SHA256, Config
+from .text import STOPWORDS
 from .types import ConfigError
 
 # Nothing may reach a model hub: set before transformers is imported.
@@ -25,6 +28,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 Progress = Callable[[int], None]  # called with the number of texts just encoded
 
 
+@dataclass(frozen=True)
+class TokenVectors:
+    vectors: np.ndarray  # one L2-normalised row per model token, special tokens included
+    content: np.ndarray  # bool per row: a word piece of a content word (not a stopword or punctuation)
+    spans: np.ndarray  # (start, end) character offsets of each row in the text; (0, 0) for special tokens
+
+
 class Encoder(Protocol):
     model_id: str
     weights_sha256: str
@@ -32,6 +42,8 @@ class Encoder(Protocol):
     max_tokens: int  # the model's own tokens, special tokens excluded
 
     def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray: ...
+
+    def encode_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[TokenVectors]]: ...
 
     def count_tokens(self, text: str) -> int: ...
 
@@ -95,6 +107,28 @@ class SentenceTransformerEncoder:
             if progress:
                 progress(len(batch))
         return out
+
+    def encode_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[TokenVectors]]:
+        """Sentence vectors and token vectors from one forward pass."""
+        import torch
+
+        out = self._model.encode(list(texts), batch_size=self.batch_size, output_value=None,
+                                 convert_to_numpy=False, show_progress_bar=False)
+        tokenizer = self._model.tokenizer
+        special = set(tokenizer.all_special_tokens)
+        offsets = tokenizer(list(texts), truncation=True, max_length=self.max_tokens + 2,
+                            return_offsets_mapping=True)["offset_mapping"]
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        tokens = []
+        for i, o in enumerate(out):
+            vectors[i] = torch.nn.functional.normalize(o["sentence_embedding"].float(), dim=-1).numpy()
+            n = int(o["attention_mask"].sum())
+            rows = torch.nn.functional.normalize(o["token_embeddings"][:n].float(), dim=-1).numpy()
+            pieces = tokenizer.convert_ids_to_tokens(o["input_ids"][:n].tolist())
+            content = np.array([p not in special and p.strip("#").isalnum() and p.lower() not in STOPWORDS
+                                for p in pieces], dtype=bool)
+            tokens.append(TokenVectors(rows, content, np.array(offsets[i][:n], dtype=np.int32).reshape(-1, 2)))
+        return vectors, tokens
 
     def count_tokens(self, text: str) -> int:
         return len(self._model.tokenizer(text, add_special_tokens=False)["input_ids"])

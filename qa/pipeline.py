@@ -23,7 +23,7 @@ class QA:
         lexicon = Lexicon([index.sentence_text(i) for i in range(len(index.sentences))],
                           [d.text for d in index.documents.values()])
         self.retriever = Retriever(index, lexicon, config.candidates, config.rrf_k)
-        self.answerer = Answerer(index, lexicon, config.max_answer_sentences, config.abstain_threshold,
+        self.answerer = Answerer(index, lexicon, encoder, config.max_answer_sentences, config.abstain_threshold,
                                  config.extra_sentence_ratio)
 
     @classmethod
@@ -37,9 +37,9 @@ class QA:
         history = self._check_history(history)
         k = self._check_count(top_k, "top_k") or self.config.top_k
         query = standalone_query(question, history)
-        q_vec = self.encoder.encode([query])[0]  # the only embedding a question costs
-        passages = self.retriever.search(query, q_vec, k)
-        return self.answerer.compose(question, query, q_vec, passages)
+        q_vecs, (q_tokens,) = self.encoder.encode_tokens([query])  # one pass gives both
+        passages = self.retriever.search(query, q_vecs[0], k)
+        return self.answerer.compose(question, query, q_vecs[0], q_tokens, passages)
 
     def search(self, query: str, k: int = 5) -> list[Passage]:
         query = self._check(query, "query")

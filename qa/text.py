@@ -115,12 +115,16 @@ _NOT_NAMES = STOPWORDS | {"tell", "list", "name", "give", "show", "please"}
 
 
 def named_things(text: str) -> list[str]:
-    """Capitalised phrases a question names, bar a capitalised first word that is not a name."""
+    return [text[a:b] for a, b in named_spans(text)]
+
+
+def named_spans(text: str) -> list[tuple[int, int]]:
+    """Where the capitalised phrases a question names are, bar a capitalised first word that is not a name."""
     out = []
     for m in _NAMED.finditer(match_text(text)):
-        words = m.group().split()
-        if m.start() == 0 and words[0].lower() in _NOT_NAMES:  # sentence case, not a name
-            words = words[1:]
-        if words:
-            out.append(" ".join(words))
+        start, words = m.start(), m.group().split()
+        if start == 0 and words[0].lower() in _NOT_NAMES:  # sentence case, not a name
+            start = m.group().find(words[1]) if len(words) > 1 else m.end()
+        if start < m.end():
+            out.append((start, m.end()))
     return out

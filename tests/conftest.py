@@ -35,6 +35,10 @@ class CountingEncoder:
         self.encoded.extend(texts)
         return self.inner.encode(texts, progress)
 
+    def encode_tokens(self, texts):
+        self.encoded.extend(texts)
+        return self.inner.encode_tokens(texts)
+
     def count_tokens(self, text):
         return self.inner.count_tokens(text)
 

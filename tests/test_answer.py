@@ -129,3 +129,13 @@ def test_bad_questions_are_refused_with_a_reason(qa):
         qa.ask("   ")
     with pytest.raises(BadQuestion, match="limit"):
         qa.ask("why " * 1000)
+
+
+def test_list_items_inherit_the_words_of_the_line_that_introduces_them(qa):
+    index = qa.index
+    sid = {index.sentence_text(i): i for i in range(len(index.sentences)) if index.sentences[i].doc_id == LSP}
+    previous = qa.answerer.previous
+    assert previous[sid["University of Liverpool"]] == previous[sid["Merseyside Police"]] == sid["Our partners"]
+    assert previous[sid["Our partners"]] == sid["Employ more than 60,000 People (FTE)"]
+    assert previous[sid["The partnership is overseen by a board of chief executives."]] == sid[
+        "The Liverpool Strategic Partnership (LSP) brings together over twenty of the city’s largest anchor institutions and networks."]

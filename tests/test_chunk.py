@@ -1,6 +1,6 @@
 import pytest
 
-from qa.chunk import chunk_document, split_sentences, tiktoken_count
+from qa.chunk import chunk_document, is_list_item, split_sentences, tiktoken_count
 from qa.ingest import read_corpus
 from qa.config import Config
 from qa.types import Document
@@ -87,3 +87,10 @@ def test_model_limit_splits_chunks_that_tiktoken_allows(encoder):
     _, chunks = chunk_document(doc, tiktoken_count, 2000, 0, encoder.count_tokens, 60)
     assert len(chunks) > 1
     assert all(encoder.count_tokens(doc.text[s:e]) <= 60 for s, e, _ in chunks)
+
+
+def test_list_items_are_told_from_lines_that_introduce_them():
+    text = "Our partners\n- Liverpool City Council\n  * Torus\n1. First step.\nA line - not an item."
+    starts = {text[s:e]: s for s, e in split_sentences(text)}
+    assert [is_list_item(text, starts[k]) for k in ("Our partners", "Liverpool City Council", "Torus", "1. First step.",
+                                                     "A line - not an item.")] == [False, True, True, True, False]

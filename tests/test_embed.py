@@ -25,3 +25,15 @@ def test_vectors_are_normalised_and_batched(encoder):
     assert vectors.shape == (150, 384) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert sum(calls) == 150 and len(calls) == 3  # progress is reported per batch of 64
+
+
+def test_token_vectors_come_with_the_sentence_vector_and_true_offsets(encoder):
+    texts = ["Who founded the Liverpool School of Tropical Medicine?", "It was established in 1898."]
+    vectors, tokens = encoder.encode_tokens(texts)
+    assert np.allclose(vectors, encoder.encode(texts), atol=1e-5)  # one pass serves both uses
+    for text, t in zip(texts, tokens):
+        assert t.vectors.shape == (len(t.content), 384) == (len(t.spans), 384)
+        assert np.allclose(np.linalg.norm(t.vectors, axis=1), 1.0, atol=1e-5)
+        words = {text[a:b].lower() for (a, b), c in zip(t.spans, t.content) if c}
+        assert not words & {"who", "the", "of", "it", "was", "in", "?", "."}
+    assert {"founded", "liverpool", "tropical"} <= {texts[0][a:b].lower() for a, b in tokens[0].spans}
