@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -43,7 +44,7 @@ from .types import Answer, AnswerSentence, Citation, Passage
 FEATURES = ("sentence_cosine", "chunk_cosine", "words", "nearby_words", "previous_words", "word_pairs",
             "answer_type", "not_an_answer", "referred_words", "named_in_document", "aligned_words")
 # Fitted on the tune half of SQuAD 2.0 dev (see README, "Evaluation"); SQuAD has no sentences
-# in question form, so the last weight is a prior, not a fit.
+# in question form, so the `not_an_answer` weight is a prior, not a fit.
 WEIGHTS = np.array([0.238, 0.176, 0.35, 0.133, 0.121, 0.077, 0.141, -0.3, 0.072, -0.02, 0.335], dtype=np.float32)
 REDUNDANT_COSINE = 0.9
 TOKEN_CACHE_SENTENCES = 4096  # token vectors kept for sentences already seen (~25 KB each)
@@ -94,7 +95,8 @@ class Answerer:
         self.index = index
         self.lexicon = lexicon
         self.encoder = encoder
-        self._tokens: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._tokens: OrderedDict[int, np.ndarray] = OrderedDict()  # least recently used first
+        self._tokens_lock = threading.Lock()
         self.previous = self._lead_in()
         self.max_sentences = max_sentences
         self.threshold = threshold
@@ -162,26 +164,38 @@ class Answerer:
         """Per sentence: each question content token's best cosine with one of its tokens,
         averaged. A token of something the question names counts as matched in every
         sentence of a document that names it (as `named_in_document` does for words)."""
-        missing = [s for s in sids if s not in self._tokens]
-        if missing:
-            _, found = self.encoder.encode_tokens([self.index.sentence_text(s) for s in missing])
-            for sid, t in zip(missing, found):
-                self._tokens[sid] = t.vectors.astype(np.float16)
-        while len(self._tokens) > max(TOKEN_CACHE_SENTENCES, len(sids)):
-            self._tokens.popitem(last=False)
+        sentence_tokens = self._sentence_tokens(sids)
         keep = q_tokens.content if q_tokens.content.any() else np.ones(len(q_tokens.content), dtype=bool)
         q_rows, q_spans = q_tokens.vectors[keep], q_tokens.spans[keep]
         in_name = [(q_spans[:, 0] >= a) & (q_spans[:, 1] <= b) for a, b in q.name_spans]
         out = np.zeros(len(sids), dtype=np.float32)
-        for n, sid in enumerate(sids):
-            self._tokens.move_to_end(sid)
-            best = (q_rows @ self._tokens[sid].T.astype(np.float32)).max(axis=1)
+        for n, (sid, tokens) in enumerate(zip(sids, sentence_tokens)):
+            best = (q_rows @ tokens.T.astype(np.float32)).max(axis=1)
             doc_terms = self.doc_terms[self.index.sentences[sid].doc_id]
             for name, mask in zip(q.names, in_name):
                 if name <= doc_terms:
                     best[mask] = 1.0
             out[n] = float(best.mean())
         return out
+
+    def _sentence_tokens(self, sids: list[int]) -> list[np.ndarray]:
+        """Token vectors of the sentences, from the cache or one batch through the model.
+        The server answers on several threads, so the cache is only touched under a lock,
+        and the model runs outside it."""
+        with self._tokens_lock:
+            found = {sid: self._tokens[sid] for sid in sids if sid in self._tokens}
+            for sid in found:
+                self._tokens.move_to_end(sid)
+        missing = [sid for sid in sids if sid not in found]
+        if missing:
+            _, encoded = self.encoder.encode_tokens([self.index.sentence_text(sid) for sid in missing])
+            fresh = {sid: t.vectors.astype(np.float16) for sid, t in zip(missing, encoded)}
+            found.update(fresh)
+            with self._tokens_lock:
+                self._tokens.update(fresh)
+                while len(self._tokens) > TOKEN_CACHE_SENTENCES:
+                    self._tokens.popitem(last=False)
+        return [found[sid] for sid in sids]
 
     def score(self, q: QuestionFacts, q_vec: np.ndarray, q_tokens: TokenVectors, passages: list[Passage]) -> list[Scored]:
         sids, rows = self.features(q, q_vec, q_tokens, passages)

@@ -139,3 +139,17 @@ def test_list_items_inherit_the_words_of_the_line_that_introduces_them(qa):
     assert previous[sid["Our partners"]] == sid["Employ more than 60,000 People (FTE)"]
     assert previous[sid["The partnership is overseen by a board of chief executives."]] == sid[
         "The Liverpool Strategic Partnership (LSP) brings together over twenty of the city’s largest anchor institutions and networks."]
+
+
+def test_token_cache_stays_bounded_and_keeps_what_a_question_needs(qa, monkeypatch):
+    import qa.answer as answer
+    from concurrent.futures import ThreadPoolExecutor
+
+    questions = [q for q, _, _ in FACTS[:8]]
+    expected = [qa.ask(q).answer for q in questions]
+    # A cache smaller than one question's candidates, shared by concurrent requests as in `qa serve`.
+    monkeypatch.setattr(answer, "TOKEN_CACHE_SENTENCES", 3)
+    qa.answerer._tokens.clear()  # cold, so every question encodes and evicts
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(lambda q: qa.ask(q).answer, questions * 3)) == expected * 3
+    assert len(qa.answerer._tokens) <= 3
