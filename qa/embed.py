@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,43 +96,56 @@ class SentenceTransformerEncoder:
         self.dim = int(self._model.get_embedding_dimension())
         self.max_tokens = int(self._model.max_seq_length) - 2  # [CLS] and [SEP]
         self.batch_size = batch_size
+        # A fast tokenizer keeps its padding and truncation settings in state shared by all
+        # callers, so concurrent requests must not tokenise at the same time (a race gave
+        # ragged batches); the forward pass itself runs outside the lock.
+        self._tokenizer_lock = threading.Lock()
+        tokenizer = self._model.tokenizer
+        special = set(tokenizer.all_special_ids)
+        # Per vocabulary id: a word piece of a content word (not a stopword, punctuation or special).
+        self._content_id = [
+            i not in special and piece.strip("#").isalnum() and piece.lower() not in STOPWORDS
+            for i, piece in enumerate(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))))
+        ]
 
     def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for i in range(0, len(texts), self.batch_size):
             batch = list(texts[i:i + self.batch_size])
-            out[i:i + len(batch)] = self._model.encode(
-                batch, batch_size=self.batch_size, normalize_embeddings=True,
-                convert_to_numpy=True, show_progress_bar=False,
-            )
+            with self._tokenizer_lock:
+                out[i:i + len(batch)] = self._model.encode(
+                    batch, batch_size=self.batch_size, normalize_embeddings=True,
+                    convert_to_numpy=True, show_progress_bar=False,
+                )
             if progress:
                 progress(len(batch))
         return out
 
     def encode_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[TokenVectors]]:
-        """Sentence vectors and token vectors from one forward pass."""
+        """Sentence vectors and token vectors from one tokenisation and one forward pass."""
         import torch
 
-        out = self._model.encode(list(texts), batch_size=self.batch_size, output_value=None,
-                                 convert_to_numpy=False, show_progress_bar=False)
-        tokenizer = self._model.tokenizer
-        special = set(tokenizer.all_special_tokens)
-        offsets = tokenizer(list(texts), truncation=True, max_length=self.max_tokens + 2,
-                            return_offsets_mapping=True)["offset_mapping"]
         vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
-        tokens = []
-        for i, o in enumerate(out):
-            vectors[i] = torch.nn.functional.normalize(o["sentence_embedding"].float(), dim=-1).numpy()
-            n = int(o["attention_mask"].sum())
-            rows = torch.nn.functional.normalize(o["token_embeddings"][:n].float(), dim=-1).numpy()
-            pieces = tokenizer.convert_ids_to_tokens(o["input_ids"][:n].tolist())
-            content = np.array([p not in special and p.strip("#").isalnum() and p.lower() not in STOPWORDS
-                                for p in pieces], dtype=bool)
-            tokens.append(TokenVectors(rows, content, np.array(offsets[i][:n], dtype=np.int32).reshape(-1, 2)))
+        tokens: list[TokenVectors] = []
+        for i in range(0, len(texts), self.batch_size):
+            batch = list(texts[i:i + self.batch_size])
+            with self._tokenizer_lock:
+                features = dict(self._model.tokenizer(
+                    batch, padding=True, truncation=True, max_length=self.max_tokens + 2,
+                    return_tensors="pt", return_offsets_mapping=True))
+            offsets = features.pop("offset_mapping").numpy().astype(np.int32)
+            with torch.inference_mode():
+                out = self._model(features)
+            vectors[i:i + len(batch)] = torch.nn.functional.normalize(out["sentence_embedding"].float(), dim=-1).numpy()
+            rows = torch.nn.functional.normalize(out["token_embeddings"].float(), dim=-1).numpy()
+            for j, n in enumerate(features["attention_mask"].sum(dim=1).tolist()):
+                content = np.array([self._content_id[t] for t in features["input_ids"][j, :n].tolist()], dtype=bool)
+                tokens.append(TokenVectors(rows[j, :n], content, offsets[j, :n]))
         return vectors, tokens
 
     def count_tokens(self, text: str) -> int:
-        return len(self._model.tokenizer(text, add_special_tokens=False)["input_ids"])
+        with self._tokenizer_lock:
+            return len(self._model.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def load_encoder(config: Config) -> Encoder:

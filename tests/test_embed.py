@@ -1,3 +1,6 @@
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -37,3 +40,52 @@ def test_token_vectors_come_with_the_sentence_vector_and_true_offsets(encoder):
         words = {text[a:b].lower() for (a, b), c in zip(t.spans, t.content) if c}
         assert not words & {"who", "the", "of", "it", "was", "in", "?", "."}
     assert {"founded", "liverpool", "tropical"} <= {texts[0][a:b].lower() for a, b in tokens[0].spans}
+
+
+
+class _OverlapSpy:
+    """Stands in for the Rust tokenizer and records how many calls ever ran at once."""
+
+    def __init__(self, inner):
+        object.__setattr__(self, "_inner", inner)
+        object.__setattr__(self, "active", 0)
+        object.__setattr__(self, "most", 0)
+
+    def __getattr__(self, name):
+        value = getattr(self._inner, name)
+        if not callable(value):
+            return value
+
+        def call(*args, **kwargs):
+            object.__setattr__(self, "active", self.active + 1)
+            object.__setattr__(self, "most", max(self.most, self.active))
+            time.sleep(0.002)  # hand the GIL to another thread, as a long batch would
+            try:
+                return value(*args, **kwargs)
+            finally:
+                object.__setattr__(self, "active", self.active - 1)
+        return call
+
+    def __setattr__(self, name, value):
+        setattr(self._inner, name, value)
+
+
+def test_concurrent_callers_never_share_the_tokenizer(encoder, monkeypatch):
+    # `qa serve` answers requests on several threads that share one encoder, and a fast
+    # tokenizer keeps its padding and truncation settings in shared state: an unguarded
+    # race gave ragged batches ("expected sequence of length 45 at dim 1 (got 43)").
+    texts = [" ".join(["word"] * n) + " end." for n in range(1, 30, 4)]
+    serial = encoder.encode(texts)
+    tokenizer = encoder._model.tokenizer
+    spy = _OverlapSpy(tokenizer._tokenizer)
+    monkeypatch.setattr(tokenizer, "_tokenizer", spy)
+
+    def work(i):
+        if i % 3 == 0:
+            return encoder.count_tokens(texts[i % len(texts)]) > 0
+        vectors = encoder.encode(texts) if i % 3 == 1 else encoder.encode_tokens(texts)[0]
+        return np.allclose(vectors, serial, atol=1e-5)
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(work, range(24)))
+    assert spy.most == 1
