@@ -38,7 +38,7 @@ import numpy as np
 from .chunk import is_list_item
 from .embed import Encoder, TokenVectors
 from .index import Index
-from .text import Lexicon, match_text, named_spans, terms
+from .text import Lexicon, match_text, named_spans, terms, words
 from .types import Answer, AnswerSentence, Citation, Passage
 
 FEATURES = ("sentence_cosine", "chunk_cosine", "words", "nearby_words", "previous_words", "word_pairs",
@@ -108,7 +108,7 @@ class Answerer:
     def analyse(self, question: str) -> QuestionFacts:
         lex = self.lexicon
         q_terms = lex.query_terms(question)
-        ordered = [lex.correct(t) for t in terms(question)]
+        ordered = [lex.correct(w) for w in words(question)]
         norm = match_text(question)
         named = [(span, frozenset(lex.query_terms(question[span[0]:span[1]]))) for span in named_spans(question)]
         named = [(span, ts) for span, ts in named if ts]
@@ -221,9 +221,10 @@ class Answerer:
         return all(name <= doc_terms for name in q.names)
 
     def compose(self, question: str, query: str, q_vec: np.ndarray, q_tokens: TokenVectors,
-                passages: list[Passage]) -> Answer:
+                passages: list[Passage], k: int) -> Answer:
         q = self.analyse(query)
         ranked = self.score(q, q_vec, q_tokens, passages)
+        passages = self.rerank(passages, ranked)[:k]
         lead = self.lead(q, ranked)
         best = lead.score if lead else -1.0
         confidence = round(1 / (1 + math.exp(-12 * (best - self.threshold))), 4)
@@ -247,6 +248,13 @@ class Answerer:
             sentences.append(AnswerSentence(text, n))
         answer = " ".join(f"{s.text} [{s.citation}]" for s in sentences)
         return Answer(question, answer, False, confidence, sentences, citations, query, "", passages, best, lead_text)
+
+    def rerank(self, passages: list[Passage], ranked: list[Scored]) -> list[Passage]:
+        """Passages by their best sentence, fused retrieval order breaking ties: the sentence
+        scorer reads each sentence against the question, which ranking whole chunks cannot."""
+        best = {c.sid: c.score for c in ranked}
+        return sorted(passages, key=lambda p: -max((best.get(s, -math.inf) for s in self.index.chunks[p.chunk_id].sentence_ids),
+                                                    default=-math.inf))
 
     def _lead_in(self) -> list[int | None]:
         """Per sentence, the one whose words it inherits: the sentence before in the same

@@ -47,7 +47,8 @@ class Config:
     clean_patterns: tuple[str, ...] = DEFAULT_CLEAN_PATTERNS
 
     # Retrieval.
-    top_k: int = 5  # passages an answer is composed from
+    top_k: int = 5  # passages returned with an answer, best first
+    read_passages: int = 7  # passages whose sentences compete for the answer (at least top_k)
     candidates: int = 50  # per retriever, before fusion
     rrf_k: int = 10  # reciprocal-rank fusion constant
 

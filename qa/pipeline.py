@@ -38,8 +38,8 @@ class QA:
         k = self._check_count(top_k, "top_k") or self.config.top_k
         query = standalone_query(question, history)
         q_vecs, (q_tokens,) = self.encoder.encode_tokens([query])  # one pass gives both
-        passages = self.retriever.search(query, q_vecs[0], k)
-        return self.answerer.compose(question, query, q_vecs[0], q_tokens, passages)
+        passages = self.retriever.search(query, q_vecs[0], max(k, self.config.read_passages))
+        return self.answerer.compose(question, query, q_vecs[0], q_tokens, passages, k)
 
     def search(self, query: str, k: int = 5) -> list[Passage]:
         query = self._check(query, "query")

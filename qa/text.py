@@ -45,11 +45,15 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
+def words(text: str) -> list[str]:
+    """Content words, lower case, as written."""
+    found = [w.replace(",", "") for w in _WORD.findall(match_text(text).lower())]
+    return [w for w in found if w not in STOPWORDS]
+
+
 def terms(text: str) -> list[str]:
     """Stemmed content words: the unit of BM25 and of lexical overlap."""
-    words = [w.replace(",", "") for w in _WORD.findall(match_text(text).lower())]
-    words = [w for w in words if w not in STOPWORDS]
-    return _stemmer().stemWords(words)
+    return _stemmer().stemWords(words(text))
 
 
 _ACRONYM = re.compile(r"((?:[A-Z][\w'-]*[ \t]+(?:(?:of|and|for|the|&)[ \t]+)?){1,8})\(([A-Z]{2,8})s?\)")
@@ -83,9 +87,13 @@ class Lexicon:
         n = max(1, len(self.sentence_terms))
         self.idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
         self.unseen_idf = math.log(1 + (n + 0.5) / 0.5)
+        # Spelling is corrected word to word, not stem to stem: "stratgic" is nearer
+        # "strategic" than "strategies", and stems of different words can be closer than
+        # the words themselves.
+        self._words = {w for text in sentence_texts for w in words(text)}
         self._by_initial: dict[str, list[str]] = {}
-        for t in self.idf:
-            self._by_initial.setdefault(t[0], []).append(t)
+        for w in sorted(self._words):
+            self._by_initial.setdefault(w[0], []).append(w)
 
     def weight(self, term: str) -> float:
         return self.idf.get(term, self.unseen_idf)
@@ -99,15 +107,17 @@ class Lexicon:
                 out.add(acronym)
         return out
 
-    def correct(self, term: str) -> str:
-        """A word the corpus never uses, mapped to a close one it does: typos and other word forms."""
-        if term in self.idf or len(term) < 5 or term.isdigit():
+    def correct(self, word: str) -> str:
+        """The term of a content word; a word the corpus never uses is first mapped to a
+        close one it does (typos and other word forms)."""
+        term = _stemmer().stemWord(word)
+        if term in self.idf or word in self._words or len(word) < 5 or word.isdigit():
             return term
-        close = difflib.get_close_matches(term, self._by_initial.get(term[0], []), n=1, cutoff=0.84)
-        return close[0] if close else term
+        close = difflib.get_close_matches(word, self._by_initial.get(word[0], []), n=1, cutoff=0.84)
+        return _stemmer().stemWord(close[0]) if close else term
 
     def query_terms(self, text: str) -> set[str]:
-        return self.canonical({self.correct(t) for t in terms(text)})
+        return self.canonical({self.correct(w) for w in words(text)})
 
 
 _NAMED = re.compile(r"\b(?:[A-Z][\w'&-]*(?:\s+(?:of|and|for|the|&)\s+|\s+)?)*[A-Z][\w'&-]*")

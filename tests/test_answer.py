@@ -122,6 +122,29 @@ def test_search_returns_scored_passages_with_exact_offsets(qa):
         assert qa.index.documents[p.doc_id].text[p.start:p.end] == p.text
 
 
+def test_answer_passages_are_ordered_by_their_best_sentence(qa):
+    from qa.answer import Scored
+
+    passages = qa.search("Investment Zone jobs", 4)
+    last = qa.index.chunks[passages[-1].chunk_id].sentence_ids[0]
+    first = qa.index.chunks[passages[0].chunk_id].sentence_ids[0]
+    reranked = qa.answerer.rerank(passages, [Scored(last, 0.9), Scored(first, 0.5)])
+    # The passage holding the best sentence leads; unscored passages keep their fused order.
+    assert reranked[0] == passages[-1]
+    assert reranked[1:] == [p for p in passages if p != passages[-1]]
+
+
+# Questions whose quoted sentence is not in the passage retrieval ranks first.
+@pytest.mark.parametrize("question, expected, doc_id", [f for f in FACTS if f[1] in {"Tom Robinson", "Kate Lodge", "Liverpool City Council"}])
+def test_answers_return_top_k_passages_led_by_the_cited_one(qa, question, expected, doc_id):
+    answer = qa.ask(question, top_k=2)
+    assert len(answer.passages) == 2
+    lead, top = answer.citations[0], answer.passages[0]
+    # Sentences are read from more passages than are returned, so the one quoted first
+    # must be in the first passage returned, whichever rank retrieval gave it.
+    assert lead.doc_id == top.doc_id and top.start <= lead.start and lead.end <= top.end
+
+
 def test_bad_questions_are_refused_with_a_reason(qa):
     from qa.types import BadQuestion
 

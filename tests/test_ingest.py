@@ -2,7 +2,7 @@ import json
 
 from qa.config import Config
 from qa.ingest import html_to_text, read_corpus
-from qa.text import find_acronyms, match_text
+from qa.text import Lexicon, find_acronyms, match_text
 
 from conftest import CORPUS
 
@@ -81,3 +81,14 @@ def test_html_blocks_become_separate_lines():
 def test_acronym_definitions_are_found():
     assert find_acronyms("the Leeds Academic Health Partnership (LAHP) said") == {"LAHP": "Leeds Academic Health Partnership"}
     assert find_acronyms("a Very Odd Thing (XYZ)") == {}
+
+
+def test_misspelt_words_are_corrected_to_corpus_words_before_acronyms_fold():
+    lexicon = Lexicon(
+        ["The Liverpool Strategic Partnership (LSP) meets monthly.", "Its strategies are public.",
+         "The LSP is overseen by a board."],
+        ["The Liverpool Strategic Partnership (LSP) meets monthly. Its strategies are public."],
+    )
+    # "stratgic" is nearest the word "strategic" (not "strategies"), so the whole name folds into LSP.
+    assert lexicon.query_terms("who runs the liverpool stratgic partnership") == {"run", "lsp"}
+    assert lexicon.correct("oversen") == "overseen"
