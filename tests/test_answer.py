@@ -145,6 +145,18 @@ def test_answers_return_top_k_passages_led_by_the_cited_one(qa, question, expect
     assert lead.doc_id == top.doc_id and top.start <= lead.start and lead.end <= top.end
 
 
+def test_a_count_must_count_what_the_question_counts(qa):
+    # Each document holds counts ("six major NHS organisations", "the two trusts"), but of other things.
+    for question in ("How many nurses work for the Leeds Academic Health Partnership?",
+                     "How many beds do the Northamptonshire trusts have?"):
+        assert qa.ask(question).abstained, question
+    # "over twenty of the city's largest anchor institutions": the thing counted may sit a few words on.
+    answer = qa.ask("How many anchor institutions does the LSP bring together?")
+    assert "over twenty" in answer.sentences[0].text
+    answer = qa.ask("How many soldiers guard the Investment Zone?")
+    assert answer.abstained
+
+
 def test_bad_questions_are_refused_with_a_reason(qa):
     from qa.types import BadQuestion
 

@@ -81,8 +81,6 @@ def test_default_corpus_eval_holds_its_floors(qa):
     # Measured floors, below the targets (95% / 90%): see the README's eval section.
     assert m["first_sentence_accuracy"] >= 0.92, m
     assert m["citation_accuracy_on_correct"] == 1.0, m
-    # 13 of 18: reading 7 passages rather than 5 lets one more near-corpus question
-    # ("How many hospitals are there in Northamptonshire?") find a sentence over the threshold.
-    assert m["abstention_on_unanswerable"] >= 0.72, m
+    assert m["abstention_on_unanswerable"] >= 0.88, m
     assert m["recall_at_1"] >= 0.98, m  # passages are returned best sentence first
     assert m["false_abstention_on_answerable"] <= 0.05, m
