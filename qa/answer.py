@@ -62,7 +62,10 @@ _MONTH = r"jan(?:uary)?|feb(?:ruary)?|march|apr(?:il)?|may|june?|july?|aug(?:ust
 _DATE = re.compile(rf"\b(?:1[0-9]{{3}}|20[0-9]{{2}})s?\b|\b(?:{_MONTH})\b|\b(?:century|decade|yesterday|today|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I)
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*")
 _REFERS_BACK = re.compile(r"\b(?:it|its|he|she|his|her|they|their|them|this|these|those)\b", re.I)
-_ASKING = re.compile(r"\s*(?:who|whom|whose|what|which|when|where|why|how|is|are|was|were|do|does|did|can|could|will|would|has|have|had|should|name|list|tell)\b", re.I)
+_ASKING = re.compile(r"\s*(?:who|whom|whose|what|which|when|where|why|how|name|list|tell)\b", re.I)
+# A yes/no question is answered by a sentence that says what it asks ("Merseyside Police"
+# in a list of partners answers "Is Merseyside Police a partner?").
+_POLAR = re.compile(r"\s*(?:is|are|was|were|do|does|did|can|could|will|would|has|have|had|should)\b", re.I)
 # The kinds of value a question may ask for; see `question_kind`.
 _KINDS = (
     ("money", re.compile(r"\bhow much (?:money|funding|cash|investment)\b|\bhow much (?:\w+ ){0,6}(?:cost|spend|spent|earn|pay|paid|worth|raise|raised|give|gave|invest|invested)\b|\bwhat (?:\w+ )?(?:budget|salary|price|cost|revenue|income|funding)\b", re.I)),
@@ -122,7 +125,7 @@ class Answerer:
             pairs=frozenset(zip(ordered, ordered[1:])),
             kind=question_kind(question),
             names=tuple(ts for _, ts in named), name_spans=tuple(span for span, _ in named),
-            asking=bool(_ASKING.match(norm)) or norm.rstrip().endswith("?"),
+            asking=not _POLAR.match(norm) and (bool(_ASKING.match(norm)) or norm.rstrip().endswith("?")),
             counted=_counted(question, q_tokens),
         )
 

@@ -157,6 +157,12 @@ def test_a_count_must_count_what_the_question_counts(qa):
     assert answer.abstained
 
 
+def test_a_yes_no_question_is_answered_by_the_sentence_that_says_it(qa):
+    # A list item that only names the partner says nothing the question does not, and is the answer.
+    answer = qa.ask("Is the University of Liverpool a partner of the LSP?")
+    assert answer.sentences[0].text == "University of Liverpool"
+
+
 def test_bad_questions_are_refused_with_a_reason(qa):
     from qa.types import BadQuestion
 
