@@ -170,13 +170,18 @@ def summarize(results: list[ItemResult], threshold: float) -> dict:
 
 def sweep(results: list[ItemResult]) -> dict:
     """Overall accuracy (answerable: first sentence right; unanswerable: abstained) per threshold."""
-    candidates = sorted({round(r.best_score, 3) for r in results} | {-1.0})
+    # Midpoints between neighbouring scores, so each threshold splits the questions where it
+    # says (rounded scores as thresholds put a score just over its rounded value on the wrong side).
+    scores = sorted({r.best_score for r in results})
+    if not scores:
+        return {"best": None}
+    candidates = [scores[0] - 0.001] + [(a + b) / 2 for a, b in zip(scores, scores[1:])] + [scores[-1] + 0.001]
     yes = [r for r in results if r.answerable]
     no = [r for r in results if not r.answerable]
     best = None
     for t in candidates:
         right = sum((r.best_score >= t and r.best_ok) if r.answerable else (r.best_score < t) for r in results)
-        row = {"threshold": t, "overall_accuracy": round(right / len(results), 4),
+        row = {"threshold": round(t, 4), "overall_accuracy": round(right / len(results), 4),
                "abstention": round(sum(r.best_score < t for r in no) / len(no), 4) if no else None,
                "false_abstention": round(sum(r.best_score < t for r in yes) / len(yes), 4) if yes else None}
         if best is None or row["overall_accuracy"] > best["overall_accuracy"]:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from qa.cli import main
-from qa.eval import evaluate, holds, load_eval_set, normalize, squad_items, summarize
+from qa.eval import ItemResult, evaluate, holds, load_eval_set, normalize, squad_items, summarize, sweep
 from qa.types import ConfigError
 
 from conftest import CORPUS, ROOT
@@ -84,3 +84,15 @@ def test_default_corpus_eval_holds_its_floors(qa):
     assert m["abstention_on_unanswerable"] >= 0.88, m
     assert m["recall_at_1"] >= 0.98, m  # passages are returned best sentence first
     assert m["false_abstention_on_answerable"] <= 0.05, m
+
+
+def test_threshold_sweep_splits_scores_where_it_says():
+    def result(answerable, score, ok=True):
+        return ItemResult("x", "q", answerable, [], None, "", False, ok, ok, ok, 1, score, ok, 3, 0.01)
+
+    # An unanswerable question scored a hair above a rounded value must still fall below the threshold chosen.
+    results = [result(False, 0.51507), result(True, 0.5151), result(True, 0.9), result(False, -1.0), result(True, 0.3, ok=False)]
+    best = sweep(results)["best"]
+    assert best["overall_accuracy"] == 0.8 and best["abstention"] == 1.0 and best["false_abstention"] == round(1 / 3, 4)
+    assert 0.51507 < best["threshold"] <= 0.5151
+    assert sweep([])["best"] is None
