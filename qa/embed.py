@@ -91,7 +91,7 @@ class SentenceTransformerEncoder:
 
         transformers.utils.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
-        self._model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+        self._model = SentenceTransformer(str(folder), device="cpu", local_files_only=True).eval()
         self.model_id = model
         self.dim = int(self._model.get_embedding_dimension())
         self.max_tokens = int(self._model.max_seq_length) - 2  # [CLS] and [SEP]
