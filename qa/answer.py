@@ -20,8 +20,9 @@ gets a linear score over `FEATURES`:
 Weights were fitted (listwise softmax) on half of the SQuAD 2.0 dev articles and
 checked on the other half. The best sentence leads if it can answer: it holds the
 value a count, money or date question asks for (for "how many X", a number beside a
-word close in meaning to X), and its document names everything the question names; up to `max_answer_sentences - 1` more follow when they can answer too,
-score close to it and add something new. If the best sentence cannot answer, or scores
+word close in meaning to X), and its document names everything the question names;
+up to `max_answer_sentences - 1` more follow when they can answer too, score close to
+it and add something new. If the best sentence cannot answer, or scores
 under `abstain_threshold`, the bot abstains.
 """
 
@@ -31,6 +32,7 @@ import math
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -275,7 +277,7 @@ class Answerer:
         organisations" does not answer "how many staff", "10,000 troops" answers "how many
         soldiers". (On SQuAD 2.0 dev's "how many" questions it refuses the top sentence of
         26% of the unanswerable ones and of 2% of those answered right.)"""
-        numbers = [m.span() for m in _COUNT.finditer(text) if m.group().lower() not in q.text.lower() and not _YEAR.match(m.group())]
+        numbers = [m.span() for m in _new_counts(text, q.text.lower())]
         words = np.flatnonzero(tokens.content)  # "over twenty of the city's largest anchor institutions"
         at = [n for n, i in enumerate(words) if any(tokens.spans[i][0] < end and tokens.spans[i][1] > start for start, end in numbers)]
         near = sorted({words[m] for n in at for m in range(max(0, n - COUNTED_WINDOW), min(len(words), n + COUNTED_WINDOW + 1))})
@@ -313,7 +315,7 @@ def _counted(question: str, q_tokens: TokenVectors) -> np.ndarray | None:
         return None
     a, b = m.span(1)
     spans = q_tokens.spans
-    rows = q_tokens.content & (spans[:, 0] >= a) & (spans[:, 1] <= b) & (spans[:, 1] > spans[:, 0])
+    rows = q_tokens.content & (spans[:, 0] >= a) & (spans[:, 1] <= b)
     return q_tokens.vectors[rows] if rows.any() else None
 
 
@@ -324,13 +326,18 @@ def question_kind(question: str) -> str | None:
     return _KINDS[min(found)[1]][0] if found else None
 
 
+def _new_counts(text: str, asked: str) -> Iterator[re.Match]:
+    """Counts in the text that the (lower-case) question does not already hold; years are dates, not counts."""
+    return (m for m in _COUNT.finditer(text) if m.group().lower() not in asked and not _YEAR.match(m.group()))
+
+
 def has_value(kind: str, text: str, question: str) -> bool:
     """Whether the sentence holds a value of the wanted kind that the question does not."""
     asked = question.lower()
     if kind == "money":
         return any(m.group().lower() not in asked for m in _MONEY.finditer(text))
     if kind == "count":
-        return any(m.group().lower() not in asked and not _YEAR.match(m.group()) for m in _COUNT.finditer(text))
+        return any(_new_counts(text, asked))
     if kind == "date":
         return any(m.group().lower() not in asked for m in _DATE.finditer(text))
     return any(n not in question for n in _NAME.findall(text))

@@ -98,7 +98,9 @@ class SentenceTransformerEncoder:
         self.batch_size = batch_size
         # A fast tokenizer keeps its padding and truncation settings in state shared by all
         # callers, so concurrent requests must not tokenise at the same time (a race gave
-        # ragged batches); the forward pass itself runs outside the lock.
+        # ragged batches). `encode_tokens`, on the question path, runs its forward pass
+        # outside the lock; `encode` (ingest, search) tokenises inside sentence-transformers,
+        # so it holds the lock for the whole batch.
         self._tokenizer_lock = threading.Lock()
         tokenizer = self._model.tokenizer
         special = set(tokenizer.all_special_ids)

@@ -79,7 +79,8 @@ class Lexicon:
         for text in documents:
             for acronym, long_form in find_acronyms(text).items():
                 self.acronyms.setdefault(terms(acronym)[0], tuple(terms(long_form)))
-        self.sentence_terms = [self.canonical(set(terms(t))) for t in sentence_texts]
+        sentence_words = [words(t) for t in sentence_texts]
+        self.sentence_terms = [self.canonical(set(_stemmer().stemWords(ws))) for ws in sentence_words]
         df: dict[str, int] = {}
         for ts in self.sentence_terms:
             for t in ts:
@@ -90,7 +91,7 @@ class Lexicon:
         # Spelling is corrected word to word, not stem to stem: "stratgic" is nearer
         # "strategic" than "strategies", and stems of different words can be closer than
         # the words themselves.
-        self._words = {w for text in sentence_texts for w in words(text)}
+        self._words = {w for ws in sentence_words for w in ws}
         self._by_initial: dict[str, list[str]] = {}
         for w in sorted(self._words):
             self._by_initial.setdefault(w[0], []).append(w)
