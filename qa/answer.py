@@ -13,7 +13,8 @@ gets a linear score over `FEATURES`:
   $32 billion in 2011" answers a question about Harvard's endowment when the sentence
   before names it); the share of the question's word pairs it repeats;
 * answer type: whether it holds the kind of value asked for (a count, an amount of
-  money, a date, a name) that the question does not already hold;
+  money, a date, a name) that the question does not already hold, or for a question
+  asking what something is called, whether it names something ("known as", "titled");
 * form: a sentence that is itself a question, or says nothing a question does not,
   cannot be an answer.
 
@@ -76,7 +77,13 @@ _KINDS = (
     ("name", re.compile(r"\bwho(?:m|se)?\b|\bwhere\b|\b(?:which|what) (?:compan(?:y|ies)|organi[sz]ations?|universit(?:y|ies)|"
                         r"colleges?|persons?|people|cit(?:y|ies)|towns?|countr(?:y|ies)|count(?:y|ies)|states?|nations?|"
                         r"regions?|areas?|places?|rivers?|trusts?|hospitals?|bod(?:y|ies)|groups?)\b", re.I)),
+    # A naming question ("What is the new approach called?", "another word for X") is
+    # answered where the text names something: "titled Health Innovation Leeds", "what we call".
+    ("term", re.compile(r"\b(?:called|named|titled|known as|termed|dubbed|nicknamed)\b|\bcall\b(?! for)|"
+                        r"\b(?:another|other|alternative|original|full|formal|official|common)\s+(?:\w+\s+)?(?:words?|terms?|names?|titles?)\b|"
+                        r"\bwhat (?:\w+ )?(?:is|was|are|were) (?:the )?(?:\w+ )?(?:name|title|term)\b", re.I)),
 )
+_NAMING = re.compile(r"\b(?:call(?:s|ed|ing)?|names?|named|titles?|titled|known as|terms?|termed|dubbed|nicknamed|referred to as)\b|\(", re.I)
 _REQUIRED = {"money", "count", "date"}  # kinds whose value must be in a sentence that answers
 
 
@@ -340,6 +347,8 @@ def has_value(kind: str, text: str, question: str) -> bool:
         return any(_new_counts(text, asked))
     if kind == "date":
         return any(m.group().lower() not in asked for m in _DATE.finditer(text))
+    if kind == "term":
+        return bool(_NAMING.search(text))
     return any(n not in question for n in _NAME.findall(text))
 
 

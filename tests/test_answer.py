@@ -194,3 +194,19 @@ def test_token_cache_stays_bounded_and_keeps_what_a_question_needs(qa, monkeypat
     with ThreadPoolExecutor(4) as pool:
         assert list(pool.map(lambda q: qa.ask(q).answer, questions * 3)) == expected * 3
     assert len(qa.answerer._tokens) <= 3
+
+
+@pytest.mark.parametrize("question", ["What is the new approach called?", "What is another word for steam?",
+                                      "What was the English title of Polo's book?", "What are such engines known as?"])
+def test_naming_questions_are_recognised(question):
+    from qa.answer import question_kind
+
+    assert question_kind(question) == "term"
+
+
+def test_a_naming_question_is_answered_where_the_text_names_something(qa):
+    # The sentence that restates the question ("changing how we work") shares more words
+    # with it than the one that gives the name ("what we call public service reform").
+    for question, expected in (("What is the Leeds city-wide approach called?", "Health Innovation Leeds"),
+                               ("What is another name for changing how organisations in Liverpool work?", "public service reform")):
+        assert expected in qa.ask(question).sentences[0].text, question
