@@ -80,7 +80,8 @@ class Lexicon:
             for acronym, long_form in find_acronyms(text).items():
                 self.acronyms.setdefault(terms(acronym)[0], tuple(terms(long_form)))
         sentence_words = [words(t) for t in sentence_texts]
-        self.sentence_terms = [self.canonical(set(_stemmer().stemWords(ws))) for ws in sentence_words]
+        self.sentence_sequences = [_stemmer().stemWords(ws) for ws in sentence_words]  # terms in reading order
+        self.sentence_terms = [self.canonical(set(seq)) for seq in self.sentence_sequences]
         df: dict[str, int] = {}
         for ts in self.sentence_terms:
             for t in ts:
@@ -120,7 +121,19 @@ class Lexicon:
     def query_terms(self, text: str) -> set[str]:
         return self.canonical({self.correct(w) for w in words(text)})
 
+    def phrases(self, question: str) -> list[tuple[str, ...]]:
+        """The terms, in order, of each name of two or more words the question gives;
+        "Normans and Byzantines" and "Louis XIV's France" are two names each."""
+        out = []
+        for a, b in named_spans(question):
+            for part in _NAME_JOINS.split(match_text(question[a:b])):
+                ts = tuple(self.correct(w) for w in words(part))
+                if len(ts) > 1:
+                    out.append(ts)
+        return out
 
+
+_NAME_JOINS = re.compile(r"\s+(?:and|&)\s+|'s\s+")
 _NAMED = re.compile(r"\b(?:[A-Z][\w'&-]*(?:\s+(?:of|and|for|the|&)\s+|\s+)?)*[A-Z][\w'&-]*")
 _NOT_NAMES = STOPWORDS | {"tell", "list", "name", "give", "show", "please"}
 

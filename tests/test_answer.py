@@ -210,3 +210,22 @@ def test_a_naming_question_is_answered_where_the_text_names_something(qa):
     for question, expected in (("What is the Leeds city-wide approach called?", "Health Innovation Leeds"),
                                ("What is another name for changing how organisations in Liverpool work?", "public service reform")):
         assert expected in qa.ask(question).sentences[0].text, question
+
+
+def test_a_name_of_several_words_must_be_in_the_document_in_its_order(qa):
+    # Each word is in the Leeds documents ("West Yorkshire Mayoral Combined Authority",
+    # "Health Innovation Leeds", "Executive Board"), but never as the name asked about.
+    for question in ("Who is the Mayor of West Yorkshire?", "Who chairs the Leeds Innovation Board?",
+                     "Who is the chief executive of Leeds Innovation Health?"):
+        assert qa.ask(question).abstained, question
+    answer = qa.ask("Who is the Dean of Medicine at the University of Leicester?")
+    assert "Tom Robinson" in answer.sentences[0].text
+
+
+def test_names_are_split_where_a_question_joins_two():
+    from qa.text import Lexicon
+
+    lex = Lexicon(["The Normans and the Byzantines signed the Treaty of Devol.", "Liverpool Health Partners (LHP) met."],
+                  ["Liverpool Health Partners (LHP) met."])
+    assert lex.phrases("Did the Normans and Byzantines sign Alexios's Treaty of Devol with Liverpool Helth Partners?") == [
+        ("treati", "devol"), ("liverpool", "health", "partner")]
