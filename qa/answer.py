@@ -20,7 +20,7 @@ gets a linear score over `FEATURES`:
 
 Weights were fitted (listwise softmax) on half of the SQuAD 2.0 dev articles and
 checked on the other half. The best sentence leads if it can answer: it holds the
-value a count, money or date question asks for (for "how many X", a number beside a
+value a count, money, date or contact question asks for (for "how many X", a number beside a
 word close in meaning to X), and its document names everything the question names;
 up to `max_answer_sentences - 1` more follow when they can answer too, score close to
 it and add something new. If the best sentence cannot answer, or scores
@@ -71,6 +71,8 @@ _ASKING = re.compile(r"\s*(?:who|whom|whose|what|which|when|where|why|how|name|l
 _POLAR = re.compile(r"\s*(?:is|are|was|were|do|does|did|can|could|will|would|has|have|had|should)\b", re.I)
 # The kinds of value a question may ask for; see `question_kind`.
 _KINDS = (
+    # Contact details: "What website has more about LHP?", "What number do I call?"
+    ("contact", re.compile(r"\b(?:web ?sites?|web (?:address|page)|url|e-?mail(?: address)?|(?:tele)?phone(?: number)?|number (?:do|can|should) (?:i|we|you) (?:call|ring|dial))\b", re.I)),
     ("money", re.compile(r"\bhow much (?:money|funding|cash|investment)\b|\bhow much (?:\w+ ){0,6}(?:cost|spend|spent|earn|pay|paid|worth|raise|raised|give|gave|invest|invested)\b|\bwhat (?:\w+ )?(?:budget|salary|price|cost|revenue|income|funding)\b", re.I)),
     ("count", re.compile(r"\bhow (?:many|much|old|long|large|big|far|often)\b|\bwhat (?:number|percentage|proportion|amount|size)\b", re.I)),
     ("date", re.compile(r"\bwhen\b|\bwhat (?:year|date|month|day|time|century|decade)\b|\bwhich (?:year|date|month|day|century)\b|\bin what year\b|\bsince when\b", re.I)),
@@ -84,7 +86,8 @@ _KINDS = (
                         r"\bwhat (?:\w+ )?(?:is|was|are|were) (?:the )?(?:\w+ )?(?:name|title|term)\b", re.I)),
 )
 _NAMING = re.compile(r"\b(?:call(?:s|ed|ing)?|names?|named|titles?|titled|known as|terms?|termed|dubbed|nicknamed|referred to as)\b|\(", re.I)
-_REQUIRED = {"money", "count", "date"}  # kinds whose value must be in a sentence that answers
+_CONTACT = re.compile(r"\bwww\.|https?://|\b[\w.+-]+@[\w-]+\.[\w.]+|(?:\+\d{1,3}[ ()0]*|\b0)\d{2,4}[ -]?\d{3,4}[ -]?\d{3,4}\b|\b[\w-]+\.(?:com|org|net|gov|edu|ac|co|nhs)(?:\.[a-z]{2})?\b", re.I)
+_REQUIRED = {"money", "count", "date", "contact"}  # kinds whose value must be in a sentence that answers
 
 
 @dataclass(frozen=True)
@@ -359,6 +362,8 @@ def has_value(kind: str, text: str, question: str) -> bool:
         return any(m.group().lower() not in asked for m in _DATE.finditer(text))
     if kind == "term":
         return bool(_NAMING.search(text))
+    if kind == "contact":
+        return bool(_CONTACT.search(text))
     return any(n not in question for n in _NAME.findall(text))
 
 

@@ -229,3 +229,15 @@ def test_names_are_split_where_a_question_joins_two():
                   ["Liverpool Health Partners (LHP) met."])
     assert lex.phrases("Did the Normans and Byzantines sign Alexios's Treaty of Devol with Liverpool Helth Partners?") == [
         ("treati", "devol"), ("liverpool", "health", "partner")]
+
+
+def test_a_contact_question_needs_a_contact_detail(qa):
+    from qa.answer import has_value, question_kind
+
+    assert question_kind("What website has more about LHP?") == question_kind("What is their phone number?") == "contact"
+    assert all(has_value("contact", t, "") for t in ("visit www.example.co.uk", "call 0113 343 4031", "mail a.b@leeds.ac.uk"))
+    assert not has_value("contact", "In 2016 it had 1,200 staff.", "")
+    # The sentence naming Liverpool Health Partners twice outscores the one with the address.
+    answer = qa.ask("What website has more information about Liverpool Health Partners?")
+    assert "www.liverpoolhealthpartners.co.uk" in answer.sentences[0].text
+    assert qa.ask("What is the website of the Liverpool Strategic Partnership?").abstained
