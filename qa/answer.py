@@ -20,10 +20,10 @@ gets a linear score over `FEATURES`:
 
 Weights were fitted (listwise softmax) on half of the SQuAD 2.0 dev articles and
 checked on the other half. The best sentence leads if it can answer: it holds the
-value a count, money, date or contact question asks for (for "how many X", a number beside a
-word close in meaning to X), and its document names everything the question names;
-up to `max_answer_sentences - 1` more follow when they can answer too, score close to
-it and add something new. If the best sentence cannot answer, or scores
+value a count, money, date or contact question asks for (for "how many X", a number
+beside a word close in meaning to X), and its document names everything the question
+names; up to `max_answer_sentences - 1` more follow when they can answer too, score
+close to it and add something new. If the best sentence cannot answer, or scores
 under `abstain_threshold`, the bot abstains.
 """
 
@@ -98,8 +98,8 @@ class QuestionFacts:
     pairs: frozenset[tuple[str, str]]
     kind: str | None
     names: tuple[frozenset[str], ...]  # the terms of each thing it names
-    phrases: tuple[str, ...]  # its names of several words, as " term term ", to find in a document
     name_spans: tuple[tuple[int, int], ...]  # where each of those is in the question
+    phrases: tuple[str, ...]  # its names of several words, as " term term ", to find in a document
     asking: bool
     counted: np.ndarray | None  # token vectors of what a "how many" question counts
 
