@@ -33,7 +33,7 @@ import math
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -164,6 +164,10 @@ class Answerer:
         rows[:, 10] = self._aligned(q, q_tokens, sids)
         lex = self.lexicon
         named = set().union(*q.names) & q.terms
+
+        def new_name(name: str) -> bool:  # "Liverpool Strategic Partnership" is no new name to a question about the LSP
+            return not lex.canonical(set(terms(name))) <= q.terms
+
         chunk_terms: dict[int, set[str]] = {}
         for row, sid in zip(rows, sids):
             chunk_cos, cid = context[sid]
@@ -179,7 +183,7 @@ class Answerer:
             row[3] = sum(lex.weight(t) for t in (q.terms & chunk_terms[cid]) - s_terms) / q.weight
             row[4] = sum(lex.weight(t) for t in (q.terms & prev_terms) - s_terms) / q.weight
             row[5] = len(q.pairs & set(zip(ordered, ordered[1:]))) / max(1, len(q.pairs))
-            row[6] = float(q.kind is not None and has_value(q.kind, text, q.text))
+            row[6] = float(q.kind is not None and has_value(q.kind, text, q.text, new_name))
             row[7] = float(text.rstrip("\"' )").endswith("?") or (q.asking and not s_terms - q.terms))
             # "It was built in 1860 by David Stevenson": what "it" stands for was said just before.
             row[8] = row[4] if _REFERS_BACK.search(text) else 0.0
@@ -351,8 +355,9 @@ def _new_counts(text: str, asked: str) -> Iterator[re.Match]:
     return (m for m in _COUNT.finditer(text) if m.group().lower() not in asked and not _YEAR.match(m.group()))
 
 
-def has_value(kind: str, text: str, question: str) -> bool:
-    """Whether the sentence holds a value of the wanted kind that the question does not."""
+def has_value(kind: str, text: str, question: str, new_name: Callable[[str], bool] | None = None) -> bool:
+    """Whether the sentence holds a value of the wanted kind that the question does not;
+    `new_name` tells a name the question does not give (by default: not in its text)."""
     asked = question.lower()
     if kind == "money":
         return any(m.group().lower() not in asked for m in _MONEY.finditer(text))
@@ -364,7 +369,7 @@ def has_value(kind: str, text: str, question: str) -> bool:
         return bool(_NAMING.search(text))
     if kind == "contact":
         return bool(_CONTACT.search(text))
-    return any(n not in question for n in _NAME.findall(text))
+    return any((new_name or (lambda n: n not in question))(n) for n in _NAME.findall(text))
 
 
 def render_text(answer: Answer) -> str:

@@ -241,3 +241,10 @@ def test_a_contact_question_needs_a_contact_detail(qa):
     answer = qa.ask("What website has more information about Liverpool Health Partners?")
     assert "www.liverpoolhealthpartners.co.uk" in answer.sentences[0].text
     assert qa.ask("What is the website of the Liverpool Strategic Partnership?").abstained
+
+
+def test_a_name_the_question_gives_in_another_form_is_not_a_new_name(qa):
+    # "The Liverpool Strategic Partnership (LSP) brings together…" names nothing new to a
+    # question about the LSP, so it earns no credit for holding the name asked for.
+    for question in ("Who oversees the LSP?", "Who oversees the Liverpool Strategic Partnership?"):
+        assert "board of chief executives" in qa.ask(question).sentences[0].text, question
