@@ -78,21 +78,30 @@ class Retriever:
 
 
 # Words that point back to something said earlier in the conversation.
+_PERSONAL = re.compile(r"\b(?:he|she|his|her|hers|him)\b", re.I)
+_WHO = re.compile(r"\s*who(?:m|se)?\b", re.I)
 _ANAPHORA = re.compile(r"\b(?:it|its|it's|they|their|them|theirs|this|that|these|those|he|she|his|her|him|there|the same)\b", re.I)
 
 
 def standalone_query(question: str, history: list[dict] | None = None) -> str:
     """The question made searchable on its own: a follow-up that says "its" or names no
-    subject borrows the subject of the previous question it follows."""
+    subject borrows the subject of the previous question it follows; one that says
+    "she" or "his" after a "who" question borrows the person its answer named first
+    ("Who is the partnership director?" "Kate Lodge, …" "What did she say?")."""
     if not history:
         return question
-    subject = ""
+    subject = person = ""
     for turn in history:  # resolve each earlier turn in order, so follow-ups of follow-ups chain
-        subject = _subject(_resolve(turn.get("question", ""), subject)) or subject
-    return _resolve(question, subject)
+        asked = _resolve(turn.get("question", ""), subject)
+        subject = _subject(asked) or subject
+        if _WHO.match(asked):
+            person = next(iter(named_things(turn.get("answer", ""))), person)
+    return _resolve(question, subject, person)
 
 
-def _resolve(question: str, subject: str) -> str:
+def _resolve(question: str, subject: str, person: str = "") -> str:
+    if person and _PERSONAL.search(question) and person.lower() not in question.lower():
+        return f"{question} ({person})"
     if not subject or subject.lower() in question.lower():
         return question
     if _ANAPHORA.search(question) or not _subject(question):
@@ -101,5 +110,6 @@ def _resolve(question: str, subject: str) -> str:
 
 
 def _subject(question: str) -> str:
-    """The named things a question is about."""
-    return " ".join(named_things(question))
+    """The named things a question is about, kept apart by commas so that they never
+    read as one longer name."""
+    return ", ".join(named_things(question))

@@ -248,3 +248,19 @@ def test_a_name_the_question_gives_in_another_form_is_not_a_new_name(qa):
     # question about the LSP, so it earns no credit for holding the name asked for.
     for question in ("Who oversees the LSP?", "Who oversees the Liverpool Strategic Partnership?"):
         assert "board of chief executives" in qa.ask(question).sentences[0].text, question
+
+
+def test_she_after_a_who_question_is_the_person_its_answer_named(qa):
+    first = qa.ask("Who is the partnership director at the LAHP?")
+    answer = qa.ask("What did she say about the launch?", history=[{"question": first.question, "answer": first.answer}])
+    assert "Kate Lodge" in answer.query
+    assert not answer.abstained and "Kate Lodge" in answer.sentences[0].text
+
+
+def test_borrowed_subjects_stay_separate_names():
+    from qa.retrieve import standalone_query
+
+    history = [{"question": "What did the University of Leicester agree with Leicestershire Partnership Trust?", "answer": ""}]
+    # Run together, the two would read as one name that no document gives, and the bot would abstain.
+    assert standalone_query("What did it say?", history) == (
+        "What did it say? (University of Leicester, Leicestershire Partnership Trust)")
