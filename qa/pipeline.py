@@ -20,7 +20,7 @@ class QA:
         self.config = config
         self.encoder = encoder
         self.index = index
-        lexicon = Lexicon([index.sentence_text(i) for i in range(len(index.sentences))],
+        self.lexicon = lexicon = Lexicon([index.sentence_text(i) for i in range(len(index.sentences))],
                           [d.text for d in index.documents.values()])
         self.retriever = Retriever(index, lexicon, config.candidates, config.rrf_k)
         self.answerer = Answerer(index, lexicon, encoder, config.max_answer_sentences, config.abstain_threshold,
@@ -36,7 +36,10 @@ class QA:
         question = self._check(question, "question")
         history = self._check_history(history)
         k = self._check_count(top_k, "top_k") or self.config.top_k
-        query = standalone_query(question, history)
+        # Names are found by their capitals, so a question typed in lower case gets the
+        # corpus's capitals first; earlier turns too, for the subjects follow-ups borrow.
+        query = standalone_query(self.lexicon.truecase(question),
+                                 [{**turn, "question": self.lexicon.truecase(turn["question"])} for turn in history])
         q_vecs, (q_tokens,) = self.encoder.encode_tokens([query])  # one pass gives both
         passages = self.retriever.search(query, q_vecs[0], max(k, self.config.read_passages))
         return self.answerer.compose(question, query, q_vecs[0], q_tokens, passages, k)

@@ -96,6 +96,8 @@ class Lexicon:
         self._by_initial: dict[str, list[str]] = {}
         for w in sorted(self._words):
             self._by_initial.setdefault(w[0], []).append(w)
+        self._cased, self._names = _name_casing(sentence_texts)
+        self._name_terms = {tuple(terms(" ".join(cased))) for by_first in self._names.values() for cased in by_first.values()}
 
     def weight(self, term: str) -> float:
         return self.idf.get(term, self.unseen_idf)
@@ -113,10 +115,37 @@ class Lexicon:
         """The term of a content word; a word the corpus never uses is first mapped to a
         close one it does (typos and other word forms)."""
         term = _stemmer().stemWord(word)
-        if term in self.idf or word in self._words or len(word) < 5 or word.isdigit():
+        if term in self.idf:
             return term
+        return _stemmer().stemWord(self._spelled(word))
+
+    def _spelled(self, word: str) -> str:
+        """The corpus's word closest to a word it never uses, or the word itself."""
+        if word in self._words or len(word) < 5 or word.isdigit() or word in STOPWORDS:
+            return word
         close = difflib.get_close_matches(word, self._by_initial.get(word[0], []), n=1, cutoff=0.84)
-        return _stemmer().stemWord(close[0]) if close else term
+        return close[0] if close else word
+
+    def truecase(self, question: str) -> str:
+        """A question typed all in lower case, with the corpus's names capitalised and spelled
+        as the corpus writes them ("who runs the liverpool stratgic partnership" -> "who runs
+        the Liverpool Strategic Partnership"): names tie a question to its document
+        (`named_spans`), and only capitals mark them. A question with capitals of its own
+        is left as typed."""
+        if any(c.isupper() for c in question[1:]):
+            return question
+        found = list(_CASED_WORD.finditer(question))
+        spelled = [self._spelled(m.group().lower()) for m in found]
+        out, at, i = [], 0, 0
+        while i < len(found):
+            name = next((n for n in self._names.get(spelled[i], ()) if tuple(spelled[i:i + len(n)]) == n), None)
+            if name:
+                cased, i_end = " ".join(self._names[spelled[i]][name]), i + len(name) - 1
+            else:
+                cased, i_end = self._cased.get(spelled[i], found[i].group()), i
+            out.append(question[at:found[i].start()] + cased)
+            at, i = found[i_end].end(), i_end + 1
+        return "".join(out) + question[at:]
 
     def query_terms(self, text: str) -> set[str]:
         return self.canonical({self.correct(w) for w in words(text)})
@@ -129,8 +158,62 @@ class Lexicon:
             for part in _NAME_JOINS.split(match_text(question[a:b])):
                 ts = tuple(self.correct(w) for w in words(part))
                 if len(ts) > 1:
-                    out.append(ts)
+                    out.extend(self._known_names(ts))
         return out
+
+    def _known_names(self, ts: tuple[str, ...]) -> list[tuple[str, ...]]:
+        """A name that is two of the corpus's names side by side, as two names: "Sir Alan
+        Langlands Vice Chancellor" is "Sir Alan Langlands" and "Vice Chancellor". Any
+        other name stays whole ("Mayor of West Yorkshire")."""
+        if ts in self._name_terms:
+            return [ts]
+        parts, i = [], 0
+        while i < len(ts):
+            j = next((j for j in range(len(ts), i + 1, -1) if ts[i:j] in self._name_terms), None)
+            if j is None:
+                return [ts]
+            parts.append(ts[i:j])
+            i = j
+        return parts
+
+
+_CASED_WORD = re.compile(r"[A-Za-z][\w&-]*")
+
+
+def _name_casing(texts: list[str]) -> tuple[dict[str, str], dict[str, dict[tuple[str, ...], tuple[str, ...]]]]:
+    """How the texts capitalise names, for `Lexicon.truecase`:
+    - words that stand as a name on their own, capitalised, more often than the texts write
+      them in lower case: {"leeds": "Leeds", "lsp": "LSP"}, not "hope" (of "Liverpool Hope
+      University");
+    - names of several words, by their first word, longest first:
+      {"kate": {("kate", "lodge"): ("Kate", "Lodge")}}.
+    A sentence's first word is capitalised whatever it is, so it counts only as part of a
+    name, and only if the texts never write it in lower case ("Kate Lodge said", not
+    "Many Normans")."""
+    lower: dict[str, int] = {}
+    for text in texts:
+        for word in _CASED_WORD.findall(text)[1:]:
+            if word[0].islower():
+                lower[word.lower()] = lower.get(word.lower(), 0) + 1
+    alone: dict[str, dict[str, int]] = {}
+    names: dict[tuple[str, ...], tuple[str, ...]] = {}
+    for text in texts:
+        for a, b in named_spans(text):
+            for n, part in enumerate(_NAME_JOINS.split(match_text(text[a:b]))):
+                cased = tuple(_CASED_WORD.findall(part))
+                starts = n == 0 and not any(c.isalnum() for c in text[:a])
+                if starts and cased and (len(cased) == 1 or cased[0].lower() in lower):
+                    cased = cased[1:]
+                if len(cased) == 1:
+                    forms = alone.setdefault(cased[0].lower(), {})
+                    forms[cased[0]] = forms.get(cased[0], 0) + 1
+                elif cased:
+                    names.setdefault(tuple(w.lower() for w in cased), cased)
+    by_first: dict[str, dict[tuple[str, ...], tuple[str, ...]]] = {}
+    for key in sorted(names, key=len, reverse=True):
+        by_first.setdefault(key[0], {})[key] = names[key]
+    return ({key: max(forms, key=forms.__getitem__) for key, forms in alone.items() if sum(forms.values()) > lower.get(key, 0)},
+            by_first)
 
 
 _NAME_JOINS = re.compile(r"\s+(?:and|&)\s+|'s\s+")

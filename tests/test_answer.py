@@ -231,6 +231,32 @@ def test_names_are_split_where_a_question_joins_two():
         ("treati", "devol"), ("liverpool", "health", "partner")]
 
 
+def test_a_question_typed_in_lower_case_gets_the_corpus_capitals_for_its_names():
+    from qa.text import Lexicon
+
+    sentences = ["Kate Lodge founded the Wigan Rowing Club in 1990.", "She rows with the WRC every week.",
+                 "The club keeps its boats at Wigan Pier, and Hope rows there.", "We hope to row in Wigan.",
+                 "Many rowers join the Club of Rowers.", "Many people hope so."]
+    lex = Lexicon(sentences, [" ".join(sentences)])
+    # Names of several words (a sentence's first word too, if never written in lower case),
+    # spelled as the corpus spells them; single words that stand as names on their own.
+    assert lex.truecase("who founded wigan rowng club with kate lodge?") == "who founded Wigan Rowing Club with Kate Lodge?"
+    assert lex.truecase("when does the wrc row in wigan") == "when does the WRC row in Wigan"
+    # "hope" is a name only inside one; "many" only starts sentences; a question in
+    # sentence case is lower case; one with capitals of its own is left as typed.
+    assert lex.truecase("Do many rowers hope to join the club of rowers?") == "Do many rowers hope to join the Club of Rowers?"
+    assert lex.truecase("When did Kate found the wigan rowing club?") == "When did Kate found the wigan rowing club?"
+
+
+def test_a_name_made_of_two_corpus_names_is_checked_as_two(qa):
+    # "Sir Alan Langlands" and "Vice Chancellor" are apart in the text; "Mayor of West
+    # Yorkshire" is no two names, so it still has to be there as written.
+    assert qa.lexicon.phrases("Which university was Sir Alan Langlands Vice Chancellor of?") == [
+        ("sir", "alan", "langland"), ("vice", "chancellor")]
+    assert qa.lexicon.phrases("Who is the Mayor of West Yorkshire?") == [("mayor", "west", "yorkshir")]
+    assert "University of Leeds" in qa.ask("which university was sir alan langlands vice chancellor of?").sentences[0].text
+
+
 def test_a_contact_question_needs_a_contact_detail(qa):
     from qa.answer import has_value, question_kind
 

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -82,6 +83,16 @@ def test_default_corpus_eval_meets_its_targets(qa):
     assert m["citation_accuracy_on_correct"] == 1.0, m
     assert m["abstention_on_unanswerable"] >= 0.90, m
     assert m["recall_at_1"] >= 0.98, m  # passages are returned best sentence first
+    assert m["false_abstention_on_answerable"] <= 0.05, m
+
+
+def test_questions_typed_in_lower_case_do_about_as_well(qa):
+    # People type "who runs the lsp"; names are found by their capitals, so the corpus
+    # lends them. Without that: first sentence 90.1%, abstention 83.3%, false abstention 2.5%.
+    items = [dataclasses.replace(i, question=i.question.lower()) for i in load_eval_set(DEFAULT_SET)]
+    m = summarize(evaluate(qa, items), qa.config.abstain_threshold)
+    assert m["first_sentence_accuracy"] >= 0.95, m
+    assert m["abstention_on_unanswerable"] >= 0.85, m
     assert m["false_abstention_on_answerable"] <= 0.05, m
 
 
