@@ -276,9 +276,11 @@ def test_a_name_the_question_gives_in_another_form_is_not_a_new_name(qa):
         assert "board of chief executives" in qa.ask(question).sentences[0].text, question
 
 
-def test_she_after_a_who_question_is_the_person_its_answer_named(qa):
-    first = qa.ask("Who is the partnership director at the LAHP?")
-    answer = qa.ask("What did she say about the launch?", history=[{"question": first.question, "answer": first.answer}])
+@pytest.mark.parametrize("who, then", [("Who is the partnership director at the LAHP?", "What did she say about the launch?"),
+                                       ("who is the partnership director at the lahp", "what did she say about the launch")])
+def test_she_after_a_who_question_is_the_person_its_answer_named(qa, who, then):
+    first = qa.ask(who)
+    answer = qa.ask(then, history=[{"question": first.question, "answer": first.answer}])
     assert "Kate Lodge" in answer.query
     assert not answer.abstained and "Kate Lodge" in answer.sentences[0].text
 
