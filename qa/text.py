@@ -72,7 +72,8 @@ def find_acronyms(text: str) -> dict[str, str]:
 
 
 class Lexicon:
-    """Word statistics of a corpus: sentence IDF, defined acronyms, and its vocabulary for spelling."""
+    """Word statistics of a corpus: sentence IDF, defined acronyms, its vocabulary for spelling,
+    and how it capitalises names."""
 
     def __init__(self, sentence_texts: list[str], documents: list[str]):
         self.acronyms: dict[str, tuple[str, ...]] = {}
