@@ -36,10 +36,11 @@ class QA:
         question = self._check(question, "question")
         history = self._check_history(history)
         k = self._check_count(top_k, "top_k") or self.config.top_k
-        # Names are found by their capitals, so a question typed in lower case gets the
-        # corpus's capitals first; earlier turns too, for the subjects follow-ups borrow.
-        query = standalone_query(self.lexicon.truecase(question),
-                                 [{**turn, "question": self.lexicon.truecase(turn["question"])} for turn in history])
+        # The model reads words, and names are found by their capitals, so typos and a
+        # question typed in lower case are mended first; earlier turns too, for the
+        # subjects follow-ups borrow.
+        query = standalone_query(self.lexicon.respell(question),
+                                 [{**turn, "question": self.lexicon.respell(turn["question"])} for turn in history])
         q_vecs, (q_tokens,) = self.encoder.encode_tokens([query])  # one pass gives both
         passages = self.retriever.search(query, q_vecs[0], max(k, self.config.read_passages))
         return self.answerer.compose(question, query, q_vecs[0], q_tokens, passages, k)

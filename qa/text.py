@@ -95,7 +95,7 @@ class Lexicon:
         # the words themselves.
         self._words = {w for ws in sentence_words for w in ws}
         self._by_initial: dict[str, list[str]] = {}
-        for w in sorted(self._words):
+        for w in sorted(self._words | STOPWORDS):  # "itsellf" is "itself", and the model should read it so
             self._by_initial.setdefault(w[0], []).append(w)
         self._cased, self._names = _name_casing(sentence_texts)
         self._name_terms = {tuple(terms(" ".join(cased))) for by_first in self._names.values() for cased in by_first.values()}
@@ -121,11 +121,30 @@ class Lexicon:
         return _stemmer().stemWord(self._spelled(word))
 
     def _spelled(self, word: str) -> str:
-        """The corpus's word closest to a word it never uses, or the word itself."""
+        """The corpus's word closest to a word it never uses, or the word itself. Two
+        letters swapped count as close: "emlpoy" is "employ", though by similarity ratio
+        it is no nearer than "treaty" is to "treats"."""
         if word in self._words or len(word) < 5 or word.isdigit() or word in STOPWORDS:
             return word
-        close = difflib.get_close_matches(word, self._by_initial.get(word[0], []), n=1, cutoff=0.84)
-        return close[0] if close else word
+        pool = self._by_initial.get(word[0], [])
+        close = difflib.get_close_matches(word, pool, n=1, cutoff=0.84)
+        if close:
+            return close[0]
+        return next((w for w in pool if len(w) == len(word) and _swapped(w, word)), word)
+
+    def respell(self, question: str) -> str:
+        """The question with each word the corpus never uses, in no form, spelled as the
+        close word it does use ("What will the partnership furtehr develop?" -> "…further…"),
+        so that the model reads the word meant, and then `truecase`d."""
+        def fix(m: re.Match) -> str:
+            word = m.group()
+            low = word.lower()
+            if not low.isalpha() or _stemmer().stemWord(low) in self.idf:
+                return word
+            close = self._spelled(low)
+            return word if close == low else close.capitalize() if word[0].isupper() else close
+
+        return self.truecase(_CASED_WORD.sub(fix, question))
 
     def truecase(self, question: str) -> str:
         """A question typed all in lower case, with the corpus's names capitalised and spelled
@@ -179,6 +198,12 @@ class Lexicon:
 
 
 _CASED_WORD = re.compile(r"[A-Za-z][\w&-]*")
+
+
+def _swapped(a: str, b: str) -> bool:
+    """Whether two words of one length differ by two neighbouring letters swapped."""
+    diff = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+    return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
 
 
 def _name_casing(texts: list[str]) -> tuple[dict[str, str], dict[str, dict[tuple[str, ...], tuple[str, ...]]]]:

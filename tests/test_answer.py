@@ -248,6 +248,19 @@ def test_a_question_typed_in_lower_case_gets_the_corpus_capitals_for_its_names()
     assert lex.truecase("When did Kate found the wigan rowing club?") == "When did Kate found the wigan rowing club?"
 
 
+def test_a_misspelt_word_is_spelled_as_the_corpus_spells_it():
+    from qa.text import Lexicon
+
+    sentences = ["Kate Lodge founded the Wigan Rowing Club in 1990.", "She rows there herself and will employ two coaches."]
+    lex = Lexicon(sentences, [" ".join(sentences)])
+    # Swapped, dropped and doubled letters; a stop word too, since the model reads it.
+    assert lex.respell("Who fuonded the Wigan Rowign Club?") == "Who founded the Wigan Rowing Club?"
+    assert lex.respell("Does she row there hersellf?") == "Does she row there herself?"
+    assert lex.respell("how many coaches will kate lodge emlpoy") == "how many coaches will Kate Lodge employ"
+    # Other forms of the corpus's words, and words it never uses nor resembles, stay.
+    assert lex.respell("When did she start rowing with the club?") == "When did she start rowing with the club?"
+
+
 def test_a_name_made_of_two_corpus_names_is_checked_as_two(qa):
     # "Sir Alan Langlands" and "Vice Chancellor" are apart in the text; "Mayor of West
     # Yorkshire" is no two names, so it still has to be there as written.
