@@ -34,7 +34,8 @@ STOPWORDS = frozenset(
     most my myself no nor not now of off on once only or other our ours ourselves out over own same she
     should so some such than that the their theirs them themselves then there these they this those
     through to too under until up very was we were what when where which while who whom why will with
-    would you your yours yourself yourselves s t don doesn didn isn wasn weren won't's whose""".split()
+    would you your yours yourself yourselves whose
+    s t d ll m re ve don doesn didn isn wasn weren""".split()  # what is left of it's, don't, I'd, I'll, I'm, we're, I've
 )
 
 _WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
