@@ -46,7 +46,7 @@ class QA:
         return self.answerer.compose(question, query, q_vecs[0], q_tokens, passages, k)
 
     def search(self, query: str, k: int = 5) -> list[Passage]:
-        query = self._check(query, "query")
+        query = self.lexicon.respell(self._check(query, "query"))
         k = self._check_count(k, "k") or 5
         return self.retriever.search(query, self.encoder.encode([query])[0], k)
 

@@ -60,6 +60,10 @@ def test_search(client):
     assert r.status_code == 200 and len(body["passages"]) == 3
     p = body["passages"][0]
     assert p["doc_id"] == "002_ef368537357c7e56" and {"start", "end", "text", "score"} <= set(p)
+    # A misspelt query finds what the right spelling finds (unmended, the second and third differ).
+    ids = [[p["chunk_id"] for p in client.post("/api/search", json={"query": q, "k": 3}).get_json()["passages"]]
+           for q in ("how many staff do members employ", "how many staff do members emlpoy")]
+    assert ids[0] == ids[1]
 
 
 def test_documents_and_health(client):
