@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from functools import lru_cache
+import threading
 
 import Stemmer
 
@@ -41,9 +41,15 @@ STOPWORDS = frozenset(
 _WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
 
 
-@lru_cache(maxsize=1)
-def _stemmer():
-    return Stemmer.Stemmer("english")
+_per_thread = threading.local()
+
+
+def _stemmer() -> Stemmer.Stemmer:
+    """This thread's stemmer: a PyStemmer instance keeps state between calls and must not
+    be shared by the server's threads."""
+    if not hasattr(_per_thread, "stemmer"):
+        _per_thread.stemmer = Stemmer.Stemmer("english")
+    return _per_thread.stemmer
 
 
 def words(text: str) -> list[str]:

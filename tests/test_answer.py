@@ -1,5 +1,7 @@
 """Answers from the real model and index over the default corpus."""
 
+import threading
+
 import pytest
 
 LHP, LSP, LEEDS_2016, LEICESTER, LEEDS_2024 = (
@@ -311,3 +313,20 @@ def test_borrowed_subjects_stay_separate_names():
     # Run together, the two would read as one name that no document gives, and the bot would abstain.
     assert standalone_query("What did it say?", history) == (
         "What did it say? (University of Leicester, Leicestershire Partnership Trust)")
+
+
+def test_each_server_thread_stems_with_its_own_stemmer():
+    # PyStemmer keeps state between calls, so threads must not share one.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qa.text import _stemmer
+
+    with ThreadPoolExecutor(2) as pool:
+        barrier = threading.Barrier(2)
+
+        def stemmer_id(_):
+            barrier.wait()  # both threads alive at once, so neither is reused
+            return id(_stemmer())
+
+        assert len(set(pool.map(stemmer_id, range(2)))) == 2
+    assert _stemmer() is _stemmer()
