@@ -11,7 +11,7 @@ from .config import Config
 from .embed import Encoder, load_encoder
 from .index import Index, expected_settings, load_index
 from .retrieve import Retriever, standalone_query
-from .text import Lexicon
+from .text import Lexicon, unframed
 from .types import Answer, BadQuestion, Passage
 
 
@@ -36,19 +36,23 @@ class QA:
         question = self._check(question, "question")
         history = self._check_history(history)
         k = self._check_count(top_k, "top_k") or self.config.top_k
-        # The model reads words, and names are found by their capitals, so typos and a
-        # question typed in lower case are mended first; earlier turns too, for the
-        # subjects follow-ups borrow.
-        query = standalone_query(self.lexicon.respell(question),
-                                 [{**turn, "question": self.lexicon.respell(turn["question"])} for turn in history])
+        query = standalone_query(self._plain(question), [{**turn, "question": self._plain(turn["question"])} for turn in history])
         q_vecs, (q_tokens,) = self.encoder.encode_tokens([query])  # one pass gives both
         passages = self.retriever.search(query, q_vecs[0], max(k, self.config.read_passages))
         return self.answerer.compose(question, query, q_vecs[0], q_tokens, passages, k)
 
     def search(self, query: str, k: int = 5) -> list[Passage]:
-        query = self.lexicon.respell(self._check(query, "query"))
+        query = self._plain(self._check(query, "query"))
         k = self._check_count(k, "k") or 5
         return self.retriever.search(query, self.encoder.encode([query])[0], k)
+
+    def _plain(self, question: str) -> str:
+        """The question as the model and the name checks should read it: no polite frame,
+        typos mended, a question typed in lower case given the corpus's capitals for its
+        names. Earlier turns get the same, for the subjects follow-ups borrow."""
+        question = self.lexicon.respell(unframed(question))
+        # The scorer was fitted on questions that end in "?", and MiniLM reads the mark.
+        return question if question.rstrip()[-1:] in ("?", ".", "!") else question.rstrip() + "?"
 
     def _check(self, text, what: str) -> str:
         if not isinstance(text, str) or not text.strip():

@@ -249,6 +249,21 @@ def _name_casing(texts: list[str]) -> tuple[dict[str, str], dict[str, dict[tuple
             by_first)
 
 
+# "Can you tell me how many…", "I'd like to know who…": a frame around the question
+# that only dilutes what the model reads, and makes "Can you…" look like a yes/no question.
+_FRAME = re.compile(
+    r"^\s*(?:please\s+)?(?:(?:can|could|would|will)\s+you\s+(?:please\s+)?(?:tell|show|let)\s+me|tell\s+me|let\s+me\s+know|"
+    r"i(?:'d|\s+would)\s+like\s+to\s+know|i\s+(?:want|need)\s+to\s+know|i\s+wonder(?:ed)?|do\s+you\s+know)"
+    r"(?:\s+please)?\s*,?\s+(?=(?:(?:on|in|at|by|for|from|to|with|of|since|until)\s+)?(?:who|whom|whose|what|which|when|where|why|how|is|are|was|were|do|does|did|"
+    r"can|could|will|would|has|have|had|should)\b)", re.I)
+
+
+def unframed(question: str) -> str:
+    """The question without a polite frame around it: "Can you tell me who chairs the LAHP?"
+    -> "who chairs the LAHP?"."""
+    return _FRAME.sub("", question, count=1)
+
+
 _NAME_JOINS = re.compile(r"\s+(?:and|&)\s+|'s\s+")
 _NAMED = re.compile(r"\b(?:[A-Z][\w'&-]*(?:\s+(?:of|and|for|the|&)\s+|\s+)?)*[A-Z][\w'&-]*")
 _NOT_NAMES = STOPWORDS | {"tell", "list", "name", "give", "show", "please"}

@@ -269,6 +269,15 @@ def test_i_d_is_no_name(qa):
     assert not answer.abstained and "Alan Langlands" in answer.sentences[0].text
 
 
+def test_a_polite_frame_is_not_part_of_the_question():
+    from qa.text import unframed
+
+    assert unframed("Can you please tell me how many staff the LSP has?") == "how many staff the LSP has?"
+    assert unframed("I'd like to know, on what date was it endorsed") == "on what date was it endorsed"
+    assert unframed("do you know whether the LSP delivers services") == "do you know whether the LSP delivers services"
+    assert unframed("Tell me about Health Innovation Leeds") == "Tell me about Health Innovation Leeds"
+
+
 def test_a_name_made_of_two_corpus_names_is_checked_as_two(qa):
     # "Sir Alan Langlands" and "Vice Chancellor" are apart in the text; "Mayor of West
     # Yorkshire" is no two names, so it still has to be there as written.

@@ -120,6 +120,19 @@ def test_questions_with_a_typo_do_nearly_as_well(qa):
     assert m["false_abstention_on_answerable"] <= 0.05, m
 
 
+@pytest.mark.parametrize("reword", [
+    lambda n, q: q.rstrip("?"),  # without it: first sentence 91.4%, false abstention 2.5%
+    lambda n, q: (("Can you tell me ", "Please tell me ", "I'd like to know ")[n % 3] + q[0].lower()
+                  + q[1:].rstrip("?") + ("?" if n % 3 == 0 else "")),  # 84.0%, 11.1%
+], ids=["no question mark", "polite frame"])
+def test_questions_asked_another_way_do_as_well(qa, reword):
+    items = [dataclasses.replace(i, question=reword(n, i.question)) for n, i in enumerate(load_eval_set(DEFAULT_SET))]
+    m = summarize(evaluate(qa, items), qa.config.abstain_threshold)
+    assert m["first_sentence_accuracy"] >= 0.95, m
+    assert m["abstention_on_unanswerable"] >= 0.90, m
+    assert m["false_abstention_on_answerable"] <= 0.05, m
+
+
 def test_threshold_sweep_splits_scores_where_it_says():
     def result(answerable, score, ok=True):
         return ItemResult("x", "q", answerable, [], None, "", False, ok, ok, ok, 1, score, ok, 3, 0.01)
