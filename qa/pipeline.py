@@ -1,4 +1,5 @@
-"""The question path, top to bottom: check the question, embed it once, retrieve, compose.
+"""The question path, top to bottom: check the question, put it plainly, embed it once,
+retrieve, compose.
 
 `QA` holds what a running service keeps loaded (encoder, index, retriever, answerer);
 the CLI, the HTTP server and the evals all ask through it, so they answer alike.
