@@ -88,11 +88,16 @@ def test_default_corpus_eval_meets_its_targets(qa):
     assert m["false_abstention_on_answerable"] <= 0.05, m
 
 
+def _reworded_eval(qa, reword) -> dict:
+    """The default eval's metrics with each question n reworded as `reword(n, question)`."""
+    items = [dataclasses.replace(i, question=reword(n, i.question)) for n, i in enumerate(load_eval_set(DEFAULT_SET))]
+    return summarize(evaluate(qa, items), qa.config.abstain_threshold)
+
+
 def test_questions_typed_in_lower_case_do_about_as_well(qa):
     # People type "who runs the lsp"; names are found by their capitals, so the corpus
     # lends them. Without that: first sentence 90.1%, abstention 83.3%, false abstention 2.5%.
-    items = [dataclasses.replace(i, question=i.question.lower()) for i in load_eval_set(DEFAULT_SET)]
-    m = summarize(evaluate(qa, items), qa.config.abstain_threshold)
+    m = _reworded_eval(qa, lambda n, q: q.lower())
     assert m["first_sentence_accuracy"] >= 0.95, m
     assert m["abstention_on_unanswerable"] >= 0.85, m
     assert m["false_abstention_on_answerable"] <= 0.05, m
@@ -113,8 +118,7 @@ def test_questions_with_a_typo_do_nearly_as_well(qa):
     # The model reads "emlpoy" as pieces of nothing; the corpus's own spelling mends it.
     # Without that: first sentence 82.7%, false abstention 12.3%.
     rng = random.Random(3)
-    items = [dataclasses.replace(i, question=_one_typo(i.question, rng)) for i in load_eval_set(DEFAULT_SET)]
-    m = summarize(evaluate(qa, items), qa.config.abstain_threshold)
+    m = _reworded_eval(qa, lambda n, q: _one_typo(q, rng))
     assert m["first_sentence_accuracy"] >= 0.90, m
     assert m["abstention_on_unanswerable"] >= 0.90, m
     assert m["false_abstention_on_answerable"] <= 0.05, m
@@ -126,8 +130,7 @@ def test_questions_with_a_typo_do_nearly_as_well(qa):
                   + q[1:].rstrip("?") + ("?" if n % 3 == 0 else "")),  # 84.0%, 11.1%
 ], ids=["no question mark", "polite frame"])
 def test_questions_asked_another_way_do_as_well(qa, reword):
-    items = [dataclasses.replace(i, question=reword(n, i.question)) for n, i in enumerate(load_eval_set(DEFAULT_SET))]
-    m = summarize(evaluate(qa, items), qa.config.abstain_threshold)
+    m = _reworded_eval(qa, reword)
     assert m["first_sentence_accuracy"] >= 0.95, m
     assert m["abstention_on_unanswerable"] >= 0.90, m
     assert m["false_abstention_on_answerable"] <= 0.05, m
