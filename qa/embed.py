@@ -76,16 +76,20 @@ def weights_hash(folder: Path) -> str:
     raise ConfigError(f"No model weights (model.safetensors or pytorch_model.bin) in {folder}.")
 
 
+def checked_hash(folder: Path, expected: str, what: str, remedy: str) -> str:
+    """The weights' sha256, refused if it is not the `expected` one (when one is given)."""
+    found = weights_hash(folder)
+    if expected and found != expected:
+        raise ConfigError(f"The weights of {what} in {folder} have sha256 {found}, not the expected {expected}: "
+                          f"the files are damaged or a different model. {remedy}")
+    return found
+
+
 class SentenceTransformerEncoder:
     def __init__(self, model: str, expected_sha256: str = "", batch_size: int = 64):
         folder = resolve_model_path(model)
-        self.weights_sha256 = weights_hash(folder)
-        if expected_sha256 and self.weights_sha256 != expected_sha256:
-            raise ConfigError(
-                f"The weights of model {model!r} in {folder} have sha256 {self.weights_sha256}, "
-                f"not the expected {expected_sha256}: the files are damaged or a different model. "
-                "Reinstall the model package, or set `model_sha256` to the new hash if the change is intended."
-            )
+        self.weights_sha256 = checked_hash(folder, expected_sha256, f"model {model!r}", "Reinstall the model package, "
+                                           "or set `model_sha256` to the new hash if the change is intended.")
         import transformers
         from sentence_transformers import SentenceTransformer
 

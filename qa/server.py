@@ -110,7 +110,7 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
     @app.get("/api/health")
     def health():
         m = qa.index.manifest
-        return jsonify({"status": "ok", **m.get("counts", {}), "model": m["model"]["id"],
+        return jsonify({"status": "ok", **m.get("counts", {}), "model": m["model"]["id"], "reader": qa.reader.model_id,
                         "built_at": m.get("built_at"), "format_version": m.get("format_version")})
 
     @app.get("/api/openapi.json")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
 
 class QAError(Exception):
     """An error whose message is written for the user: what went wrong and what to do."""
@@ -110,6 +112,22 @@ class AnswerSentence:
 
 
 @dataclass
+class Reading:
+    """What the reader saw for one question: its candidate sentences (rows in the index's
+    sentence table) and the scores behind the answer."""
+
+    sids: list[int]
+    rows: np.ndarray  # each candidate's sentence features (`qa.answer.FEATURES`)
+    linear: np.ndarray  # the fitted linear sentence score that chose the candidates
+    logits: np.ndarray  # the cross-encoder's
+    checks: np.ndarray  # (candidates, 3) bool: `Answerer.checks`
+    fused: np.ndarray
+    dense: float  # best passage cosine
+    bm25: float  # best passage BM25 score
+    confidence: float  # calibrated probability that the best fused candidate holds the answer
+
+
+@dataclass
 class Answer:
     question: str
     answer: str  # sentences joined, each followed by its marker "[n]"; empty when abstaining
@@ -120,14 +138,16 @@ class Answer:
     query: str  # the standalone query that was searched
     message: str = ""  # why the bot abstained, for people
     # For evals and debugging, not part of the answer object: what was retrieved, the
-    # score of the sentence it led (or would lead) with, and that sentence.
+    # confidence in the sentence it led (or would lead) with, that sentence, and what
+    # the reader saw.
     passages: list[Passage] = field(default_factory=list)
     lead_score: float = -1.0
     lead_text: str = ""
+    reading: Reading | None = None
 
     def to_dict(self) -> dict:
         """The answer object the CLI and API return."""
         d = asdict(self)
-        for internal in ("passages", "lead_score", "lead_text"):
+        for internal in ("passages", "lead_score", "lead_text", "reading"):
             d.pop(internal)
         return d

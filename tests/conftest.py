@@ -17,6 +17,7 @@ from qa.config import Config
 from qa.embed import load_encoder
 from qa.index import build_index
 from qa.pipeline import QA
+from qa.read import load_reader
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
@@ -49,14 +50,19 @@ def encoder():
 
 
 @pytest.fixture(scope="session")
+def reader():
+    return load_reader(Config())
+
+
+@pytest.fixture(scope="session")
 def corpus_config(tmp_path_factory) -> Config:
     return Config(corpus_dir=str(CORPUS), index_dir=str(tmp_path_factory.mktemp("index")))
 
 
 @pytest.fixture(scope="session")
-def qa(corpus_config, encoder) -> QA:
+def qa(corpus_config, encoder, reader) -> QA:
     build_index(corpus_config, encoder)
-    return QA.load(corpus_config, encoder)
+    return QA.load(corpus_config, encoder, reader)
 
 
 # A document whose text looks like markup: the page must show it, never run it.

@@ -85,9 +85,9 @@ def test_reingest_embeds_only_added_or_changed_documents(small_corpus, encoder):
         assert all(after.sentences[s].doc_id.startswith("001") for s in after.chunks[i].sentence_ids)
 
 
-def test_crash_mid_write_leaves_previous_index_loadable(small_corpus, encoder, monkeypatch):
+def test_crash_mid_write_leaves_previous_index_loadable(small_corpus, encoder, monkeypatch, reader):
     build_index(small_corpus, encoder)
-    before = QA.load(small_corpus, encoder).ask("How many founding partners does Liverpool Health Partners have?")
+    before = QA.load(small_corpus, encoder, reader).ask("How many founding partners does Liverpool Health Partners have?")
     files_before = set(os.listdir(small_corpus.index_dir))
 
     corpus = Path(small_corpus.corpus_dir)
@@ -101,46 +101,46 @@ def test_crash_mid_write_leaves_previous_index_loadable(small_corpus, encoder, m
         build_index(small_corpus, encoder)
     monkeypatch.undo()
 
-    after = QA.load(small_corpus, encoder)
+    after = QA.load(small_corpus, encoder, reader)
     assert len(after.index.documents) == 3
     assert after.ask("How many founding partners does Liverpool Health Partners have?").answer == before.answer
     # The next good build commits and clears the crashed build's files away.
     build_index(small_corpus, encoder)
     names = set(os.listdir(small_corpus.index_dir))
-    assert len(QA.load(small_corpus, encoder).index.documents) == 4
+    assert len(QA.load(small_corpus, encoder, reader).index.documents) == 4
     assert not (names & files_before - {"manifest.json"})
     assert len([n for n in names if n.startswith("documents-")]) == 1
 
 
-def test_stale_index_says_to_reingest(small_corpus, encoder):
+def test_stale_index_says_to_reingest(small_corpus, encoder, reader):
     build_index(small_corpus, encoder)
     other = dataclasses.replace(small_corpus, chunk_tokens=100)
     with pytest.raises(StaleIndexError, match="qa ingest"):
-        QA.load(other, encoder)
+        QA.load(other, encoder, reader)
     manifest_path = Path(small_corpus.index_dir) / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["model"]["weights_sha256"] = "0" * 64
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(StaleIndexError, match="different model.*qa ingest"):
-        QA.load(small_corpus, encoder)
+        QA.load(small_corpus, encoder, reader)
     manifest_path.write_text("{not json")
     with pytest.raises(StaleIndexError, match="damaged"):
-        QA.load(small_corpus, encoder)
+        QA.load(small_corpus, encoder, reader)
     # Ingest itself rebuilds a stale index rather than failing.
     assert build_index(small_corpus, encoder).documents == 3
 
 
-def test_format_version_mismatch_is_stale(small_corpus, encoder, monkeypatch):
+def test_format_version_mismatch_is_stale(small_corpus, encoder, monkeypatch, reader):
     build_index(small_corpus, encoder)
     monkeypatch.setattr(index_module, "FORMAT_VERSION", index_module.FORMAT_VERSION + 1)
     with pytest.raises(StaleIndexError, match="format version"):
-        QA.load(small_corpus, encoder)
+        QA.load(small_corpus, encoder, reader)
 
 
-def test_missing_index_and_empty_corpus(tmp_path, encoder):
+def test_missing_index_and_empty_corpus(tmp_path, encoder, reader):
     config = Config(corpus_dir=str(tmp_path / "empty"), index_dir=str(tmp_path / "index"))
     with pytest.raises(IndexMissingError, match="qa ingest"):
-        QA.load(config, encoder)
+        QA.load(config, encoder, reader)
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "junk.txt").write_bytes(b"\x00\x00")
     with pytest.raises(EmptyCorpusError, match="1 file"):
