@@ -43,7 +43,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--index", dest="index_dir")
     p.add_argument("--squad", help="a SQuAD 2.0 JSON file: index its articles in a temporary folder and ask its questions")
     p.add_argument("--limit", type=int, help="with --squad: a reproducible sample of this many questions")
+    p.add_argument("--split", choices=["fit", "select", "report"],
+                   help="with --squad: only that split's articles, indexed in two halves, plus off-corpus questions "
+                        "(each half's answerable questions asked of the other half)")
     p.add_argument("--report", default="reports", help="folder for the JSON and Markdown reports (default reports/)")
+
+    p = sub.add_parser("fit", help="fit the reader fusion and abstention model on SQuAD splits; report held out")
+    p.add_argument("--squad", default="../shared/benchmarks/squad2-dev/dev-v2.0.json", help="the SQuAD 2.0 JSON file")
+    p.add_argument("--report", default="reports", help="folder for the collected readings and the fit report")
+    p.add_argument("--reuse", action="store_true", help="reuse readings collected before (reports/readings-<split>.jsonl)")
+    p.add_argument("--write", action="store_true", help="write the fitted weights to qa/reader_model.json")
+    p.add_argument("--limit", type=int, nargs=3, metavar=("FIT", "SELECT", "REPORT"),
+                   help="a reproducible sample of each split's in-corpus questions (default: all)")
+    p.add_argument("--off-corpus", type=int, default=400, help="off-corpus questions per split (default 400)")
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
@@ -67,6 +79,9 @@ class Progress:
     def __call__(self, done: int, total: int) -> None:
         from tqdm import tqdm
 
+        if self.bar is not None and (total != self.bar.total or done < self.bar.n):  # a new run of work
+            self.close()
+            self.bar = None
         if self.bar is None:
             self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, file=sys.stderr, disable=total < self.min_total)
         self.bar.update(done - self.bar.n)
@@ -123,26 +138,95 @@ def cmd_eval(config: Config, args) -> int:
     from . import eval as ev
     from .embed import load_encoder
     from .pipeline import QA
+    from .read import load_reader
 
     started = time.perf_counter()
-    encoder = load_encoder(config)
+    encoder, reader = load_encoder(config), load_reader(config)
     with tempfile.TemporaryDirectory(prefix="qa-squad-") as work:
-        if args.squad:
-            progress = Progress("indexing", "text")
-            qa, items = ev.squad_qa(config, encoder, args.squad, Path(work), args.limit, progress)
-            progress.close()
+        progress = Progress("indexing", "text")
+        if args.squad and args.split:
+            runs = ev.squad_split_runs(config, encoder, reader, args.squad, args.split, Path(work), args.limit,
+                                       progress=progress)
+            name = f"squad-{Path(args.squad).stem}-{args.split}" + (f"-{args.limit}" if args.limit else "")
+        elif args.squad:
+            runs = [ev.squad_qa(config, encoder, reader, args.squad, Path(work), args.limit, progress)]
             name = f"squad-{Path(args.squad).stem}" + (f"-{args.limit}" if args.limit else "")
         else:
-            qa, items = QA.load(config, encoder), ev.load_eval_set(args.eval_set)
+            runs = [(QA.load(config, encoder, reader), ev.load_eval_set(args.eval_set))]
             name = f"eval-{Path(args.eval_set).stem}"
+        progress.close()
+        total = sum(len(items) for _, items in runs)
         asking = Progress("asking", "q", min_total=0)
-        results = ev.evaluate(qa, items, asking)
+        results = []
+        for qa, items in runs:
+            results += ev.evaluate(qa, items, lambda n, _: asking(len(results) + n, total))
         asking.close()
     metrics = ev.summarize(results, config.abstain_threshold)
     metrics["run_seconds"] = round(time.perf_counter() - started, 1)
     json_path, md_path = ev.write_reports(name, metrics, results, args.report)
     print(ev.metrics_table(metrics))
     print(f"Reports: {json_path} and {md_path}")
+    return 0
+
+
+def cmd_fit(config: Config, args) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from . import eval as ev
+    from . import fit
+    from .embed import load_encoder
+    from .read import ReaderModel, load_reader
+
+    folder = Path(args.report)
+    records = {}
+    encoder = reader = None
+    limits = dict(zip(("fit", "select", "report"), args.limit or (None, None, None)))
+    for split in ("fit", "select", "report"):
+        path = folder / f"readings-{split}.jsonl"
+        if args.reuse and path.is_file():
+            records[split] = fit.load_records(path)
+            continue
+        encoder, reader = encoder or load_encoder(config), reader or load_reader(config)
+        with tempfile.TemporaryDirectory(prefix=f"qa-fit-{split}-") as work:
+            progress = Progress(f"indexing {split}", "text")
+            runs = ev.squad_split_runs(config, encoder, reader, args.squad, split, Path(work), limits[split],
+                                       args.off_corpus, progress, ReaderModel.untrained())
+            progress.close()
+            total = sum(len(items) for _, items in runs)
+            asking, done = Progress(f"reading {split}", "q", min_total=0), [0]
+
+            def tick(n, _):
+                asking(done[0] + n, total)
+
+            records[split] = []
+            for run in runs:
+                records[split] += fit.collect([run], ev.holds, tick)
+                done[0] = len(records[split])
+            asking.close()
+        fit.save_records(records[split], path)
+    candidates, by_candidates = fit.choose_candidates(records["fit"], records["select"])
+    records = {split: [r.top(candidates) for r in rs] for split, rs in records.items()}
+    model = fit.fit(records["fit"], note=f"qa fit on the SQuAD fit split of {Path(args.squad).name}, "
+                                         f"{candidates} candidates")
+    threshold = fit.choose_threshold(model, records["select"])
+    report = {split: fit.measure(model, records[split], threshold) for split in ("fit", "select", "report")}
+    report["abstention_curve"] = fit.abstention_curve(model, records["report"])
+    report["candidates"] = {"chosen": candidates, "select_figure_by_candidates": by_candidates}
+    report["ablation"] = fit.ablation(records["fit"], records["select"], records["report"], candidates)
+    (folder / "fit-report.json").write_text(json.dumps(report, indent=1))
+    for split in ("fit", "select", "report"):
+        print(f"{split}: " + ", ".join(f"{k} {v}" for k, v in report[split].items() if k != "reliability"))
+    print("reliability (report):", json.dumps(report["report"]["reliability"]))
+    print("abstention curve (report):", json.dumps(report["abstention_curve"]))
+    print(f"reader candidates: {candidates} (select split, {fit.HELD_OUT} by candidates: {by_candidates})")
+    print("ablation (report split, change when the feature is dropped):")
+    for row in report["ablation"]:
+        print("  " + ", ".join(f"{k} {v}" for k, v in row.items()))
+    if args.write:
+        model.save()
+        print(f"Wrote qa/reader_model.json; set abstain_threshold = {threshold:.4f} and reader_candidates = "
+              f"{candidates} in qa/config.py")
     return 0
 
 
@@ -153,7 +237,8 @@ def cmd_serve(config: Config, args) -> int:
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "search": cmd_search, "serve": cmd_serve, "eval": cmd_eval}
+COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "search": cmd_search, "serve": cmd_serve, "eval": cmd_eval,
+            "fit": cmd_fit}
 
 if __name__ == "__main__":
     sys.exit(main())

