@@ -12,28 +12,30 @@ gets a linear score over `FEATURES`:
   part credit for those said just before it or elsewhere in its chunk ("It was worth
   $32 billion in 2011" answers a question about Harvard's endowment when the sentence
   before names it); the share of the question's word pairs it repeats;
-* answer type: whether it holds the kind of value asked for (a count, an amount of
-  money, a date, a name) that the question does not already hold, or for a question
-  asking what something is called, whether it names something ("known as", "titled");
-* form: a sentence that is itself a question, or says nothing a question does not,
-  cannot be an answer.
+* the document: the words of what the question names that the sentence's document
+  says elsewhere (every sentence of a document about Harvard speaks of Harvard).
 
-Weights were fitted (listwise softmax) on half of the SQuAD 2.0 dev articles and
-checked on the other half. The best sentence leads if it can answer: it holds the
-value a count, money, date or contact question asks for (for "how many X", a number
-beside a word close in meaning to X), and its document names everything the question
-names; up to `max_answer_sentences - 1` more follow when they can answer too, score
-close to it and add something new. If the best sentence cannot answer, or scores
-under `abstain_threshold`, the bot abstains.
+A sentence that is itself a question ("What is the purpose of the framework?") is never
+a candidate: answers are statements.
+
+`WEIGHTS` (listwise softmax on half of the SQuAD 2.0 dev articles) make a linear score
+that picks the `reader_candidates` best sentences. The reader (`qa.read`) reads each
+with the question; a fusion fitted by `qa fit` on the SQuAD fit split weighs its logit,
+the features above and two checks of whether the sentence can answer (it holds the
+value a money, count, date or contact question asks for; for "how many X", a number
+beside a word close in meaning to X) into one score. Features and rules that did not
+earn their place on held-out questions were deleted (README, "Ablation"). The best fused sentence leads; the fitted abstention model gives
+the probability that it holds the answer (`confidence`), and below `abstain_threshold`
+the bot abstains. Up to `max_answer_sentences - 1` more follow when they can answer,
+score within `extra_sentence_margin` of the lead, and do not repeat a chosen sentence.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,14 +44,15 @@ from .chunk import is_list_item
 from .embed import Encoder, TokenVectors
 from .index import Index
 from .text import Lexicon, match_text, named_spans, terms, words
-from .types import Answer, AnswerSentence, Citation, Passage
+from .config import Config
+from .read import CHECKS, SENTENCE_FEATURES, Reader, ReaderModel, abstain_features
+from .types import Answer, AnswerSentence, Citation, Passage, Reading
 
-FEATURES = ("sentence_cosine", "chunk_cosine", "words", "nearby_words", "previous_words", "word_pairs",
-            "answer_type", "not_an_answer", "referred_words", "named_in_document", "aligned_words")
-# Fitted on the tune half of SQuAD 2.0 dev (see README, "Evaluation"); SQuAD has no sentences
-# in question form, so the `not_an_answer` weight is a prior, not a fit.
-WEIGHTS = np.array([0.238, 0.176, 0.35, 0.133, 0.121, 0.077, 0.141, -0.3, 0.072, -0.02, 0.335], dtype=np.float32)
+FEATURES = SENTENCE_FEATURES
+# Fitted on the tune half of SQuAD 2.0 dev (see README, "Evaluation").
+WEIGHTS = np.array([0.238, 0.176, 0.35, 0.133, 0.121, 0.077, -0.02, 0.335], dtype=np.float32)
 REDUNDANT_COSINE = 0.9
+REPEAT_OVERLAP = 0.7  # share of the smaller sentence's new words found in the other
 TOKEN_CACHE_SENTENCES = 4096  # token vectors kept for sentences already seen (~25 KB each)
 ABSTAIN_MESSAGE = "I could not find an answer to that question in the documents."
 
@@ -63,12 +66,6 @@ _YEAR = re.compile(r"^(?:1[0-9]{3}|20[0-9]{2})$")
 _MONEY = re.compile(r"[£$€¥]\s?\d|\d[\d,.]*\s?(?:bn|m|k|million|billion|thousand|pounds|dollars|euros)\b|\b(?:million|billion) (?:pounds|dollars|euros)\b", re.I)
 _MONTH = r"jan(?:uary)?|feb(?:ruary)?|march|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
 _DATE = re.compile(rf"\b(?:1[0-9]{{3}}|20[0-9]{{2}})s?\b|\b(?:{_MONTH})\b|\b(?:century|decade|yesterday|today|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I)
-_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*")
-_REFERS_BACK = re.compile(r"\b(?:it|its|he|she|his|her|they|their|them|this|these|those)\b", re.I)
-_ASKING = re.compile(r"\s*(?:who|whom|whose|what|which|when|where|why|how|name|list|tell)\b", re.I)
-# A yes/no question is answered by a sentence that says what it asks ("Merseyside Police"
-# in a list of partners answers "Is Merseyside Police a partner?").
-_POLAR = re.compile(r"\s*(?:is|are|was|were|do|does|did|can|could|will|would|has|have|had|should)\b", re.I)
 # The kinds of value a question may ask for; see `question_kind`.
 _KINDS = (
     # Contact details: "What website has more about LHP?", "What number do I call?"
@@ -76,16 +73,12 @@ _KINDS = (
     ("money", re.compile(r"\bhow much (?:money|funding|cash|investment)\b|\bhow much (?:\w+ ){0,6}(?:cost|spend|spent|earn|pay|paid|worth|raise|raised|give|gave|invest|invested)\b|\bwhat (?:\w+ )?(?:budget|salary|price|cost|revenue|income|funding)\b", re.I)),
     ("count", re.compile(r"\bhow (?:many|much|old|long|large|big|far|often)\b|\bwhat (?:number|percentage|proportion|amount|size)\b", re.I)),
     ("date", re.compile(r"\bwhen\b|\bwhat (?:year|date|month|day|time|century|decade)\b|\bwhich (?:year|date|month|day|century)\b|\bin what year\b|\bsince when\b", re.I)),
+    # A name is no value a sentence can be checked for, but "Who was chair when it
+    # launched?" asks for one, not for a date.
     ("name", re.compile(r"\bwho(?:m|se)?\b|\bwhere\b|\b(?:which|what) (?:compan(?:y|ies)|organi[sz]ations?|universit(?:y|ies)|"
                         r"colleges?|persons?|people|cit(?:y|ies)|towns?|countr(?:y|ies)|count(?:y|ies)|states?|nations?|"
                         r"regions?|areas?|places?|rivers?|trusts?|hospitals?|bod(?:y|ies)|groups?)\b", re.I)),
-    # A naming question ("What is the new approach called?", "another word for X") is
-    # answered where the text names something: "titled Health Innovation Leeds", "what we call".
-    ("term", re.compile(r"\b(?:called|named|titled|known as|termed|dubbed|nicknamed)\b|\bcall\b(?! for)|"
-                        r"\b(?:another|other|alternative|original|full|formal|official|common)\s+(?:\w+\s+)?(?:words?|terms?|names?|titles?)\b|"
-                        r"\bwhat (?:\w+ )?(?:is|was|are|were) (?:the )?(?:\w+ )?(?:name|title|term)\b", re.I)),
 )
-_NAMING = re.compile(r"\b(?:call(?:s|ed|ing)?|names?|named|titles?|titled|known as|terms?|termed|dubbed|nicknamed|referred to as)\b|\(", re.I)
 _CONTACT = re.compile(r"\bwww\.|https?://|\b[\w.+-]+@[\w-]+\.[\w.]+|(?:\+\d{1,3}[ ()0]*|\b0)\d{2,4}[ -]?\d{3,4}[ -]?\d{3,4}\b|\b[\w-]+\.(?:com|org|net|gov|edu|ac|co|nhs)(?:\.[a-z]{2})?\b", re.I)
 _REQUIRED = {"money", "count", "date", "contact"}  # kinds whose value must be in a sentence that answers
 
@@ -99,37 +92,37 @@ class QuestionFacts:
     kind: str | None
     names: tuple[frozenset[str], ...]  # the terms of each thing it names
     name_spans: tuple[tuple[int, int], ...]  # where each of those is in the question
-    phrases: tuple[str, ...]  # its names of several words, as " term term ", to find in a document
-    asking: bool
     counted: np.ndarray | None  # token vectors of what a "how many" question counts
 
 
 @dataclass
 class Scored:
     sid: int
-    score: float
+    score: float  # the linear score: `row @ WEIGHTS`
+    row: np.ndarray  # its FEATURES
 
 
 class Answerer:
-    def __init__(self, index: Index, lexicon: Lexicon, encoder: Encoder, max_sentences: int, threshold: float,
-                 extra_ratio: float):
+    def __init__(self, index: Index, lexicon: Lexicon, encoder: Encoder, reader: Reader, model: ReaderModel,
+                 config: Config):
         self.index = index
         self.lexicon = lexicon
         self.encoder = encoder
         self._tokens: OrderedDict[int, TokenVectors] = OrderedDict()  # least recently used first
         self._tokens_lock = threading.Lock()
         self.previous = self._lead_in()
-        self.max_sentences = max_sentences
-        self.threshold = threshold
-        self.extra_ratio = extra_ratio
+        # A list item ("- Merseyside Police") means nothing to the reader without the line
+        # that introduces its list ("Our partners").
+        self.list_intro = {sid: prev for sid, prev in enumerate(self.previous) if prev is not None
+                           and is_list_item(index.documents[index.sentences[sid].doc_id].text, index.sentences[sid].start)}
+        self.reader, self.model = reader, model
+        self.reader_candidates = config.reader_candidates
+        self.max_sentences = config.max_answer_sentences
+        self.threshold = config.abstain_threshold
+        self.extra_margin = config.extra_sentence_margin
         self.doc_terms: dict[str, set[str]] = {}
         for sentence, ts in zip(index.sentences, lexicon.sentence_terms):
             self.doc_terms.setdefault(sentence.doc_id, set()).update(ts)
-        # A document's sentences as " term term ... " lines, to find a name's words in order.
-        lines: dict[str, list[str]] = {}
-        for sentence, seq in zip(index.sentences, lexicon.sentence_sequences):
-            lines.setdefault(sentence.doc_id, []).append(f" {' '.join(seq)} ")
-        self.doc_lines = {doc_id: "\n".join(ls) for doc_id, ls in lines.items()}
 
     def analyse(self, question: str, q_tokens: TokenVectors) -> QuestionFacts:
         lex = self.lexicon
@@ -143,8 +136,6 @@ class Answerer:
             pairs=frozenset(zip(ordered, ordered[1:])),
             kind=question_kind(question),
             names=tuple(ts for _, ts in named), name_spans=tuple(span for span, _ in named),
-            phrases=tuple(f" {' '.join(ts)} " for ts in lex.phrases(question)),
-            asking=not _POLAR.match(norm) and (bool(_ASKING.match(norm)) or norm.rstrip().endswith("?")),
             counted=_counted(question, q_tokens),
         )
 
@@ -154,6 +145,8 @@ class Answerer:
         context: dict[int, tuple[float, int]] = {}  # sentence -> (best chunk cosine, that chunk)
         for p in passages:
             for sid in self.index.chunks[p.chunk_id].sentence_ids:
+                if self.index.sentence_text(sid).rstrip("\"' )").endswith("?"):
+                    continue
                 if sid not in context or p.dense > context[sid][0]:
                     context[sid] = (p.dense, p.chunk_id)
         sids = list(context)
@@ -161,13 +154,9 @@ class Answerer:
         if not sids:
             return sids, rows
         rows[:, 0] = self.index.sentence_vectors[sids] @ q_vec
-        rows[:, 10] = self._aligned(q, q_tokens, sids)
+        rows[:, 7] = self._aligned(q, q_tokens, sids)
         lex = self.lexicon
         named = set().union(*q.names) & q.terms
-
-        def new_name(name: str) -> bool:  # "Liverpool Strategic Partnership" is no new name to a question about the LSP
-            return not lex.canonical(set(terms(name))) <= q.terms
-
         chunk_terms: dict[int, set[str]] = {}
         for row, sid in zip(rows, sids):
             chunk_cos, cid = context[sid]
@@ -176,20 +165,15 @@ class Answerer:
             s_terms = lex.sentence_terms[sid]
             prev = self.previous[sid]
             prev_terms = lex.sentence_terms[prev] if prev is not None else set()
-            text = match_text(self.index.sentence_text(sid))
-            ordered = terms(text)
+            ordered = terms(match_text(self.index.sentence_text(sid)))
             row[1] = chunk_cos
             row[2] = sum(lex.weight(t) for t in q.terms & s_terms) / q.weight
             row[3] = sum(lex.weight(t) for t in (q.terms & chunk_terms[cid]) - s_terms) / q.weight
             row[4] = sum(lex.weight(t) for t in (q.terms & prev_terms) - s_terms) / q.weight
             row[5] = len(q.pairs & set(zip(ordered, ordered[1:]))) / max(1, len(q.pairs))
-            row[6] = float(q.kind is not None and has_value(q.kind, text, q.text, new_name))
-            row[7] = float(text.rstrip("\"' )").endswith("?") or (q.asking and not s_terms - q.terms))
-            # "It was built in 1860 by David Stevenson": what "it" stands for was said just before.
-            row[8] = row[4] if _REFERS_BACK.search(text) else 0.0
             # What the question names is what the document is about: every sentence of a
             # document that names it speaks of it, named again or not.
-            row[9] = sum(lex.weight(t) for t in (named & self.doc_terms[self.index.sentences[sid].doc_id]) - s_terms) / q.weight
+            row[6] = sum(lex.weight(t) for t in (named & self.doc_terms[self.index.sentences[sid].doc_id]) - s_terms) / q.weight
         return sids, rows
 
     def _aligned(self, q: QuestionFacts, q_tokens: TokenVectors, sids: list[int]) -> np.ndarray:
@@ -232,69 +216,86 @@ class Answerer:
     def score(self, q: QuestionFacts, q_vec: np.ndarray, q_tokens: TokenVectors, passages: list[Passage]) -> list[Scored]:
         sids, rows = self.features(q, q_vec, q_tokens, passages)
         scores = rows @ WEIGHTS
-        return sorted((Scored(sid, float(x)) for sid, x in zip(sids, scores)), key=lambda c: (-c.score, c.sid))
+        return sorted((Scored(sid, float(x), row) for sid, x, row in zip(sids, scores, rows)), key=lambda c: (-c.score, c.sid))
 
-    def lead(self, q: QuestionFacts, ranked: list[Scored]) -> Scored | None:
-        """The sentence to lead with: the top one if it can answer, else one that can and
-        scores nearly as well. (As a filter over the whole ranking the checks cost 5 points
-        of SQuAD accuracy; as a check on the top they cost almost nothing.)"""
-        for cand in ranked:
-            if cand.score < self.extra_ratio * ranked[0].score:
-                return None
-            if self.answerable(q, cand.sid):
-                return cand
-        return None
-
-    def answerable(self, q: QuestionFacts, sid: int) -> bool:
-        """Whether the sentence can answer: it holds the value asked for (for "how many X",
-        a number beside a word close in meaning to X), and its document names what the
-        question names: each word of it, and a name of several words as written, in order
-        ("Mayor of West Yorkshire" is not named by "West Yorkshire Mayoral Combined
-        Authority"). On SQuAD 2.0 dev the word order check refuses five unanswerable
-        questions for each answerable one it refuses."""
+    def checks(self, q: QuestionFacts, sid: int) -> tuple[bool, bool]:
+        """Whether the sentence can answer, as two checks (`qa.read.CHECKS`) the fusion and
+        the abstention model weigh: it holds the kind of value a money, count, date or
+        contact question asks for; for "how many X", a number beside a word close in meaning
+        to X."""
         text = match_text(self.index.sentence_text(sid))
-        if q.kind in _REQUIRED and not has_value(q.kind, text, q.text):
-            return False
-        if q.kind == "count" and q.counted is not None and not self._counts(q, text, self._sentence_tokens([sid])[0]):
-            return False
-        doc_id = self.index.sentences[sid].doc_id
-        return all(name <= self.doc_terms[doc_id] for name in q.names) and all(p in self.doc_lines[doc_id] for p in q.phrases)
+        value = q.kind not in _REQUIRED or has_value(q.kind, text, q.text)
+        counts = q.kind != "count" or q.counted is None or self._counts(q, text, self._sentence_tokens([sid])[0])
+        return value, counts
 
     def compose(self, question: str, query: str, q_vec: np.ndarray, q_tokens: TokenVectors,
                 passages: list[Passage], k: int) -> Answer:
         q = self.analyse(query, q_tokens)
         ranked = self.score(q, q_vec, q_tokens, passages)
-        passages = self.rerank(passages, ranked)[:k]
-        lead = self.lead(q, ranked)
-        best = lead.score if lead else -1.0
-        confidence = round(1 / (1 + math.exp(-12 * (best - self.threshold))), 4)
-        lead_text = self.index.sentence_text((lead or ranked[0]).sid) if ranked else ""
-        if lead is None or best < self.threshold:
-            return Answer(question, "", True, confidence, [], [], query, ABSTAIN_MESSAGE, passages, best, lead_text)
+        reading = self.read(q, query, ranked, passages)
+        order = [reading.sids[i] for i in np.argsort(-np.asarray(reading.fused), kind="stable")]
+        passages = self.rerank(passages, order + [c.sid for c in ranked])[:k]
+        if not order:
+            return Answer(question, "", True, 0.0, [], [], query, ABSTAIN_MESSAGE, passages, 0.0, "", reading)
+        confidence = round(reading.confidence, 4)
+        lead_text = self.index.sentence_text(order[0])
+        if confidence < self.threshold:
+            return Answer(question, "", True, confidence, [], [], query, ABSTAIN_MESSAGE, passages, confidence, lead_text, reading)
 
-        chosen: list[Scored] = [lead]
-        for cand in ranked:
-            if len(chosen) >= self.max_sentences or cand.score < max(self.threshold, self.extra_ratio * best):
+        fused = dict(zip(reading.sids, reading.fused))
+        can = dict(zip(reading.sids, reading.checks.all(axis=1)))
+        chosen = [order[0]]
+        for sid in order[1:]:
+            if len(chosen) >= self.max_sentences or fused[sid] < fused[order[0]] - self.extra_margin:
                 break
-            if cand is not lead and self.answerable(q, cand.sid) and not self._redundant(cand.sid, [c.sid for c in chosen]):
-                chosen.append(cand)
+            if can[sid] and not self._repeats(sid, chosen, q):
+                chosen.append(sid)
 
         sentences, citations = [], []
-        for n, c in enumerate(chosen, start=1):
-            s = self.index.sentences[c.sid]
+        for n, sid in enumerate(chosen, start=1):
+            s = self.index.sentences[sid]
             doc = self.index.documents[s.doc_id]
             text = doc.text[s.start:s.end]
             citations.append(Citation(n, doc.doc_id, doc.title, doc.date, s.start, s.end, text))
             sentences.append(AnswerSentence(text, n))
         answer = " ".join(f"{s.text} [{s.citation}]" for s in sentences)
-        return Answer(question, answer, False, confidence, sentences, citations, query, "", passages, best, lead_text)
+        return Answer(question, answer, False, confidence, sentences, citations, query, "", passages, confidence, lead_text, reading)
 
-    def rerank(self, passages: list[Passage], ranked: list[Scored]) -> list[Passage]:
-        """Passages by their best sentence, fused retrieval order breaking ties: the sentence
-        scorer reads each sentence against the question, which ranking whole chunks cannot."""
-        best = {c.sid: c.score for c in ranked}
-        return sorted(passages, key=lambda p: -max((best.get(s, -math.inf) for s in self.index.chunks[p.chunk_id].sentence_ids),
-                                                    default=-math.inf))
+    def read(self, q: QuestionFacts, query: str, ranked: list[Scored], passages: list[Passage]) -> Reading:
+        """The reader reads the best `reader_candidates` sentences by the linear score with
+        the question; the learned fusion orders them and the abstention model says how
+        likely the first is to be right. Each sentence is read alone but for a list item,
+        which is read after its list's introduction: with the sentence before it prepended
+        where it refers back, the reader's top pick held the answer for 71.5% of the SQuAD
+        fit split's questions, against 82.3% alone."""
+        top = ranked[: self.reader_candidates]
+        sids = [c.sid for c in top]
+        linear = np.array([c.score for c in top], dtype=np.float32)
+        rows = np.array([c.row for c in top], dtype=np.float32).reshape(len(top), len(FEATURES))
+        logits = self.reader.score(query, [self._reader_text(sid) for sid in sids])
+        checks = np.array([self.checks(q, sid) for sid in sids], dtype=bool).reshape(len(top), len(CHECKS))
+        dense = max((p.dense for p in passages), default=0.0)
+        bm25 = max((p.lexical for p in passages), default=0.0)
+        if not sids:
+            return Reading([], rows, linear, logits, checks, np.zeros(0, np.float32), dense, bm25, 0.0)
+        fused = self.model.fuse(rows, linear, logits, checks)
+        confidence = self.model.confidence(abstain_features(fused, linear, logits, checks, dense, bm25))
+        return Reading(sids, rows, linear, logits, checks, fused, dense, bm25, confidence)
+
+    def _reader_text(self, sid: int) -> str:
+        text = self.index.sentence_text(sid)
+        intro = self.list_intro.get(sid)
+        return text if intro is None else f"{self.index.sentence_text(intro).rstrip(':')}: {text}"
+
+    def rerank(self, passages: list[Passage], order: list[int]) -> list[Passage]:
+        """Passages by their best sentence, fused retrieval order breaking ties: the reader
+        and the sentence scorer read each sentence against the question, which ranking
+        whole chunks cannot. `order` lists sentences best first (repeats are ignored)."""
+        position: dict[int, int] = {}
+        for n, sid in enumerate(order):
+            position.setdefault(sid, n)
+        return sorted(passages, key=lambda p: min((position.get(s, len(order)) for s in self.index.chunks[p.chunk_id].sentence_ids),
+                                                  default=len(order)))
 
     def _counts(self, q: QuestionFacts, text: str, tokens: TokenVectors) -> bool:
         """Whether a number in the sentence counts what the question counts: "six major NHS
@@ -323,14 +324,20 @@ class Answerer:
                        and "\n\n" not in text[sentences[prev].end:first.start] else None)
         return out
 
-    def _redundant(self, sid: int, chosen: list[int]) -> bool:
-        """Near-duplicates (the same sentence in two documents, or a close paraphrase) add nothing."""
-        vecs = self.index.sentence_vectors
-        text = match_text(self.index.sentence_text(sid)).lower()
-        return any(
-            float(vecs[sid] @ vecs[c]) >= REDUNDANT_COSINE or match_text(self.index.sentence_text(c)).lower() == text
-            for c in chosen
-        )
+    def _repeats(self, sid: int, chosen: list[int], q: QuestionFacts) -> bool:
+        """Whether the sentence says again what a chosen one says: most of the smaller one's
+        words beyond the question's are in the other ("Professor Phil Wood, … LAHP chair
+        elect." inside "… LAHP chair elect, Professor Phil Wood, said: …"), or the two
+        are close paraphrases."""
+        vecs, said = self.index.sentence_vectors, self.lexicon.sentence_terms
+        mine = said[sid] - q.terms
+        for c in chosen:
+            theirs = said[c] - q.terms
+            if float(vecs[sid] @ vecs[c]) >= REDUNDANT_COSINE:
+                return True
+            if mine and theirs and len(mine & theirs) / min(len(mine), len(theirs)) >= REPEAT_OVERLAP:
+                return True
+        return False
 
 
 def _counted(question: str, q_tokens: TokenVectors) -> np.ndarray | None:
@@ -355,9 +362,8 @@ def _new_counts(text: str, asked: str) -> Iterator[re.Match]:
     return (m for m in _COUNT.finditer(text) if m.group().lower() not in asked and not _YEAR.match(m.group()))
 
 
-def has_value(kind: str, text: str, question: str, new_name: Callable[[str], bool] | None = None) -> bool:
-    """Whether the sentence holds a value of the wanted kind that the question does not;
-    `new_name` tells a name the question does not give (by default: not in its text)."""
+def has_value(kind: str, text: str, question: str) -> bool:
+    """Whether the sentence holds a value of the wanted kind (one of `_REQUIRED`) that the question does not."""
     asked = question.lower()
     if kind == "money":
         return any(m.group().lower() not in asked for m in _MONEY.finditer(text))
@@ -365,11 +371,7 @@ def has_value(kind: str, text: str, question: str, new_name: Callable[[str], boo
         return any(_new_counts(text, asked))
     if kind == "date":
         return any(m.group().lower() not in asked for m in _DATE.finditer(text))
-    if kind == "term":
-        return bool(_NAMING.search(text))
-    if kind == "contact":
-        return bool(_CONTACT.search(text))
-    return any((new_name or (lambda n: n not in question))(n) for n in _NAME.findall(text))
+    return bool(_CONTACT.search(text))
 
 
 def render_text(answer: Answer) -> str:

@@ -88,8 +88,7 @@ class Lexicon:
             for acronym, long_form in find_acronyms(text).items():
                 self.acronyms.setdefault(terms(acronym)[0], tuple(terms(long_form)))
         sentence_words = [words(t) for t in sentence_texts]
-        self.sentence_sequences = [_stemmer().stemWords(ws) for ws in sentence_words]  # terms in reading order
-        self.sentence_terms = [self.canonical(set(seq)) for seq in self.sentence_sequences]
+        self.sentence_terms = [self.canonical(set(_stemmer().stemWords(ws))) for ws in sentence_words]
         df: dict[str, int] = {}
         for ts in self.sentence_terms:
             for t in ts:
@@ -105,7 +104,6 @@ class Lexicon:
         for w in sorted(self._words | STOPWORDS):  # "itsellf" is "itself", and the model should read it so
             self._by_initial.setdefault(w[0], []).append(w)
         self._cased, self._names = _name_casing(sentence_texts)
-        self._name_terms = {tuple(terms(" ".join(cased))) for by_first in self._names.values() for cased in by_first.values()}
 
     def weight(self, term: str) -> float:
         return self.idf.get(term, self.unseen_idf)
@@ -176,32 +174,6 @@ class Lexicon:
 
     def query_terms(self, text: str) -> set[str]:
         return self.canonical({self.correct(w) for w in words(text)})
-
-    def phrases(self, question: str) -> list[tuple[str, ...]]:
-        """The terms, in order, of each name of two or more words the question gives;
-        "Normans and Byzantines" and "Louis XIV's France" are two names each."""
-        out = []
-        for a, b in named_spans(question):
-            for part in _NAME_JOINS.split(match_text(question[a:b])):
-                ts = tuple(self.correct(w) for w in words(part))
-                if len(ts) > 1:
-                    out.extend(self._known_names(ts))
-        return out
-
-    def _known_names(self, ts: tuple[str, ...]) -> list[tuple[str, ...]]:
-        """A name that is two of the corpus's names side by side, as two names: "Sir Alan
-        Langlands Vice Chancellor" is "Sir Alan Langlands" and "Vice Chancellor". Any
-        other name stays whole ("Mayor of West Yorkshire")."""
-        if ts in self._name_terms:
-            return [ts]
-        parts, i = [], 0
-        while i < len(ts):
-            j = next((j for j in range(len(ts), i + 1, -1) if ts[i:j] in self._name_terms), None)
-            if j is None:
-                return [ts]
-            parts.append(ts[i:j])
-            i = j
-        return parts
 
 
 _CASED_WORD = re.compile(r"[A-Za-z][\w&-]*")
