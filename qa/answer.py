@@ -1,7 +1,7 @@
 """Compose an extractive answer: pick the retrieved sentences that answer the question.
 
 Each candidate sentence (from the retrieved chunks, once however many chunks hold it)
-gets a linear score over `FEATURES`:
+gets a linear score over `SENTENCE_FEATURES` (`qa.read`):
 
 * meaning: cosine of question and sentence vectors (both computed at ingest / once
   per question), and of the question and the best chunk holding the sentence; and
@@ -48,7 +48,6 @@ from .config import Config
 from .read import CHECKS, SENTENCE_FEATURES, Reader, ReaderModel, abstain_features
 from .types import Answer, AnswerSentence, Citation, Passage, Reading
 
-FEATURES = SENTENCE_FEATURES
 # Fitted on the tune half of SQuAD 2.0 dev (see README, "Evaluation").
 WEIGHTS = np.array([0.238, 0.176, 0.35, 0.133, 0.121, 0.077, -0.02, 0.335], dtype=np.float32)
 REDUNDANT_COSINE = 0.9
@@ -99,7 +98,7 @@ class QuestionFacts:
 class Scored:
     sid: int
     score: float  # the linear score: `row @ WEIGHTS`
-    row: np.ndarray  # its FEATURES
+    row: np.ndarray  # its SENTENCE_FEATURES
 
 
 class Answerer:
@@ -115,6 +114,8 @@ class Answerer:
         # that introduces its list ("Our partners").
         self.list_intro = {sid: prev for sid, prev in enumerate(self.previous) if prev is not None
                            and is_list_item(index.documents[index.sentences[sid].doc_id].text, index.sentences[sid].start)}
+        # Answers are statements: a sentence in question form is never a candidate.
+        self.questions = {sid for sid in range(len(index.sentences)) if index.sentence_text(sid).rstrip("\"' )").endswith("?")}
         self.reader, self.model = reader, model
         self.reader_candidates = config.reader_candidates
         self.max_sentences = config.max_answer_sentences
@@ -141,16 +142,14 @@ class Answerer:
 
     def features(self, q: QuestionFacts, q_vec: np.ndarray, q_tokens: TokenVectors,
                  passages: list[Passage]) -> tuple[list[int], np.ndarray]:
-        """The candidate sentences of the passages, once each, and their `FEATURES` rows."""
+        """The candidate sentences of the passages, once each, and their `SENTENCE_FEATURES` rows."""
         context: dict[int, tuple[float, int]] = {}  # sentence -> (best chunk cosine, that chunk)
         for p in passages:
             for sid in self.index.chunks[p.chunk_id].sentence_ids:
-                if self.index.sentence_text(sid).rstrip("\"' )").endswith("?"):
-                    continue
-                if sid not in context or p.dense > context[sid][0]:
+                if sid not in self.questions and (sid not in context or p.dense > context[sid][0]):
                     context[sid] = (p.dense, p.chunk_id)
         sids = list(context)
-        rows = np.zeros((len(sids), len(FEATURES)), dtype=np.float32)
+        rows = np.zeros((len(sids), len(SENTENCE_FEATURES)), dtype=np.float32)
         if not sids:
             return sids, rows
         rows[:, 0] = self.index.sentence_vectors[sids] @ q_vec
@@ -236,11 +235,11 @@ class Answerer:
         order = [reading.sids[i] for i in np.argsort(-np.asarray(reading.fused), kind="stable")]
         passages = self.rerank(passages, order + [c.sid for c in ranked])[:k]
         if not order:
-            return Answer(question, "", True, 0.0, [], [], query, ABSTAIN_MESSAGE, passages, 0.0, "", reading)
+            return Answer(question, "", True, 0.0, [], [], query, ABSTAIN_MESSAGE, passages, "", reading)
         confidence = round(reading.confidence, 4)
         lead_text = self.index.sentence_text(order[0])
         if confidence < self.threshold:
-            return Answer(question, "", True, confidence, [], [], query, ABSTAIN_MESSAGE, passages, confidence, lead_text, reading)
+            return Answer(question, "", True, confidence, [], [], query, ABSTAIN_MESSAGE, passages, lead_text, reading)
 
         fused = dict(zip(reading.sids, reading.fused))
         can = dict(zip(reading.sids, reading.checks.all(axis=1)))
@@ -259,7 +258,7 @@ class Answerer:
             citations.append(Citation(n, doc.doc_id, doc.title, doc.date, s.start, s.end, text))
             sentences.append(AnswerSentence(text, n))
         answer = " ".join(f"{s.text} [{s.citation}]" for s in sentences)
-        return Answer(question, answer, False, confidence, sentences, citations, query, "", passages, confidence, lead_text, reading)
+        return Answer(question, answer, False, confidence, sentences, citations, query, "", passages, lead_text, reading)
 
     def read(self, q: QuestionFacts, query: str, ranked: list[Scored], passages: list[Passage]) -> Reading:
         """The reader reads the best `reader_candidates` sentences by the linear score with
@@ -271,7 +270,7 @@ class Answerer:
         top = ranked[: self.reader_candidates]
         sids = [c.sid for c in top]
         linear = np.array([c.score for c in top], dtype=np.float32)
-        rows = np.array([c.row for c in top], dtype=np.float32).reshape(len(top), len(FEATURES))
+        rows = np.array([c.row for c in top], dtype=np.float32).reshape(len(top), len(SENTENCE_FEATURES))
         logits = self.reader.score(query, [self._reader_text(sid) for sid in sids])
         checks = np.array([self.checks(q, sid) for sid in sids], dtype=bool).reshape(len(top), len(CHECKS))
         dense = max((p.dense for p in passages), default=0.0)

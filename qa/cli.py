@@ -155,11 +155,8 @@ def cmd_eval(config: Config, args) -> int:
             runs = [(QA.load(config, encoder, reader), ev.load_eval_set(args.eval_set))]
             name = f"eval-{Path(args.eval_set).stem}"
         progress.close()
-        total = sum(len(items) for _, items in runs)
         asking = Progress("asking", "q", min_total=0)
-        results = []
-        for qa, items in runs:
-            results += ev.evaluate(qa, items, lambda n, _: asking(len(results) + n, total))
+        results = ev.evaluate_runs(runs, asking)
         asking.close()
     metrics = ev.summarize(results, config.abstain_threshold)
     metrics["run_seconds"] = round(time.perf_counter() - started, 1)
@@ -193,16 +190,8 @@ def cmd_fit(config: Config, args) -> int:
             runs = ev.squad_split_runs(config, encoder, reader, args.squad, split, Path(work), limits[split],
                                        args.off_corpus, progress, ReaderModel.untrained())
             progress.close()
-            total = sum(len(items) for _, items in runs)
-            asking, done = Progress(f"reading {split}", "q", min_total=0), [0]
-
-            def tick(n, _):
-                asking(done[0] + n, total)
-
-            records[split] = []
-            for run in runs:
-                records[split] += fit.collect([run], ev.holds, tick)
-                done[0] = len(records[split])
+            asking = Progress(f"reading {split}", "q", min_total=0)
+            records[split] = fit.collect(runs, ev.holds, asking)
             asking.close()
         fit.save_records(records[split], path)
     candidates, by_candidates = fit.choose_candidates(records["fit"], records["select"])

@@ -62,7 +62,7 @@ class ItemResult:
     any_ok: bool
     citation_ok: bool
     rank: int | None  # 1-based rank of the first gold passage
-    best_score: float  # the top sentence's score, whether or not the bot abstained
+    best_score: float  # the confidence in the lead sentence, whether or not the bot abstained
     best_ok: bool  # whether that top sentence holds a gold answer
     words: int
     seconds: float
@@ -120,6 +120,17 @@ def evaluate(qa: QA, items: list[EvalItem], progress: Callable[[int, int], None]
     return results
 
 
+def evaluate_runs(runs: list[tuple[QA, list[EvalItem]]], progress: Callable[[int, int], None] | None = None,
+                  answers: list[Answer] | None = None) -> list[ItemResult]:
+    """`evaluate` over several (QA, items) runs, progress counted across all of them."""
+    total = sum(len(items) for _, items in runs)
+    results: list[ItemResult] = []
+    for qa, items in runs:
+        done = len(results)
+        results += evaluate(qa, items, progress and (lambda n, _: progress(done + n, total)), answers)
+    return results
+
+
 def _judge(item: EvalItem, answer: Answer, seconds: float) -> ItemResult:
     texts = [s.text for s in answer.sentences]
     first_ok = bool(texts) and holds(texts[0], item.answers)
@@ -135,7 +146,7 @@ def _judge(item: EvalItem, answer: Answer, seconds: float) -> ItemResult:
     best_ok = bool(answer.lead_text) and holds(answer.lead_text, item.answers)
     return ItemResult(
         item.id, item.question, item.answerable, item.answers, item.source, answer.answer, answer.abstained,
-        first_ok, any_ok, citation_ok, rank, round(answer.lead_score, 5), best_ok,
+        first_ok, any_ok, citation_ok, rank, answer.confidence, best_ok,
         len(" ".join(texts).split()), round(seconds, 4), [c.doc_id for c in answer.citations], item.off_corpus,
     )
 

@@ -62,18 +62,18 @@ class Record:
 
 def collect(qa_runs, holds, progress=None) -> list[Record]:
     """Ask every question of every (QA, items) run and keep what the reader saw."""
-    from .eval import evaluate
+    from .eval import evaluate_runs
 
+    answers = []
+    evaluate_runs(qa_runs, progress, answers)
+    asked = [(qa, item) for qa, items in qa_runs for item in items]
     records = []
-    for qa, items in qa_runs:
-        answers = []
-        evaluate(qa, items, progress, answers)
-        for item, answer in zip(items, answers):
-            r = answer.reading
-            kind = "off" if item.off_corpus else "yes" if item.answerable else "no"
-            sentences = [qa.index.sentence_text(sid) for sid in r.sids]
-            labels = np.array([kind == "yes" and holds(s, item.answers) for s in sentences], bool)
-            records.append(Record(kind, r.rows, r.linear, r.logits, r.checks, labels, r.dense, r.bm25))
+    for (qa, item), answer in zip(asked, answers):
+        r = answer.reading
+        kind = "off" if item.off_corpus else "yes" if item.answerable else "no"
+        sentences = [qa.index.sentence_text(sid) for sid in r.sids]
+        labels = np.array([kind == "yes" and holds(s, item.answers) for s in sentences], bool)
+        records.append(Record(kind, r.rows, r.linear, r.logits, r.checks, labels, r.dense, r.bm25))
     return records
 
 

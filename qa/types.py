@@ -6,7 +6,7 @@ API serves for a document id: `doc.text[start:end]` is always the quoted text.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -117,10 +117,10 @@ class Reading:
     sentence table) and the scores behind the answer."""
 
     sids: list[int]
-    rows: np.ndarray  # each candidate's sentence features (`qa.answer.FEATURES`)
+    rows: np.ndarray  # each candidate's sentence features (`qa.read.SENTENCE_FEATURES`)
     linear: np.ndarray  # the fitted linear sentence score that chose the candidates
     logits: np.ndarray  # the cross-encoder's
-    checks: np.ndarray  # (candidates, 3) bool: `Answerer.checks`
+    checks: np.ndarray  # (candidates, len(CHECKS)) bool: `Answerer.checks`
     fused: np.ndarray
     dense: float  # best passage cosine
     bm25: float  # best passage BM25 score
@@ -138,16 +138,15 @@ class Answer:
     query: str  # the standalone query that was searched
     message: str = ""  # why the bot abstained, for people
     # For evals and debugging, not part of the answer object: what was retrieved, the
-    # confidence in the sentence it led (or would lead) with, that sentence, and what
-    # the reader saw.
+    # sentence it led (or would lead) with, and what the reader saw.
     passages: list[Passage] = field(default_factory=list)
-    lead_score: float = -1.0
     lead_text: str = ""
     reading: Reading | None = None
 
     def to_dict(self) -> dict:
         """The answer object the CLI and API return."""
-        d = asdict(self)
-        for internal in ("passages", "lead_score", "lead_text", "reading"):
+        # Internals are emptied first: asdict would deep-copy the passages and the arrays.
+        d = asdict(replace(self, passages=[], reading=None))
+        for internal in ("passages", "lead_text", "reading"):
             d.pop(internal)
         return d
