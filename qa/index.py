@@ -234,8 +234,9 @@ def build_index(config: Config, encoder: Encoder, progress: Progress | None = No
 
     fresh = [d for d in read.documents if d.doc_id not in old_docs or old_docs[d.doc_id].content_hash != d.content_hash]
     report.removed = sorted(set(old_docs) - {d.doc_id for d in read.documents})
-    report.reused = [d.doc_id for d in read.documents if d not in fresh]
     report.embedded = [d.doc_id for d in fresh]
+    embedded = set(report.embedded)
+    report.reused = [d.doc_id for d in read.documents if d.doc_id not in embedded]
 
     # Chunk the new documents and embed their chunks and sentences in one pass.
     pieces = {}
@@ -257,6 +258,12 @@ def build_index(config: Config, encoder: Encoder, progress: Progress | None = No
     n_sent = sum(len(pieces[d.doc_id][0]) for d in fresh)
     new_sent_vecs, new_chunk_vecs = iter(vectors[:n_sent]), iter(vectors[n_sent:])
     old_chunk_vecs = old.chunk_vectors() if old else None
+    old_sentences_of: dict[str, list[int]] = {}  # grouped once: per-document scans would be quadratic
+    old_chunks_of: dict[str, list[int]] = {}
+    for i, s in enumerate(old.sentences if old else ()):
+        old_sentences_of.setdefault(s.doc_id, []).append(i)
+    for i, c in enumerate(old.chunks if old else ()):
+        old_chunks_of.setdefault(c.doc_id, []).append(i)
 
     sentences: list[Sentence] = []
     chunks: list[Chunk] = []
@@ -272,14 +279,14 @@ def build_index(config: Config, encoder: Encoder, progress: Progress | None = No
                 chunks.append(Chunk(doc.doc_id, s, e, tuple(base + i for i in ids)))
                 chunk_rows.append(next(new_chunk_vecs))
         else:  # unchanged: carry sentences, chunks and vectors over
-            old_ids = [i for i, s in enumerate(old.sentences) if s.doc_id == doc.doc_id]
+            old_ids = old_sentences_of[doc.doc_id]
             remap = {sid: base + k for k, sid in enumerate(old_ids)}
             sentences += [old.sentences[i] for i in old_ids]
             sent_rows += [old.sentence_vectors[i] for i in old_ids]
-            for ci, c in enumerate(old.chunks):
-                if c.doc_id == doc.doc_id:
-                    chunks.append(Chunk(c.doc_id, c.start, c.end, tuple(remap[i] for i in c.sentence_ids)))
-                    chunk_rows.append(old_chunk_vecs[ci])
+            for ci in old_chunks_of[doc.doc_id]:
+                c = old.chunks[ci]
+                chunks.append(Chunk(c.doc_id, c.start, c.end, tuple(remap[i] for i in c.sentence_ids)))
+                chunk_rows.append(old_chunk_vecs[ci])
 
     dense = faiss.IndexFlatIP(encoder.dim)
     if chunk_rows:

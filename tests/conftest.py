@@ -50,6 +50,11 @@ def encoder():
 
 
 @pytest.fixture(scope="session")
+def torch_encoder():
+    return load_encoder(Config(encoder_runtime="torch"))
+
+
+@pytest.fixture(scope="session")
 def reader():
     return load_reader(Config())
 

@@ -70,16 +70,7 @@ class _OverlapSpy:
         setattr(self._inner, name, value)
 
 
-def test_concurrent_callers_never_share_the_tokenizer(encoder, monkeypatch):
-    # `qa serve` answers requests on several threads that share one encoder, and a fast
-    # tokenizer keeps its padding and truncation settings in shared state: an unguarded
-    # race gave ragged batches ("expected sequence of length 45 at dim 1 (got 43)").
-    texts = [" ".join(["word"] * n) + " end." for n in range(1, 30, 4)]
-    serial = encoder.encode(texts)
-    tokenizer = encoder._model.tokenizer
-    spy = _OverlapSpy(tokenizer._tokenizer)
-    monkeypatch.setattr(tokenizer, "_tokenizer", spy)
-
+def _concurrently(encoder, texts, serial) -> bool:
     def work(i):
         if i % 3 == 0:
             return encoder.count_tokens(texts[i % len(texts)]) > 0
@@ -87,5 +78,24 @@ def test_concurrent_callers_never_share_the_tokenizer(encoder, monkeypatch):
         return np.allclose(vectors, serial, atol=1e-5)
 
     with ThreadPoolExecutor(4) as pool:
-        assert all(pool.map(work, range(24)))
+        return all(pool.map(work, range(24)))
+
+
+def test_concurrent_callers_never_share_the_tokenizer(torch_encoder, monkeypatch):
+    # `qa serve` answers requests on several threads that share one encoder, and a fast
+    # tokenizer keeps its padding and truncation settings in shared state: an unguarded
+    # race gave ragged batches ("expected sequence of length 45 at dim 1 (got 43)").
+    encoder = torch_encoder
+    texts = [" ".join(["word"] * n) + " end." for n in range(1, 30, 4)]
+    serial = encoder.encode(texts)
+    tokenizer = encoder._model.tokenizer
+    spy = _OverlapSpy(tokenizer._tokenizer)
+    monkeypatch.setattr(tokenizer, "_tokenizer", spy)
+    assert _concurrently(encoder, texts, serial)
     assert spy.most == 1
+
+
+def test_onnx_encoder_is_safe_to_share_between_threads(encoder):
+    # Its tokenizer's settings are fixed at load and batches are padded outside it.
+    texts = [" ".join(["word"] * n) + " end." for n in range(1, 30, 4)]
+    assert _concurrently(encoder, texts, encoder.encode(texts))
