@@ -9,7 +9,6 @@ import sys
 import time
 
 from .config import Config, load_config
-from .answer import render_text
 from .types import Passage, QAError
 
 
@@ -56,6 +55,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, nargs=3, metavar=("FIT", "SELECT", "REPORT"),
                    help="a reproducible sample of each split's in-corpus questions (default: all)")
     p.add_argument("--off-corpus", type=int, default=400, help="off-corpus questions per split (default 400)")
+
+    p = sub.add_parser("bench", help="measure speed and memory: question path, HTTP, cold starts, ingest, index scaling")
+    p.add_argument("--index", dest="index_dir", help="the index the question path is measured on (default: index)")
+    p.add_argument("--corpus", dest="corpus_dir", help="its corpus, ingested again when --squad is not given")
+    p.add_argument("--set", dest="eval_set", default="evals/default.jsonl", help="questions to ask (default evals/default.jsonl)")
+    p.add_argument("--questions", type=int, default=40, help="how many of them, and of the SQuAD sample (default 40)")
+    p.add_argument("--squad", default="../shared/benchmarks/squad2-dev/dev-v2.0.json",
+                   help="SQuAD 2.0 file whose first --articles articles are ingested and asked ('' to skip)")
+    p.add_argument("--articles", type=int, default=44, help="SQuAD articles to ingest (default 44)")
+    p.add_argument("--sizes", default="10000,100000,1000000", help="vector counts for the index scaling study")
+    p.add_argument("--kinds", default="auto", help="FAISS index kinds to compare at each size: auto,flat,ivf,hnsw")
+    p.add_argument("--quick", action="store_true", help="small sizes and no SQuAD: about a minute, to check it runs")
+    p.add_argument("--report", default="reports", help="folder for bench.json (default reports/)")
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
@@ -108,18 +120,32 @@ def cmd_ingest(config: Config, args) -> int:
     return 0
 
 
-def cmd_ask(config: Config, args) -> int:
-    from .pipeline import QA
+def load_qa(config: Config):
+    """The loaded QA for a one-shot command, started as fast as it can be: ONNX Runtime
+    builds the models' sessions without holding the GIL, so they load on threads while
+    this one imports the index stack (FAISS, BM25: about 0.3 s)."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    answer = QA.load(config).ask(args.question)
+    from .embed import load_encoder
+    from .read import load_reader
+
+    with ThreadPoolExecutor(2) as pool:
+        encoder, reader = pool.submit(load_encoder, config), pool.submit(load_reader, config)
+        from .pipeline import QA
+
+        return QA.load(config, encoder.result(), reader.result())
+
+
+def cmd_ask(config: Config, args) -> int:
+    answer = load_qa(config).ask(args.question)
+    from .answer import render_text  # not at the top: the models must start loading before the index stack imports
+
     print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False) if args.json else render_text(answer))
     return 0
 
 
 def cmd_search(config: Config, args) -> int:
-    from .pipeline import QA
-
-    passages = QA.load(config).search(args.query, args.k)
+    passages = load_qa(config).search(args.query, args.k)
     if args.json:
         print(json.dumps([p.to_dict() for p in passages], indent=2, ensure_ascii=False))
     else:
@@ -219,6 +245,31 @@ def cmd_fit(config: Config, args) -> int:
     return 0
 
 
+def cmd_bench(config: Config, args) -> int:
+    from pathlib import Path
+
+    from . import bench
+
+    try:
+        sizes = [int(n) for n in args.sizes.split(",")] if not args.quick else [1000, 20000]
+    except ValueError:
+        raise QAError(f"--sizes takes whole numbers separated by commas, not {args.sizes!r}.") from None
+    squad = None if args.quick or not args.squad else args.squad
+    if squad and not Path(squad).is_file():
+        raise QAError(f"No SQuAD file at {squad}. Pass --squad FILE, or --squad '' to skip that part.")
+    def say(message: str) -> None:
+        print(f"bench: {message}", file=sys.stderr, flush=True)
+
+    results = bench.run(config, args.eval_set, squad, args.articles, sizes, args.kinds.split(","),
+                        8 if args.quick else args.questions, say)
+    Path(args.report).mkdir(parents=True, exist_ok=True)
+    out = Path(args.report) / "bench.json"
+    out.write_text(json.dumps(results, indent=1))
+    print(bench.table(results))
+    print(f"Report: {out}")
+    return 0
+
+
 def cmd_serve(config: Config, args) -> int:
     from .server import serve
 
@@ -227,7 +278,7 @@ def cmd_serve(config: Config, args) -> int:
 
 
 COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "search": cmd_search, "serve": cmd_serve, "eval": cmd_eval,
-            "fit": cmd_fit}
+            "fit": cmd_fit, "bench": cmd_bench}
 
 if __name__ == "__main__":
     sys.exit(main())

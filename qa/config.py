@@ -59,12 +59,22 @@ class Config:
     # Chunking, in tiktoken cl100k_base tokens.
     chunk_tokens: int = 160
     chunk_overlap_tokens: int = 40
+    # Sentences' token vectors (for word-by-word alignment) are stored at ingest up to this
+    # many sentences (about 23 KB each on disk, read on demand); above it they are made per
+    # question and cached.
+    token_vectors_max_sentences: int = 200_000
     clean_patterns: tuple[str, ...] = DEFAULT_CLEAN_PATTERNS
 
     # Retrieval.
     top_k: int = 5  # passages returned with an answer, best first
     read_passages: int = 7  # passages whose sentences compete for the answer (at least top_k)
     candidates: int = 50  # per retriever, before fusion
+    # The FAISS indexes over chunk and sentence vectors: "auto" is exact ("flat") below
+    # ann_threshold vectors and "ivf" (approximate) above it; see README, "Performance".
+    dense_index: str = "auto"
+    ann_threshold: int = 20_000
+    ivf_nprobe: int = 32
+    hnsw_ef_search: int = 64
     rrf_k: int = 10  # reciprocal-rank fusion constant
 
     # Answers.

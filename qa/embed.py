@@ -22,7 +22,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -58,7 +58,8 @@ class Encoder(Protocol):
 
     def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray: ...
 
-    def encode_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[TokenVectors]]: ...
+    def encode_tokens(self, texts: Sequence[str], progress: Progress | None = None
+                      ) -> tuple[np.ndarray, list[TokenVectors]]: ...
 
     def count_tokens(self, text: str) -> int: ...
 
@@ -137,7 +138,8 @@ class SentenceTransformerEncoder:
                 progress(len(batch))
         return out
 
-    def encode_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[TokenVectors]]:
+    def encode_tokens(self, texts: Sequence[str], progress: Progress | None = None
+                      ) -> tuple[np.ndarray, list[TokenVectors]]:
         """Sentence vectors and token vectors from one tokenisation and one forward pass."""
         import torch
 
@@ -157,6 +159,8 @@ class SentenceTransformerEncoder:
             for j, n in enumerate(features["attention_mask"].sum(dim=1).tolist()):
                 content = np.array([self._content_id[t] for t in features["input_ids"][j, :n].tolist()], dtype=bool)
                 tokens.append(TokenVectors(rows[j, :n], content, offsets[j, :n]))
+            if progress:
+                progress(len(batch))
         return vectors, tokens
 
     def count_tokens(self, text: str) -> int:
@@ -183,7 +187,9 @@ class OnnxEncoder:
         self.model_id, self.weights_sha256 = model_id, meta["source_sha256"]
         self.dim, self.max_tokens, self._pooling = int(meta["dim"]), int(meta["max_tokens"]), meta["pooling"]
         self.batch_size = batch_size
-        self._session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # done at export
+        self._session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         # Padding is done per batch here, so the shared tokenizer's settings never change
         # after this point and concurrent requests can tokenise at once.
@@ -212,29 +218,35 @@ class OnnxEncoder:
             pooled = (hidden * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1)
         return _normalised(pooled), hidden, mask
 
-    def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+    def _batches(self, texts: Sequence[str]) -> Iterator[tuple[np.ndarray, list]]:
+        """(positions, encodings) of like length: padding a 20-token sentence to a 160-token
+        chunk's width would cost more than the sentence itself."""
         encodings = self._tokenizer.encode_batch(list(texts))
-        # Batches of like length: padding a 20-token sentence to a 160-token chunk's width
-        # would cost more than the sentence itself.
         order = np.argsort([len(e.ids) for e in encodings], kind="stable")
         for start in range(0, len(order), self.batch_size):
             rows = order[start:start + self.batch_size]
-            out[rows] = self._forward([encodings[i] for i in rows])[0]
+            yield rows, [encodings[i] for i in rows]
+
+    def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for rows, batch in self._batches(texts):
+            out[rows] = self._forward(batch)[0]
             if progress:
                 progress(len(rows))
         return out
 
-    def encode_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[TokenVectors]]:
-        vectors, tokens = np.zeros((len(texts), self.dim), dtype=np.float32), []
-        for start in range(0, len(texts), self.batch_size):
-            encodings = self._tokenizer.encode_batch(list(texts[start:start + self.batch_size]))
-            pooled, hidden, mask = self._forward(encodings)
-            vectors[start:start + len(encodings)] = pooled
-            for j, e in enumerate(encodings):
+    def encode_tokens(self, texts: Sequence[str], progress: Progress | None = None
+                      ) -> tuple[np.ndarray, list[TokenVectors]]:
+        vectors, tokens = np.zeros((len(texts), self.dim), dtype=np.float32), [None] * len(texts)
+        for rows, batch in self._batches(texts):
+            pooled, hidden, _ = self._forward(batch)
+            vectors[rows] = pooled
+            for j, (i, e) in enumerate(zip(rows, batch)):
                 n = len(e.ids)
-                tokens.append(TokenVectors(_normalised(hidden[j, :n]), self._content_id[e.ids],
-                                           np.array(e.offsets, dtype=np.int32).reshape(n, 2)))
+                tokens[i] = TokenVectors(_normalised(hidden[j, :n]), self._content_id[e.ids],
+                                         np.array(e.offsets, dtype=np.int32).reshape(n, 2))
+            if progress:
+                progress(len(rows))
         return vectors, tokens
 
     def count_tokens(self, text: str) -> int:

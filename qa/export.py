@@ -21,7 +21,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = 1  # bump when what is written here changes
+EXPORT_VERSION = 2  # bump when what is written here changes
 PARITY_MIN_COSINE = 0.9999
 
 
@@ -72,6 +72,7 @@ def export_encoder(source: Path, source_sha256: str, target: Path, name: str) ->
             torch.onnx.export(LastHidden(), example, str(work / "model.onnx"), input_names=names,
                               output_names=["last_hidden_state"], opset_version=17, dynamo=False,
                               dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names + ["last_hidden_state"]})
+        _optimise(work / "model.onnx")
         shutil.copyfile(source / "tokenizer.json", work / "tokenizer.json")
         from .embed import weights_hash
 
@@ -88,6 +89,19 @@ def export_encoder(source: Path, source_sha256: str, target: Path, name: str) ->
         os.replace(work, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _optimise(path: Path) -> None:
+    """Save the graph as ONNX Runtime optimises it, so that each start skips that work (a
+    session then builds in about half the time). Extended, not all, optimisations: those
+    are the ones that do not depend on this machine's CPU."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(path.with_suffix(".opt"))
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    os.replace(path.with_suffix(".opt"), path)
 
 
 def _check_parity(st, folder: Path) -> None:

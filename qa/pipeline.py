@@ -14,7 +14,7 @@ from .index import Index, expected_settings, load_index
 from .read import Reader, ReaderModel, load_reader
 from .retrieve import Retriever, standalone_query
 from .text import Lexicon, unframed
-from .types import Answer, BadQuestion, Passage
+from .types import Answer, BadQuestion, Passage, Stopwatch
 
 
 class QA:
@@ -37,13 +37,20 @@ class QA:
         return cls(config, encoder, load_index(config.index_dir, expected), reader or load_reader(config), model)
 
     def ask(self, question: str, history: list[dict] | None = None, top_k: int | None = None) -> Answer:
+        watch = Stopwatch()
         question = self._check(question, "question")
         history = self._check_history(history)
         k = self._check_count(top_k, "top_k") or self.config.top_k
         query = standalone_query(self._plain(question), [{**turn, "question": self._plain(turn["question"])} for turn in history])
+        watch.lap("prepare")
         q_vecs, (q_tokens,) = self.encoder.encode_tokens([query])  # one pass gives both
+        watch.lap("embed")
         passages = self.retriever.search(query, q_vecs[0], max(k, self.config.read_passages))
-        return self.answerer.compose(question, query, q_vecs[0], q_tokens, passages, k)
+        watch.lap("search")
+        answer = self.answerer.compose(question, query, q_vecs[0], q_tokens, passages, k, watch)
+        watch.lap("compose")
+        answer.timings = watch.ms
+        return answer
 
     def search(self, query: str, k: int = 5) -> list[Passage]:
         query = self._plain(self._check(query, "query"))

@@ -68,13 +68,28 @@ class Retriever:
         return passages
 
     def _by_best_sentence(self, q_vec: np.ndarray, n: int) -> list[int]:
-        scores = self.index.sentence_vectors @ q_vec
-        top = np.argsort(-scores, kind="stable")[: n * 3]
+        if self.index.sentence_dense is not None:
+            _, ids = self.index.sentence_dense.search(q_vec.reshape(1, -1).astype(np.float32), n * 3)
+            top = ids[0][ids[0] >= 0]
+        else:
+            top = _best(self.index.sentence_vectors @ q_vec, n * 3)
         ranking: dict[int, None] = {}
         for sid in top:
             for cid in self.chunks_of_sentence.get(int(sid), ()):
                 ranking.setdefault(cid)
         return list(ranking)[:n]
+
+
+def _best(scores: np.ndarray, m: int) -> np.ndarray:
+    """Ids of the `m` highest scores, best first, ties by id (as a stable sort would give),
+    in time linear in the number of scores: a full sort of every sentence's score would
+    dominate the question path on a large index."""
+    if m >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    kth = np.partition(scores, len(scores) - m)[len(scores) - m]
+    above = np.flatnonzero(scores > kth)
+    top = np.concatenate([above, np.flatnonzero(scores == kth)[: m - len(above)]])
+    return top[np.lexsort((top, -scores[top]))]
 
 
 # Words that point back to something said earlier in the conversation.

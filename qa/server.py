@@ -84,7 +84,9 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
     def ask():
         body = json_body()
         answer = qa.ask(body.get("question"), body.get("history"), body.get("top_k"))
-        return jsonify(answer.to_dict())
+        response = jsonify(answer.to_dict())
+        response.headers["Server-Timing"] = ", ".join(f"{stage};dur={ms:.2f}" for stage, ms in answer.timings.items())
+        return response
 
     @app.post("/api/search")
     def search():

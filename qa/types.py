@@ -6,6 +6,7 @@ API serves for a document id: `doc.text[start:end]` is always the quoted text.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -142,11 +143,25 @@ class Answer:
     passages: list[Passage] = field(default_factory=list)
     lead_text: str = ""
     reading: Reading | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # ms per stage (`Stopwatch`); HTTP: Server-Timing
 
     def to_dict(self) -> dict:
         """The answer object the CLI and API return."""
         # Internals are emptied first: asdict would deep-copy the passages and the arrays.
         d = asdict(replace(self, passages=[], reading=None))
-        for internal in ("passages", "lead_text", "reading"):
+        for internal in ("passages", "lead_text", "reading", "timings"):
             d.pop(internal)
         return d
+
+
+class Stopwatch:
+    """Milliseconds one question spends in each stage, summed over the laps named for it."""
+
+    def __init__(self):
+        self.ms: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.ms[stage] = self.ms.get(stage, 0.0) + (now - self._last) * 1000
+        self._last = now

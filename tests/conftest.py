@@ -36,9 +36,9 @@ class CountingEncoder:
         self.encoded.extend(texts)
         return self.inner.encode(texts, progress)
 
-    def encode_tokens(self, texts):
+    def encode_tokens(self, texts, progress=None):
         self.encoded.extend(texts)
-        return self.inner.encode_tokens(texts)
+        return self.inner.encode_tokens(texts, progress)
 
     def count_tokens(self, text):
         return self.inner.count_tokens(text)

@@ -4,14 +4,16 @@ import os
 import shutil
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
 from qa import index as index_module
 from qa.config import Config
-from qa.index import build_index, expected_settings, load_index, read_manifest
+from qa.bench import synthetic_vectors
+from qa.index import build_index, dense_index, expected_settings, load_index, read_manifest
 from qa.pipeline import QA
-from qa.types import EmptyCorpusError, IndexMissingError, StaleIndexError
+from qa.types import ConfigError, EmptyCorpusError, IndexMissingError, StaleIndexError
 
 from conftest import CORPUS, CountingEncoder
 
@@ -145,3 +147,74 @@ def test_missing_index_and_empty_corpus(tmp_path, encoder, reader):
     (tmp_path / "empty" / "junk.txt").write_bytes(b"\x00\x00")
     with pytest.raises(EmptyCorpusError, match="1 file"):
         build_index(config, encoder)
+
+
+def _same_tokens(index, sid, encoder) -> bool:
+    stored = index.tokens.get(sid)
+    _, (made,) = encoder.encode_tokens([index.sentence_text(sid)])
+    return (np.array_equal(stored.spans, made.spans) and np.array_equal(stored.content, made.content)
+            and np.allclose(stored.vectors.astype(np.float32), made.vectors, atol=2e-3))
+
+
+def test_sentence_token_vectors_are_stored_at_ingest_and_carried_over(small_corpus, encoder):
+    build_index(small_corpus, encoder)
+    first = load_index(small_corpus.index_dir, expected(small_corpus, encoder))
+    assert read_manifest(small_corpus.index_dir)["token_vectors"] is True
+    assert all(_same_tokens(first, sid, encoder) for sid in range(0, len(first.sentences), 7))
+    # Change one document: the others' stored token vectors are carried over, realigned.
+    changed = Path(small_corpus.corpus_dir) / "000_203956cee7abdc96.txt"
+    changed.write_text("A new first line about the partnership.\n\n" + changed.read_text())
+    build_index(small_corpus, encoder)
+    second = load_index(small_corpus.index_dir, expected(small_corpus, encoder))
+    assert len(second.sentences) == len(first.sentences) + 1
+    assert all(_same_tokens(second, sid, encoder) for sid in range(len(second.sentences)))
+
+
+def test_above_the_budget_token_vectors_are_made_per_question(small_corpus, encoder, reader):
+    build_index(small_corpus, encoder)
+    stored = QA.load(small_corpus, encoder, reader)
+    unstored_config = dataclasses.replace(small_corpus, index_dir=small_corpus.index_dir + "-big",
+                                          token_vectors_max_sentences=10)
+    build_index(unstored_config, encoder)
+    assert read_manifest(unstored_config.index_dir)["token_vectors"] is False
+    assert not any("token" in name for name in os.listdir(unstored_config.index_dir))
+    unstored = QA.load(unstored_config, encoder, reader)
+    assert unstored.index.tokens is None
+    for question in ("Who are the founding partners?", "When was the partnership formed?"):
+        a, b = stored.ask(question), unstored.ask(question)
+        assert (a.answer, a.confidence) == (b.answer, pytest.approx(b.confidence, abs=1e-3))
+
+
+def test_the_dense_index_is_exact_below_the_threshold_and_ivf_above(small_corpus):
+    vectors = synthetic_vectors(3000, 384, seed=1, topics=32)
+    config = dataclasses.replace(small_corpus, ann_threshold=2000)
+    assert dense_index(vectors[:1999], config)[1] == {"kind": "flat"}
+    index, kind = dense_index(vectors, config)
+    assert kind == {"kind": "ivf", "nlist": 3000 // 39, "nprobe": 32}
+    assert np.allclose(index.reconstruct_batch(np.array([5, 2999])), vectors[[5, 2999]])
+    _, exact = faiss.knn(vectors[:50], vectors, 10, metric=faiss.METRIC_INNER_PRODUCT)
+    _, found = index.search(vectors[:50], 10)
+    assert np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact)]) >= 0.9
+    with pytest.raises(ConfigError, match="dense_index"):
+        dense_index(vectors, dataclasses.replace(config, dense_index="annoy"))
+
+
+def test_an_ivf_index_is_recorded_saved_and_served(small_corpus, encoder, reader):
+    config = dataclasses.replace(small_corpus, dense_index="ivf", ivf_nprobe=4)
+    build_index(config, encoder)
+    manifest = read_manifest(config.index_dir)
+    assert manifest["dense_index"]["kind"] == manifest["sentence_index"]["kind"] == "ivf"
+    qa = QA.load(config, encoder, reader)
+    assert isinstance(qa.index.dense, faiss.IndexIVFFlat) and isinstance(qa.index.sentence_dense, faiss.IndexIVFFlat)
+    assert qa.index.dense.nprobe == manifest["dense_index"]["nprobe"]  # saved with the index
+    answer = qa.ask("Who are the founding partners?")
+    assert answer.passages and all(p.text == qa.index.chunk_text(qa.index.chunks[p.chunk_id]) for p in answer.passages)
+    # Re-ingest with one document changed reads the others' vectors back out of the IVF index.
+    changed = Path(config.corpus_dir) / "001_576bfebf929a5f1e.txt"
+    changed.write_text(changed.read_text() + "\nOne more sentence about the partnership.\n")
+    report = build_index(config, encoder)
+    assert len(report.reused) == 2
+    reloaded = load_index(config.index_dir, expected(config, encoder))
+    kept = next(i for i, c in enumerate(reloaded.chunks) if c.doc_id == report.reused[0])
+    assert np.allclose(reloaded.chunk_vectors()[kept], encoder.encode([reloaded.chunk_text(reloaded.chunks[kept])])[0],
+                       atol=1e-5)

@@ -1,0 +1,355 @@
+"""`qa bench`: where the time and memory go, measured in one run on this machine.
+
+Each figure stands beside its floor measured in the same run, because on a shared
+2-core machine only ratios taken together mean much: the question path beside the
+query encoder and the reader run alone on the same inputs; ingest beside the raw
+encode of the same texts by the same encoder; approximate search beside exact.
+Medians and 95th percentiles throughout. The sections are plain functions returning
+dicts, so the JSON report is the same data as the printed table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config
+from .eval import load_eval_set, squad_articles, squad_items
+from .types import QAError
+
+# The installed `qa` script, as a user runs it.
+QA_COMMAND = [str(Path(sys.executable).with_name("qa"))] if Path(sys.executable).with_name("qa").exists() \
+    else [sys.executable, "-m", "qa.cli"]
+Say = Callable[[str], None]
+
+
+def percentiles(values: Sequence[float]) -> dict:
+    a = np.asarray(values, dtype=float)
+    return {"p50": round(float(np.median(a)), 2), "p95": round(float(np.percentile(a, 95)), 2), "n": len(a)}
+
+
+class _RecordingReader:
+    """The real reader, keeping what it was asked, so its floor can be timed on the same pairs."""
+
+    def __init__(self, inner):
+        self.inner, self.model_id, self.weights_sha256 = inner, inner.model_id, inner.weights_sha256
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def score(self, question, texts):
+        self.calls.append((question, list(texts)))
+        return self.inner.score(question, texts)
+
+
+def question_path(config: Config, questions: list[str], rounds: int = 2) -> dict:
+    """In-process stage timings of `QA.ask`, and the models alone on the same inputs.
+    The first round warms up; the others are measured."""
+    from .embed import load_encoder
+    from .pipeline import QA
+    from .read import load_reader
+
+    reader = _RecordingReader(load_reader(config))
+    qa = QA.load(config, load_encoder(config), reader)
+    for q in questions:
+        qa.ask(q)
+    stages: dict[str, list[float]] = {}
+    totals, encoder_alone, reader_alone = [], [], []
+    reader.calls.clear()
+    for _ in range(rounds - 1):
+        for q in questions:
+            started = time.perf_counter()
+            answer = qa.ask(q)
+            totals.append((time.perf_counter() - started) * 1000)
+            for stage, ms in answer.timings.items():
+                stages.setdefault(stage, []).append(ms)
+            started = time.perf_counter()
+            qa.encoder.encode_tokens([answer.query])
+            encoder_alone.append((time.perf_counter() - started) * 1000)
+    for question, texts in reader.calls:
+        started = time.perf_counter()
+        reader.inner.score(question, texts)
+        reader_alone.append((time.perf_counter() - started) * 1000)
+    non_model = [sum(ms for stage, ms in zip(stages, row) if stage not in ("embed", "read"))
+                 for row in zip(*stages.values())]
+    return {
+        "questions": len(questions), "chunks": len(qa.index.chunks), "sentences": len(qa.index.sentences),
+        "total_ms": percentiles(totals),
+        "stages_ms": {stage: percentiles(ms) for stage, ms in stages.items()},
+        "non_model_ms": percentiles(non_model),
+        "floors_ms": {"query_encoder_alone": percentiles(encoder_alone), "reader_alone": percentiles(reader_alone)},
+        "reader_pairs": percentiles([len(texts) for _, texts in reader.calls]),
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(url: str, question: str) -> tuple[dict, dict]:
+    request = urllib.request.Request(url, json.dumps({"question": question}).encode(),
+                                     {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.load(response), dict(response.headers)
+
+
+def _env(config: Config) -> dict:
+    env = {**os.environ, "QA_INDEX_DIR": str(Path(config.index_dir).resolve())}
+    return {**env, "QA_CACHE_DIR": config.cache_dir} if config.cache_dir else env
+
+
+def over_http(config: Config, questions: list[str], rounds: int = 2) -> dict:
+    """`qa serve` on loopback: process start to first answer, then each question's latency
+    beside the server's own time for it (Server-Timing), and the server's resident memory."""
+    port = _free_port()
+    env = _env(config)
+    started = time.perf_counter()
+    server = subprocess.Popen(QA_COMMAND + ["serve", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/api/ask"
+    try:
+        while True:
+            if server.poll() is not None:
+                raise QAError(f"qa serve exited: {server.stderr.read().decode()[-500:]}")
+            try:
+                _post(url, questions[0])
+                break
+            except OSError:
+                time.sleep(0.02)
+        cold = time.perf_counter() - started
+        latency, server_ms = [], []
+        for n in range(rounds):
+            for q in questions:
+                t = time.perf_counter()
+                _, headers = _post(url, q)
+                if n:  # the first round warms up
+                    latency.append((time.perf_counter() - t) * 1000)
+                    server_ms.append(sum(float(part.split("dur=")[1]) for part in headers["Server-Timing"].split(",")))
+        rss = _rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {"cold_start_to_first_answer_s": round(cold, 3), "latency_ms": percentiles(latency),
+            "server_time_ms": percentiles(server_ms),
+            "http_overhead_ms": percentiles(np.subtract(latency, server_ms)), "server_rss_mb": rss}
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def cold_ask(config: Config, question: str, runs: int = 3) -> dict:
+    """A new `qa ask` process, start to printed answer (the OS file cache is warm)."""
+    env = _env(config)
+    seconds = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        out = subprocess.run(QA_COMMAND + ["ask", question], env=env, capture_output=True, text=True, timeout=300)
+        seconds.append(time.perf_counter() - started)
+        if out.returncode:
+            raise QAError(f"qa ask failed: {out.stderr[-500:]}")
+    return {"runs": runs, "median_s": round(float(np.median(seconds)), 3), "all_s": [round(s, 3) for s in seconds]}
+
+
+def ingest(config: Config, corpus: Path, fractions: Sequence[float] = (0.25, 0.5, 1.0)) -> list[dict]:
+    """Fresh ingests of growing shares of the corpus, each in its own process (for its peak
+    memory): texts and tokens per second, beside raw encode of the same texts there."""
+    files = sorted(p for p in corpus.iterdir() if p.is_file())
+    rows = []
+    for fraction in fractions:
+        with tempfile.TemporaryDirectory(prefix="qa-bench-ingest-") as work:
+            part = Path(work) / "corpus"
+            part.mkdir()
+            for f in files[:max(1, round(len(files) * fraction))]:
+                shutil.copy(f, part)
+            job = {"config": {**config.__dict__, "corpus_dir": str(part), "index_dir": str(Path(work) / "index")}}
+            out = subprocess.run([sys.executable, "-m", "qa.bench", json.dumps(job)], capture_output=True, text=True,
+                                 timeout=7200, env={**os.environ})
+            if out.returncode:
+                raise QAError(f"the ingest benchmark failed: {out.stderr[-800:]}")
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+def _ingest_worker(job: dict) -> dict:
+    """Runs in a child process: one fresh ingest, then the raw encode of the same texts."""
+    import resource
+
+    from .embed import load_encoder
+    from .index import build_index, load_index, expected_settings
+
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in job["config"].items()}
+    config = Config(**fields)
+    encoder = load_encoder(config)
+    started = time.perf_counter()
+    report = build_index(config, encoder)
+    seconds = time.perf_counter() - started
+    index = load_index(config.index_dir, expected_settings(config, encoder.model_id, encoder.weights_sha256, encoder.dim))
+    texts = [index.sentence_text(i) for i in range(len(index.sentences))] + [index.chunk_text(c) for c in index.chunks]
+    tokens = sum(encoder.count_tokens(t) for t in texts)
+    started = time.perf_counter()
+    encoder.encode(texts)
+    raw = time.perf_counter() - started
+    return {"documents": report.documents, "texts": len(texts), "tokens": tokens, "seconds": round(seconds, 2),
+            "texts_per_s": round(len(texts) / seconds, 1), "tokens_per_s": round(tokens / seconds),
+            "raw_encode_texts_per_s": round(len(texts) / raw, 1), "ratio_to_raw": round(raw / seconds, 3),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "index_mb": folder_mb(config.index_dir)}
+
+
+def folder_mb(folder: str | Path) -> float:
+    return round(sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file()) / 2**20, 2)
+
+
+def synthetic_vectors(n: int, dim: int, seed: int, topics: int = 1024, subtopics: int = 16) -> np.ndarray:
+    """Unit vectors shaped like sentence embeddings rather than uniform noise: a topic, a
+    subtopic within it and a vector's own part (cosine ≈ 0.75 within a subtopic, ≈ 0.5
+    within a topic, ≈ 0 across), which is what makes approximate search hard or easy.
+    Topics and subtopics are the same for every seed; only the points differ."""
+    shape = np.random.default_rng(12345)
+    centres = shape.standard_normal((topics, dim)).astype(np.float32)
+    offsets = shape.standard_normal((topics, subtopics, dim)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    offsets /= np.linalg.norm(offsets, axis=2, keepdims=True)
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, 100_000):  # in slices, so 1M vectors need no more than their own memory
+        m = min(100_000, n - start)
+        t, s = rng.integers(0, topics, m), rng.integers(0, subtopics, m)
+        noise = rng.standard_normal((m, dim)).astype(np.float32)
+        noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+        rows = centres[t] + 0.7 * offsets[t, s] + 0.7 * noise
+        out[start:start + m] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return out
+
+
+def scaling(config: Config, sizes: Sequence[int], kinds: Sequence[str] = ("auto",), queries: int = 200,
+            dim: int = 384, say: Say = print) -> list[dict]:
+    """Per size (and per index kind asked for; "auto" is what `index.dense_index` chooses):
+    build time, single-query latency and recall@10 against exact search on the same vectors."""
+    import faiss
+
+    from .index import dense_index
+
+    rows = []
+    for n in sizes:
+        base, probe = synthetic_vectors(n, dim, seed=1), synthetic_vectors(queries, dim, seed=2)
+        _, exact = faiss.knn(probe, base, 10, metric=faiss.METRIC_INNER_PRODUCT)
+        for asked in kinds:
+            say(f"scaling: {n:,} vectors, index {asked}")
+            started = time.perf_counter()
+            index, kind = dense_index(base, config.with_overrides(dense_index=asked))
+            build = time.perf_counter() - started
+            latency, found = [], []
+            for q in probe:
+                started = time.perf_counter()
+                _, ids = index.search(q.reshape(1, -1), 10)
+                latency.append((time.perf_counter() - started) * 1000)
+                found.append(ids[0])
+            recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact)])
+            with tempfile.NamedTemporaryFile(suffix=".faiss") as fh:
+                faiss.write_index(index, fh.name)
+                size = os.path.getsize(fh.name)
+            rows.append({"vectors": n, "asked": asked, "index": kind, "build_s": round(build, 2),
+                         "search_ms": percentiles(latency), "recall_at_10": round(float(recall), 4),
+                         "mb_per_million": round(size / n * 1e6 / 2**20)})
+            del index
+    return rows
+
+
+def squad_corpus(path: str | Path, articles: int, folder: Path) -> list[str]:
+    """The first `articles` SQuAD articles (by title) written as documents; their questions."""
+    items = squad_items(squad_articles(path)[:articles], folder)
+    return [item.question for item in items if item.answers]
+
+
+def run(config: Config, eval_set: str, squad: str | None, articles: int, sizes: Sequence[int],
+        kinds: Sequence[str], questions_limit: int, say: Say = print) -> dict:
+    """Every section, in an order that keeps one model-heavy process running at a time."""
+    questions = [item.question for item in load_eval_set(eval_set)][:questions_limit]
+    results: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+                     "config": {"encoder_runtime": config.encoder_runtime, "reader": config.reader,
+                                "reader_candidates": config.reader_candidates}}
+    say("question path, in process (default corpus)")
+    results["question_path"] = question_path(config, questions)
+    say("question path over HTTP, and qa serve's cold start")
+    results["http"] = over_http(config, questions)
+    say("cold qa ask")
+    results["cold_ask"] = cold_ask(config, questions[0])
+    results["index_mb"] = folder_mb(config.index_dir)
+    with tempfile.TemporaryDirectory(prefix="qa-bench-") as work:
+        corpus = Path(config.corpus_dir)
+        if squad:
+            corpus = Path(work) / "squad"
+            corpus.mkdir()
+            squad_questions = squad_corpus(squad, articles, corpus)
+        say(f"ingest of {corpus}")
+        results["ingest"] = ingest(config, corpus, (0.25, 0.5, 1.0) if squad else (1.0,))
+        if squad:
+            say(f"question path on the {articles}-article SQuAD index")
+            squad_config = config.with_overrides(corpus_dir=str(corpus), index_dir=str(Path(work) / "index"))
+            from .embed import load_encoder
+            from .index import build_index
+
+            build_index(squad_config, load_encoder(squad_config))
+            rng = np.random.default_rng(0)
+            sample = [squad_questions[i] for i in rng.choice(len(squad_questions), min(questions_limit, len(squad_questions)),
+                                                            replace=False)]
+            results["question_path_squad"] = question_path(squad_config, sample)
+    results["scaling"] = scaling(config, sizes, kinds, say=say)
+    return results
+
+
+def table(r: dict) -> str:
+    """The report as the README shows it."""
+    lines = ["| measure | p50 | p95 | floor / comparison |", "| --- | --- | --- | --- |"]
+
+    def row(name, d, floor=""):
+        lines.append(f"| {name} | {d['p50']} | {d['p95']} | {floor} |")
+
+    for key, label in (("question_path", "default corpus"), ("question_path_squad", "SQuAD index")):
+        if key not in r:
+            continue
+        qp = r[key]
+        lines.append(f"| **question path, {label}** ({qp['chunks']} chunks, {qp['questions']} questions), ms | | | |")
+        row("QA.ask total", qp["total_ms"])
+        for stage, d in qp["stages_ms"].items():
+            floor = {"embed": f"encoder alone {qp['floors_ms']['query_encoder_alone']['p50']}",
+                     "read": f"reader alone {qp['floors_ms']['reader_alone']['p50']} "
+                             f"({qp['reader_pairs']['p50']:.0f} pairs)"}.get(stage, "")
+            row(f"· {stage}", d, floor)
+        row("non-model work (all but embed and read)", qp["non_model_ms"])
+    h = r["http"]
+    row("POST /api/ask over loopback, ms", h["latency_ms"], f"server's own time p50 {h['server_time_ms']['p50']}")
+    row("HTTP overhead, ms", h["http_overhead_ms"])
+    lines.append(f"| cold `qa ask`, process start to printed answer | {r['cold_ask']['median_s']} s | | "
+                 f"runs {r['cold_ask']['all_s']} |")
+    lines.append(f"| cold `qa serve`, process start to first answer | {h['cold_start_to_first_answer_s']} s | | |")
+    lines.append(f"| server resident memory | {h['server_rss_mb']} MB | | index on disk {r['index_mb']} MB |")
+    for g in r["ingest"]:
+        lines.append(f"| ingest {g['documents']} documents, {g['texts']} texts | {g['texts_per_s']} texts/s, "
+                     f"{g['tokens_per_s']} tokens/s | | raw encode {g['raw_encode_texts_per_s']} texts/s; "
+                     f"ratio {g['ratio_to_raw']}; peak {g['peak_rss_mb']} MB; index {g['index_mb']} MB |")
+    for s in r["scaling"]:
+        lines.append(f"| search {s['vectors']:,} × 384 ({s['index']['kind']}), ms | {s['search_ms']['p50']} | "
+                     f"{s['search_ms']['p95']} | recall@10 {s['recall_at_10']}; build {s['build_s']} s; "
+                     f"{s['mb_per_million']} MB per million |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # the child process of `ingest`
+    print(json.dumps(_ingest_worker(json.loads(sys.argv[1]))))
