@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="eval_set", default="evals/default.jsonl", help="questions to ask (default evals/default.jsonl)")
     p.add_argument("--questions", type=int, default=40, help="how many of them, and of the SQuAD sample (default 40)")
     p.add_argument("--squad", default="../shared/benchmarks/squad2-dev/dev-v2.0.json",
-                   help="SQuAD 2.0 file whose first --articles articles are ingested and asked ('' to skip)")
-    p.add_argument("--articles", type=int, default=44, help="SQuAD articles to ingest (default 44)")
+                   help="SQuAD 2.0 file whose paragraphs are ingested as --documents documents and asked ('' to skip)")
+    p.add_argument("--documents", type=int, default=44, help="documents to make of the SQuAD paragraphs (default 44)")
     p.add_argument("--sizes", default="10000,100000,1000000", help="vector counts for the index scaling study")
     p.add_argument("--kinds", default="auto", help="FAISS index kinds to compare at each size: auto,flat,ivf,hnsw")
     p.add_argument("--quick", action="store_true", help="small sizes and no SQuAD: about a minute, to check it runs")
@@ -260,7 +260,7 @@ def cmd_bench(config: Config, args) -> int:
     def say(message: str) -> None:
         print(f"bench: {message}", file=sys.stderr, flush=True)
 
-    results = bench.run(config, args.eval_set, squad, args.articles, sizes, args.kinds.split(","),
+    results = bench.run(config, args.eval_set, squad, args.documents, sizes, args.kinds.split(","),
                         8 if args.quick else args.questions, say)
     Path(args.report).mkdir(parents=True, exist_ok=True)
     out = Path(args.report) / "bench.json"

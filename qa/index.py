@@ -54,12 +54,15 @@ class TokenStore:
     @classmethod
     def of(cls, tokens: list[TokenVectors], dim: int) -> TokenStore:
         sizes = [len(t.content) for t in tokens]
-        vectors = np.vstack([t.vectors for t in tokens]).astype(np.float16) if tokens else np.zeros((0, dim), np.float16)
+        vectors = np.empty((sum(sizes), dim), dtype=np.float16)  # filled in place: no float32 copy of it all
         spans = np.zeros((sum(sizes), 4), dtype=np.int32)
-        if tokens:
-            spans[:, 0] = np.repeat(np.arange(len(tokens)), sizes)
-            spans[:, 1:3] = np.vstack([t.spans for t in tokens])
-            spans[:, 3] = np.concatenate([t.content for t in tokens])
+        spans[:, 0] = np.repeat(np.arange(len(tokens)), sizes)
+        at = 0
+        for t, n in zip(tokens, sizes):
+            vectors[at:at + n] = t.vectors
+            spans[at:at + n, 1:3] = t.spans
+            spans[at:at + n, 3] = t.content
+            at += n
         return cls.from_arrays(vectors, spans, len(tokens))
 
     @classmethod
@@ -220,7 +223,10 @@ def load_index(folder: str | Path, expected: dict) -> Index:
         docs = [Document.from_dict(json.loads(line)) for line in
                 (folder / files["documents"]).read_text(encoding="utf-8").splitlines() if line]
         tables = json.loads((folder / files["chunks"]).read_text(encoding="utf-8"))
-        sentence_vectors = np.load(folder / files["sentence_vectors"], allow_pickle=False)
+        # With an approximate sentence index the array is only read row by row (the answer
+        # stage's candidates), so it stays on disk rather than beside the index's own copy.
+        sentence_vectors = np.load(folder / files["sentence_vectors"], allow_pickle=False,
+                                   mmap_mode="r" if manifest.get("sentence_index", {}).get("kind", "flat") != "flat" else None)
         dense = faiss.read_index(str(folder / files["dense"]))
         bm25 = bm25s.BM25.load(str(folder / files["bm25"]), show_progress=False)
         sentence_dense = faiss.read_index(str(folder / files["sentence_dense"])) if "sentence_dense" in stored else None

@@ -1,3 +1,5 @@
+import hashlib
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -5,7 +7,7 @@ import numpy as np
 import pytest
 
 from qa.config import DEFAULT_MODEL_SHA256, Config
-from qa.embed import load_encoder, resolve_model_path, weights_hash
+from qa.embed import checked_hash, load_encoder, resolve_model_path, weights_hash
 from qa.types import ConfigError
 
 
@@ -27,7 +29,7 @@ def test_vectors_are_normalised_and_batched(encoder):
     vectors = encoder.encode([f"text number {i}" for i in range(150)], calls.append)
     assert vectors.shape == (150, 384) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert sum(calls) == 150 and len(calls) == 3  # progress is reported per batch of 64
+    assert sum(calls) == 150 and len(calls) == 10  # progress is reported per batch of 16
 
 
 def test_token_vectors_come_with_the_sentence_vector_and_true_offsets(encoder):
@@ -99,3 +101,21 @@ def test_onnx_encoder_is_safe_to_share_between_threads(encoder):
     # Its tokenizer's settings are fixed at load and batches are padded outside it.
     texts = [" ".join(["word"] * n) + " end." for n in range(1, 30, 4)]
     assert _concurrently(encoder, texts, encoder.encode(texts))
+
+
+def test_weights_hash_is_memoised_until_the_file_changes(tmp_path, monkeypatch):
+    folder, memo = tmp_path / "model", tmp_path / "cache" / "verified.json"
+    folder.mkdir()
+    weights = folder / "model.onnx"
+    weights.write_bytes(b"abc" * 1000)
+    first = weights_hash(folder, memo)
+    hashed = []
+    real = hashlib.file_digest
+    monkeypatch.setattr(hashlib, "file_digest", lambda *args: hashed.append(1) or real(*args))
+    assert weights_hash(folder, memo) == first and not hashed  # same file: no second hash
+    before = weights.stat().st_mtime_ns
+    weights.write_bytes(b"abd" * 1000)  # same size, other content
+    os.utime(weights, ns=(before + 10**9, before + 10**9))
+    with pytest.raises(ConfigError, match="not the expected"):
+        checked_hash(folder, first, "the test model", "Replace it.", memo)
+    assert hashed
