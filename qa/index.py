@@ -69,7 +69,8 @@ class TokenStore:
     def from_arrays(cls, vectors: np.ndarray, spans: np.ndarray, sentences: int) -> TokenStore:
         # A small store is held in memory as float32, so that questions skip converting it;
         # a large one stays on disk (a plain view of the map skips numpy's memmap bookkeeping).
-        vectors = vectors.astype(np.float32) if vectors.nbytes <= TOKENS_IN_MEMORY_BYTES else np.asarray(vectors)
+        vectors = np.asarray(vectors)
+        vectors = vectors.astype(np.float32) if vectors.nbytes <= TOKENS_IN_MEMORY_BYTES else vectors
         return cls(vectors, spans, np.searchsorted(spans[:, 0], np.arange(sentences + 1)),
                    spans[:, 3].astype(bool))
 
