@@ -43,7 +43,8 @@ import numpy as np
 from .chunk import is_list_item
 from .embed import Encoder, TokenVectors
 from .index import Index
-from .text import Lexicon, match_text, named_spans, terms, words
+from .question import Question
+from .text import Lexicon, match_text, terms
 from .config import Config
 from .read import CHECKS, SENTENCE_FEATURES, Reader, ReaderModel, abstain_features
 from .types import Answer, AnswerSentence, Citation, Passage, Reading, Stopwatch
@@ -57,41 +58,14 @@ ABSTAIN_MESSAGE = "I could not find an answer to that question in the documents.
 
 _NUMBER_WORDS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|(?:hundred|thousand|million|billion|dozen)s?|single|once|twice|none|majority"
 _COUNT = re.compile(rf"\d[\d,.]*%?|\b(?:{_NUMBER_WORDS})\b", re.I)
-# What a "how many" question counts: "How many staff does it employ?" -> "staff does it".
-_COUNTED = re.compile(r"\bhow many\s+((?:[\w'-]+\s+){0,2}[\w'-]+)", re.I)
 COUNTED_WINDOW = 3  # content word pieces either side of a number that may name what it counts
 COUNTED_MIN_COSINE = 0.5
 _YEAR = re.compile(r"^(?:1[0-9]{3}|20[0-9]{2})$")
 _MONEY = re.compile(r"[£$€¥]\s?\d|\d[\d,.]*\s?(?:bn|m|k|million|billion|thousand|pounds|dollars|euros)\b|\b(?:million|billion) (?:pounds|dollars|euros)\b", re.I)
 _MONTH = r"jan(?:uary)?|feb(?:ruary)?|march|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
 _DATE = re.compile(rf"\b(?:1[0-9]{{3}}|20[0-9]{{2}})s?\b|\b(?:{_MONTH})\b|\b(?:century|decade|yesterday|today|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I)
-# The kinds of value a question may ask for; see `question_kind`.
-_KINDS = (
-    # Contact details: "What website has more about LHP?", "What number do I call?"
-    ("contact", re.compile(r"\b(?:web ?sites?|web (?:address|page)|url|e-?mail(?: address)?|(?:tele)?phone(?: number)?|number (?:do|can|should) (?:i|we|you) (?:call|ring|dial))\b", re.I)),
-    ("money", re.compile(r"\bhow much (?:money|funding|cash|investment)\b|\bhow much (?:\w+ ){0,6}(?:cost|spend|spent|earn|pay|paid|worth|raise|raised|give|gave|invest|invested)\b|\bwhat (?:\w+ )?(?:budget|salary|price|cost|revenue|income|funding)\b", re.I)),
-    ("count", re.compile(r"\bhow (?:many|much|old|long|large|big|far|often)\b|\bwhat (?:number|percentage|proportion|amount|size)\b", re.I)),
-    ("date", re.compile(r"\bwhen\b|\bwhat (?:year|date|month|day|time|century|decade)\b|\bwhich (?:year|date|month|day|century)\b|\bin what year\b|\bsince when\b", re.I)),
-    # A name is no value a sentence can be checked for, but "Who was chair when it
-    # launched?" asks for one, not for a date.
-    ("name", re.compile(r"\bwho(?:m|se)?\b|\bwhere\b|\b(?:which|what) (?:compan(?:y|ies)|organi[sz]ations?|universit(?:y|ies)|"
-                        r"colleges?|persons?|people|cit(?:y|ies)|towns?|countr(?:y|ies)|count(?:y|ies)|states?|nations?|"
-                        r"regions?|areas?|places?|rivers?|trusts?|hospitals?|bod(?:y|ies)|groups?)\b", re.I)),
-)
 _CONTACT = re.compile(r"\bwww\.|https?://|\b[\w.+-]+@[\w-]+\.[\w.]+|(?:\+\d{1,3}[ ()0]*|\b0)\d{2,4}[ -]?\d{3,4}[ -]?\d{3,4}\b|\b[\w-]+\.(?:com|org|net|gov|edu|ac|co|nhs)(?:\.[a-z]{2})?\b", re.I)
 _REQUIRED = {"money", "count", "date", "contact"}  # kinds whose value must be in a sentence that answers
-
-
-@dataclass(frozen=True)
-class QuestionFacts:
-    text: str  # normalised for matching
-    terms: frozenset[str]
-    weight: float  # summed IDF of its terms
-    pairs: frozenset[tuple[str, str]]
-    kind: str | None
-    names: tuple[frozenset[str], ...]  # the terms of each thing it names
-    name_spans: tuple[tuple[int, int], ...]  # where each of those is in the question
-    counted: np.ndarray | None  # token vectors of what a "how many" question counts
 
 
 @dataclass
@@ -126,23 +100,7 @@ class Answerer:
         for sentence, ts in zip(index.sentences, lexicon.sentence_terms):
             self.doc_terms.setdefault(sentence.doc_id, set()).update(ts)
 
-    def analyse(self, question: str, q_tokens: TokenVectors) -> QuestionFacts:
-        lex = self.lexicon
-        q_terms = lex.query_terms(question)
-        ordered = [lex.correct(w) for w in words(question)]
-        norm = match_text(question)
-        named = [(span, frozenset(lex.query_terms(question[span[0]:span[1]]))) for span in named_spans(question)]
-        named = [(span, ts) for span, ts in named if ts]
-        return QuestionFacts(
-            text=norm, terms=frozenset(q_terms), weight=sum(lex.weight(t) for t in q_terms) or 1.0,
-            pairs=frozenset(zip(ordered, ordered[1:])),
-            kind=question_kind(question),
-            names=tuple(ts for _, ts in named), name_spans=tuple(span for span, _ in named),
-            counted=_counted(question, q_tokens),
-        )
-
-    def features(self, q: QuestionFacts, q_vec: np.ndarray, q_tokens: TokenVectors,
-                 passages: list[Passage]) -> tuple[list[int], np.ndarray]:
+    def features(self, q: Question, passages: list[Passage]) -> tuple[list[int], np.ndarray]:
         """The candidate sentences of the passages, once each, and their `SENTENCE_FEATURES` rows."""
         context: dict[int, tuple[float, int]] = {}  # sentence -> (best chunk cosine, that chunk)
         for p in passages:
@@ -153,8 +111,8 @@ class Answerer:
         rows = np.zeros((len(sids), len(SENTENCE_FEATURES)), dtype=np.float32)
         if not sids:
             return sids, rows
-        rows[:, 0] = self.index.sentence_vectors[sids] @ q_vec
-        rows[:, 7] = self._aligned(q, q_tokens, sids)
+        rows[:, 0] = self.index.sentence_vectors[sids] @ q.vector
+        rows[:, 7] = self._aligned(q, sids)
         lex = self.lexicon
         named = set().union(*q.names) & q.terms
         chunk_terms: dict[int, set[str]] = {}
@@ -184,13 +142,13 @@ class Answerer:
             pairs = self._term_pairs[sid] = frozenset(zip(ordered, ordered[1:]))
         return pairs
 
-    def _aligned(self, q: QuestionFacts, q_tokens: TokenVectors, sids: list[int]) -> np.ndarray:
+    def _aligned(self, q: Question, sids: list[int]) -> np.ndarray:
         """Per sentence: each question content token's best cosine with one of its tokens,
         averaged. A token of something the question names counts as matched in every
         sentence of a document that names it (as `named_in_document` does for words)."""
         sentence_tokens = self._sentence_tokens(sids)
-        keep = q_tokens.content if q_tokens.content.any() else np.ones(len(q_tokens.content), dtype=bool)
-        q_rows, q_spans = q_tokens.vectors[keep], q_tokens.spans[keep]
+        keep = q.tokens.content if q.tokens.content.any() else np.ones(len(q.tokens.content), dtype=bool)
+        q_rows, q_spans = q.tokens.vectors[keep], q.tokens.spans[keep]
         # One conversion of every sentence's tokens (float16 when read from disk), then small
         # products: one large product runs multi-threaded BLAS against the models' thread
         # pools, and took 17 ms where these take 0.5.
@@ -225,12 +183,12 @@ class Answerer:
                     self._tokens.popitem(last=False)
         return [found[sid] for sid in sids]
 
-    def score(self, q: QuestionFacts, q_vec: np.ndarray, q_tokens: TokenVectors, passages: list[Passage]) -> list[Scored]:
-        sids, rows = self.features(q, q_vec, q_tokens, passages)
+    def score(self, q: Question, passages: list[Passage]) -> list[Scored]:
+        sids, rows = self.features(q, passages)
         scores = rows @ WEIGHTS
         return sorted((Scored(sid, float(x), row) for sid, x, row in zip(sids, scores, rows)), key=lambda c: (-c.score, c.sid))
 
-    def checks(self, q: QuestionFacts, sid: int) -> tuple[bool, bool]:
+    def checks(self, q: Question, sid: int) -> tuple[bool, bool]:
         """Whether the sentence can answer, as two checks (`qa.read.CHECKS`) the fusion and
         the abstention model weigh: it holds the kind of value a money, count, date or
         contact question asks for; for "how many X", a number beside a word close in meaning
@@ -240,19 +198,17 @@ class Answerer:
         counts = q.kind != "count" or q.counted is None or self._counts(q, text, self._sentence_tokens([sid])[0])
         return value, counts
 
-    def compose(self, question: str, query: str, q_vec: np.ndarray, q_tokens: TokenVectors,
-                passages: list[Passage], k: int, watch: Stopwatch | None = None) -> Answer:
-        q = self.analyse(query, q_tokens)
-        ranked = self.score(q, q_vec, q_tokens, passages)
-        reading = self.read(q, query, ranked, passages, watch or Stopwatch())
+    def compose(self, q: Question, passages: list[Passage], k: int, watch: Stopwatch | None = None) -> Answer:
+        ranked = self.score(q, passages)
+        reading = self.read(q, ranked, passages, watch or Stopwatch())
         order = [reading.sids[i] for i in np.argsort(-np.asarray(reading.fused), kind="stable")]
         passages = self.rerank(passages, order + [c.sid for c in ranked])[:k]
         if not order:
-            return Answer(question, "", True, 0.0, [], [], query, ABSTAIN_MESSAGE, passages, "", reading)
+            return Answer(q.asked, "", True, 0.0, [], [], q.query, ABSTAIN_MESSAGE, passages, "", reading)
         confidence = round(reading.confidence, 4)
         lead_text = self.index.sentence_text(order[0])
         if confidence < self.threshold:
-            return Answer(question, "", True, confidence, [], [], query, ABSTAIN_MESSAGE, passages, lead_text, reading)
+            return Answer(q.asked, "", True, confidence, [], [], q.query, ABSTAIN_MESSAGE, passages, lead_text, reading)
 
         fused = dict(zip(reading.sids, reading.fused))
         can = dict(zip(reading.sids, reading.checks.all(axis=1)))
@@ -271,10 +227,9 @@ class Answerer:
             citations.append(Citation(n, doc.doc_id, doc.title, doc.date, s.start, s.end, text))
             sentences.append(AnswerSentence(text, n))
         answer = " ".join(f"{s.text} [{s.citation}]" for s in sentences)
-        return Answer(question, answer, False, confidence, sentences, citations, query, "", passages, lead_text, reading)
+        return Answer(q.asked, answer, False, confidence, sentences, citations, q.query, "", passages, lead_text, reading)
 
-    def read(self, q: QuestionFacts, query: str, ranked: list[Scored], passages: list[Passage],
-             watch: Stopwatch) -> Reading:
+    def read(self, q: Question, ranked: list[Scored], passages: list[Passage], watch: Stopwatch) -> Reading:
         """The reader reads the best `reader_candidates` sentences by the linear score with
         the question; the learned fusion orders them and the abstention model says how
         likely the first is to be right. Each sentence is read alone but for a list item,
@@ -287,7 +242,7 @@ class Answerer:
         rows = np.array([c.row for c in top], dtype=np.float32).reshape(len(top), len(SENTENCE_FEATURES))
         texts = [self._reader_text(sid) for sid in sids]
         watch.lap("compose")
-        logits = self.reader.score(query, texts)
+        logits = self.reader.score(q.query, texts)
         watch.lap("read")
         checks = np.array([self.checks(q, sid) for sid in sids], dtype=bool).reshape(len(top), len(CHECKS))
         dense = max((p.dense for p in passages), default=0.0)
@@ -313,7 +268,7 @@ class Answerer:
         return sorted(passages, key=lambda p: min((position.get(s, len(order)) for s in self.index.chunks[p.chunk_id].sentence_ids),
                                                   default=len(order)))
 
-    def _counts(self, q: QuestionFacts, text: str, tokens: TokenVectors) -> bool:
+    def _counts(self, q: Question, text: str, tokens: TokenVectors) -> bool:
         """Whether a number in the sentence counts what the question counts: "six major NHS
         organisations" does not answer "how many staff", "10,000 troops" answers "how many
         soldiers". (On SQuAD 2.0 dev's "how many" questions it refuses the top sentence of
@@ -340,7 +295,7 @@ class Answerer:
                        and "\n\n" not in text[sentences[prev].end:first.start] else None)
         return out
 
-    def _repeats(self, sid: int, chosen: list[int], q: QuestionFacts) -> bool:
+    def _repeats(self, sid: int, chosen: list[int], q: Question) -> bool:
         """Whether the sentence says again what a chosen one says: most of the smaller one's
         words beyond the question's are in the other ("Professor Phil Wood, … LAHP chair
         elect." inside "… LAHP chair elect, Professor Phil Wood, said: …"), or the two
@@ -354,23 +309,6 @@ class Answerer:
             if mine and theirs and len(mine & theirs) / min(len(mine), len(theirs)) >= REPEAT_OVERLAP:
                 return True
         return False
-
-
-def _counted(question: str, q_tokens: TokenVectors) -> np.ndarray | None:
-    m = _COUNTED.search(question)
-    if not m:
-        return None
-    a, b = m.span(1)
-    spans = q_tokens.spans
-    rows = q_tokens.content & (spans[:, 0] >= a) & (spans[:, 1] <= b)
-    return q_tokens.vectors[rows] if rows.any() else None
-
-
-def question_kind(question: str) -> str | None:
-    """The kind of value asked for, from the question's first asking phrase: "Who was
-    chair when it launched?" asks for a name, not a date."""
-    found = [(m.start(), n) for n, (name, rx) in enumerate(_KINDS) if (m := rx.search(question))]
-    return _KINDS[min(found)[1]][0] if found else None
 
 
 def _new_counts(text: str, asked: str) -> Iterator[re.Match]:

@@ -14,12 +14,10 @@ question, 1,455), gold paragraph in the top 5: dense 90.6%, BM25 94.4%, dense + 
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from .index import Index
-from .text import Lexicon, named_things
+from .text import Lexicon
 from .types import Passage
 
 WEIGHTS = {"dense": 1.0, "bm25": 1.5, "sentence": 1.0}
@@ -90,41 +88,3 @@ def _best(scores: np.ndarray, m: int) -> np.ndarray:
     above = np.flatnonzero(scores > kth)
     top = np.concatenate([above, np.flatnonzero(scores == kth)[: m - len(above)]])
     return top[np.lexsort((top, -scores[top]))]
-
-
-# Words that point back to something said earlier in the conversation.
-_PERSONAL = re.compile(r"\b(?:he|she|his|her|hers|him)\b", re.I)
-_WHO = re.compile(r"\s*who(?:m|se)?\b", re.I)
-_ANAPHORA = re.compile(r"\b(?:it|its|it's|they|their|them|theirs|this|that|these|those|he|she|his|her|him|there|the same)\b", re.I)
-
-
-def standalone_query(question: str, history: list[dict] | None = None) -> str:
-    """The question made searchable on its own: a follow-up that says "its" or names no
-    subject borrows the subject of the previous question it follows; one that says
-    "she" or "his" after a "who" question borrows the person its answer named first
-    ("Who is the partnership director?" "Kate Lodge, …" "What did she say?")."""
-    if not history:
-        return question
-    subject = person = ""
-    for turn in history:  # resolve each earlier turn in order, so follow-ups of follow-ups chain
-        asked = _resolve(turn.get("question", ""), subject)
-        subject = _subject(asked) or subject
-        if _WHO.match(asked):
-            person = next(iter(named_things(turn.get("answer", ""))), person)
-    return _resolve(question, subject, person)
-
-
-def _resolve(question: str, subject: str, person: str = "") -> str:
-    if person and _PERSONAL.search(question) and person.lower() not in question.lower():
-        return f"{question} ({person})"
-    if not subject or subject.lower() in question.lower():
-        return question
-    if _ANAPHORA.search(question) or not _subject(question):
-        return f"{question} ({subject})"
-    return question
-
-
-def _subject(question: str) -> str:
-    """The named things a question is about, kept apart by commas so that they never
-    read as one longer name."""
-    return ", ".join(named_things(question))

@@ -155,7 +155,7 @@ def _checks_of_lead(qa, question: str) -> tuple[bool, ...]:
     answer = qa.ask(question)
     r = answer.reading
     lead = r.sids[int(np.argmax(r.fused))]
-    return qa.answerer.checks(qa.answerer.analyse(answer.query, qa.encoder.encode_tokens([answer.query])[1][0]), lead)
+    return qa.answerer.checks(qa.prepare(answer.query), lead)
 
 
 def test_a_count_must_count_what_the_question_counts(qa):
@@ -254,7 +254,8 @@ def test_a_polite_frame_is_not_part_of_the_question():
 
 
 def test_a_contact_question_needs_a_contact_detail(qa):
-    from qa.answer import has_value, question_kind
+    from qa.answer import has_value
+    from qa.question import question_kind
 
     assert question_kind("What website has more about LHP?") == question_kind("What is their phone number?") == "contact"
     assert all(has_value("contact", t, "") for t in ("visit www.example.co.uk", "call 0113 343 4031", "mail a.b@leeds.ac.uk"))
@@ -275,7 +276,7 @@ def test_she_after_a_who_question_is_the_person_its_answer_named(qa, who, then):
 
 
 def test_borrowed_subjects_stay_separate_names():
-    from qa.retrieve import standalone_query
+    from qa.question import standalone_query
 
     history = [{"question": "What did the University of Leicester agree with Leicestershire Partnership Trust?", "answer": ""}]
     # Run together, the two would read as one name that no document gives, and the bot would abstain.

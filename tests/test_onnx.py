@@ -13,6 +13,7 @@ from qa.config import Config
 from qa.embed import OnnxEncoder, SentenceTransformerEncoder, cache_folder, load_encoder
 from qa.eval import load_eval_set
 from qa.export import UnsupportedExport, export_encoder
+from qa.question import plain
 from qa.types import ConfigError
 
 from conftest import ROOT
@@ -41,7 +42,7 @@ def test_onnx_vectors_match_sentence_transformers(encoder, torch_encoder):
 def test_onnx_and_torch_retrieve_the_same_top_10(qa, torch_encoder):
     questions = [case.question for case in load_eval_set(ROOT / "evals" / "default.jsonl")]
     for question in questions:
-        query = qa._plain(question)
+        query = plain(question, qa.lexicon)
         ours = qa.retriever.search(query, qa.encoder.encode([query])[0], 10)
         theirs = qa.retriever.search(query, torch_encoder.encode([query])[0], 10)
         assert [p.chunk_id for p in ours] == [p.chunk_id for p in theirs], question

@@ -166,7 +166,7 @@ def test_an_answer_never_says_the_same_thing_twice(qa):
                                                       if (s.doc_id, s.start, s.end) == (c.doc_id, c.start, c.end)))
                 for c in answer.citations]
         for n, sid in enumerate(sids):
-            assert not qa.answerer._repeats(sid, sids[:n], qa.answerer.analyse(answer.query, qa.encoder.encode_tokens([answer.query])[1][0])), question
+            assert not qa.answerer._repeats(sid, sids[:n], qa.prepare(answer.query)), question
 
 
 def test_confidence_is_a_probability_and_abstention_follows_the_threshold(qa):

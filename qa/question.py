@@ -1,0 +1,170 @@
+"""The question stage: what the user typed, made into the `Question` every later stage reads.
+
+`prepare`, top to bottom:
+
+1. check it (and the conversation it follows) and say what is wrong if it is unusable;
+2. put it plainly: no polite frame ("Can you tell me…"), words the corpus never uses
+   spelled as the corpus does, a question typed in lower case given the corpus's
+   capitals for its names, and an end mark (the scorer was fitted on questions that end
+   in "?", and MiniLM reads the mark);
+3. make it standalone: a follow-up borrows the subject of the turn before, or the person
+   a "who" answer named ("What did she say?");
+4. embed it once: its vector and its token vectors come from one forward pass;
+5. work out its facts: its terms and word pairs, the kind of value it asks for, what it
+   names and where, and what a "how many" question counts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import Config
+from .embed import Encoder, TokenVectors
+from .text import Lexicon, match_text, named_spans, named_things, unframed, words
+from .types import BadQuestion, Stopwatch
+
+
+@dataclass(frozen=True)
+class Question:
+    asked: str  # as typed, trimmed
+    query: str  # plain and standalone: what is searched and read
+    vector: np.ndarray  # L2-normalised
+    tokens: TokenVectors
+    text: str  # the query normalised for matching
+    terms: frozenset[str]
+    weight: float  # summed IDF of its terms
+    pairs: frozenset[tuple[str, str]]
+    kind: str | None  # see `question_kind`
+    names: tuple[frozenset[str], ...]  # the terms of each thing it names
+    name_spans: tuple[tuple[int, int], ...]  # where each of those is in the query
+    counted: np.ndarray | None  # token vectors of what a "how many" question counts
+
+
+def prepare(asked, history, lexicon: Lexicon, encoder: Encoder, config: Config,
+            watch: Stopwatch | None = None) -> Question:
+    watch = watch or Stopwatch()
+    asked = check_text(asked, "question", config.max_question_chars)
+    history = check_history(history, config.max_history_turns)
+    query = standalone_query(plain(asked, lexicon), [{**turn, "question": plain(turn["question"], lexicon)}
+                                                     for turn in history])
+    watch.lap("prepare")
+    vectors, (tokens,) = encoder.encode_tokens([query])
+    watch.lap("embed")
+    q_terms = lexicon.query_terms(query)
+    ordered = [lexicon.correct(w) for w in words(query)]
+    named = [(span, frozenset(lexicon.query_terms(query[span[0]:span[1]]))) for span in named_spans(query)]
+    named = [(span, ts) for span, ts in named if ts]
+    question = Question(
+        asked=asked, query=query, vector=vectors[0], tokens=tokens, text=match_text(query),
+        terms=frozenset(q_terms), weight=sum(lexicon.weight(t) for t in q_terms) or 1.0,
+        pairs=frozenset(zip(ordered, ordered[1:])), kind=question_kind(query),
+        names=tuple(ts for _, ts in named), name_spans=tuple(span for span, _ in named),
+        counted=_counted(query, tokens),
+    )
+    watch.lap("prepare")
+    return question
+
+
+def check_text(text, what: str, limit: int) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise BadQuestion(f"The {what} is empty. Type a {what} in words.")
+    if len(text) > limit:
+        raise BadQuestion(f"The {what} is {len(text)} characters long; the limit is {limit}. Shorten it.")
+    return text.strip()
+
+
+def check_history(history, limit: int) -> list[dict]:
+    if history is None:
+        return []
+    if not isinstance(history, list) or not all(
+        isinstance(t, dict) and isinstance(t.get("question"), str) and isinstance(t.get("answer", ""), str)
+        for t in history
+    ):
+        raise BadQuestion('history must be a list of {"question": "...", "answer": "..."} objects.')
+    if len(history) > limit:
+        raise BadQuestion(f"history has {len(history)} turns; the limit is {limit}. Send only the latest turns.")
+    return history
+
+
+def plain(question: str, lexicon: Lexicon) -> str:
+    """The question as the model and the name checks should read it: no polite frame,
+    typos mended, a question typed in lower case given the corpus's capitals for its
+    names, an end mark."""
+    question = lexicon.respell(unframed(question))
+    return question if question.rstrip()[-1:] in ("?", ".", "!") else question.rstrip() + "?"
+
+
+# Words that point back to something said earlier in the conversation.
+_PERSONAL = re.compile(r"\b(?:he|she|his|her|hers|him)\b", re.I)
+_WHO = re.compile(r"\s*who(?:m|se)?\b", re.I)
+_ANAPHORA = re.compile(r"\b(?:it|its|it's|they|their|them|theirs|this|that|these|those|he|she|his|her|him|there|the same)\b", re.I)
+
+
+def standalone_query(question: str, history: list[dict] | None = None) -> str:
+    """The question made searchable on its own: a follow-up that says "its" or names no
+    subject borrows the subject of the previous question it follows; one that says
+    "she" or "his" after a "who" question borrows the person its answer named first
+    ("Who is the partnership director?" "Kate Lodge, …" "What did she say?")."""
+    if not history:
+        return question
+    subject = person = ""
+    for turn in history:  # resolve each earlier turn in order, so follow-ups of follow-ups chain
+        asked = _resolve(turn.get("question", ""), subject)
+        subject = _subject(asked) or subject
+        if _WHO.match(asked):
+            person = next(iter(named_things(turn.get("answer", ""))), person)
+    return _resolve(question, subject, person)
+
+
+def _resolve(question: str, subject: str, person: str = "") -> str:
+    if person and _PERSONAL.search(question) and person.lower() not in question.lower():
+        return f"{question} ({person})"
+    if not subject or subject.lower() in question.lower():
+        return question
+    if _ANAPHORA.search(question) or not _subject(question):
+        return f"{question} ({subject})"
+    return question
+
+
+def _subject(question: str) -> str:
+    """The named things a question is about, kept apart by commas so that they never
+    read as one longer name."""
+    return ", ".join(named_things(question))
+
+
+# The kinds of value a question may ask for; see `question_kind`.
+_KINDS = (
+    # Contact details: "What website has more about LHP?", "What number do I call?"
+    ("contact", re.compile(r"\b(?:web ?sites?|web (?:address|page)|url|e-?mail(?: address)?|(?:tele)?phone(?: number)?|number (?:do|can|should) (?:i|we|you) (?:call|ring|dial))\b", re.I)),
+    ("money", re.compile(r"\bhow much (?:money|funding|cash|investment)\b|\bhow much (?:\w+ ){0,6}(?:cost|spend|spent|earn|pay|paid|worth|raise|raised|give|gave|invest|invested)\b|\bwhat (?:\w+ )?(?:budget|salary|price|cost|revenue|income|funding)\b", re.I)),
+    ("count", re.compile(r"\bhow (?:many|much|old|long|large|big|far|often)\b|\bwhat (?:number|percentage|proportion|amount|size)\b", re.I)),
+    ("date", re.compile(r"\bwhen\b|\bwhat (?:year|date|month|day|time|century|decade)\b|\bwhich (?:year|date|month|day|century)\b|\bin what year\b|\bsince when\b", re.I)),
+    # A name is no value a sentence can be checked for, but "Who was chair when it
+    # launched?" asks for one, not for a date.
+    ("name", re.compile(r"\bwho(?:m|se)?\b|\bwhere\b|\b(?:which|what) (?:compan(?:y|ies)|organi[sz]ations?|universit(?:y|ies)|"
+                        r"colleges?|persons?|people|cit(?:y|ies)|towns?|countr(?:y|ies)|count(?:y|ies)|states?|nations?|"
+                        r"regions?|areas?|places?|rivers?|trusts?|hospitals?|bod(?:y|ies)|groups?)\b", re.I)),
+)
+
+
+def question_kind(question: str) -> str | None:
+    """The kind of value asked for, from the question's first asking phrase: "Who was
+    chair when it launched?" asks for a name, not a date."""
+    found = [(m.start(), n) for n, (name, rx) in enumerate(_KINDS) if (m := rx.search(question))]
+    return _KINDS[min(found)[1]][0] if found else None
+
+
+# What a "how many" question counts: "How many staff does it employ?" -> "staff does it".
+_COUNTED = re.compile(r"\bhow many\s+((?:[\w'-]+\s+){0,2}[\w'-]+)", re.I)
+
+
+def _counted(question: str, tokens: TokenVectors) -> np.ndarray | None:
+    m = _COUNTED.search(question)
+    if not m:
+        return None
+    a, b = m.span(1)
+    rows = tokens.content & (tokens.spans[:, 0] >= a) & (tokens.spans[:, 1] <= b)
+    return tokens.vectors[rows] if rows.any() else None
