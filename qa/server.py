@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 OPENAPI = Path(__file__).resolve().parent / "openapi.json"
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 _CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
           415: "unsupported_media_type", 500: "internal_error"}
 
@@ -70,6 +72,17 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "Something went wrong on the server; the error was logged. Try again.")
 
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        # The page loads its script, styles and data from this server only and never runs
+        # inline script, so document text that looks like HTML can do nothing even if it
+        # ever reached the DOM as markup.
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
+
     # --- the chat page --------------------------------------------------------------
     @app.get("/")
     def index():
@@ -82,7 +95,7 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
     # --- the JSON API ---------------------------------------------------------------
     @app.post("/api/ask")
     def ask():
-        body = json_body()
+        body = json_body(("question", "history", "top_k"))
         answer = qa.ask(body.get("question"), body.get("history"), body.get("top_k"))
         response = jsonify(answer.to_dict())
         response.headers["Server-Timing"] = ", ".join(f"{stage};dur={ms:.2f}" for stage, ms in answer.timings.items())
@@ -90,7 +103,7 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
 
     @app.post("/api/search")
     def search():
-        body = json_body()
+        body = json_body(("query", "k"))
         return jsonify({"query": body.get("query"),
                         "passages": [p.to_dict() for p in qa.search(body.get("query"), body.get("k", 5))]})
 
@@ -144,14 +157,23 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
     return app
 
 
-def json_body() -> dict:
+def json_body(known: tuple[str, ...] | None = None) -> dict:
+    """The request's JSON object; with `known`, any other field is refused, so that a
+    misspelt "top_k" is an error rather than silently ignored."""
     if not request.is_json:
         raise ApiError(415, "Send a JSON body with the header Content-Type: application/json.")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # the parser recurses once per level: "[[[[…" thousands deep
+        raise ApiError(400, "The request body nests too deeply. Send a flat JSON object.", "malformed_json") from None
     if body is None:
-        raise ApiError(400, "The request body is not valid JSON.", "malformed_json")
+        raise ApiError(400, "The request body is not valid JSON (or not UTF-8).", "malformed_json")
     if not isinstance(body, dict):
         raise ApiError(400, "The request body must be a JSON object.", "malformed_json")
+    unknown = sorted(set(body) - set(known or body))
+    if unknown:
+        raise ApiError(400, f"Unknown field(s) {', '.join(map(repr, unknown))}; this endpoint takes "
+                            f"{', '.join(known)}.", "unknown_field")
     return body
 
 
@@ -207,4 +229,7 @@ def serve(config: Config) -> None:
 
     app = create_app(config)
     print(f"Serving the chat at http://{config.host}:{config.port}/ (Ctrl+C to stop)", flush=True)
-    waitress_serve(app, host=config.host, port=config.port, threads=config.threads, ident="qa")
+    # waitress buffers a chunked body (no Content-Length) before Flask sees it: cap it at
+    # the same limit, so an endless upload is cut off at the door, not in memory.
+    waitress_serve(app, host=config.host, port=config.port, threads=config.threads, ident="qa",
+                   max_request_body_size=config.max_body_bytes)

@@ -1,6 +1,7 @@
 """Every API endpoint and error status, through Flask's test client on the real pipeline."""
 
 import json
+import urllib.request
 
 import pytest
 
@@ -159,3 +160,51 @@ def test_chat_completions_streaming(client):
                                       [{"role": "robot", "content": "hi"}], [{"role": "user", "content": 5}]])
 def test_chat_completions_bad_messages_are_400(client, messages):
     error_of(client.post("/v1/chat/completions", json={"messages": messages}), 400)
+
+
+def test_hostile_bodies_get_clear_400s(client):
+    err = error_of(client.post("/api/ask", data="[" * 5000 + "]" * 5000, content_type="application/json"), 400)
+    assert "nests too deeply" in err["message"]
+    error_of(client.post("/api/ask", data=b'{"question": "\xff\xfe?"}', content_type="application/json"), 400)
+    err = error_of(client.post("/api/ask", json={"question": "Who chairs LAHP?", "topk": 3}), 400)
+    assert err["code"] == "unknown_field" and "'topk'" in err["message"] and "top_k" in err["message"]
+    error_of(client.post("/api/search", json={"query": "LAHP", "limit": 3}), 400)
+    error_of(client.post("/api/ask", json={"question": "x" * 100_000}), 413)  # over max_body_bytes
+    error_of(client.post("/api/ask", json={"question": "x" * 60_000}), 400)  # over max_question_chars
+    r = client.post("/api/ask", json={"question": "Who chairs\x00 the LAHP?\x07\u202e"})
+    assert r.status_code == 200 and r.get_json()["question"]
+
+
+def test_every_response_carries_the_security_headers(client):
+    for response in (client.get("/"), client.get("/web/app.js"), client.get("/api/health"),
+                     client.get("/api/nothing-here"), client.post("/api/ask", json={"question": "What is LHP?"})):
+        csp = response.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_chunked_8mb_body_is_cut_off_by_the_server(live_server):
+    import http.client
+    from urllib.parse import urlparse
+
+    url = urlparse(live_server)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    chunk = b"x" * 65536
+
+    def body():
+        yield b'{"question": "'
+        for _ in range(8 * 16):  # 8 MB
+            yield chunk
+        yield b'"}'
+
+    try:
+        conn.request("POST", "/api/ask", body=body(), headers={"Content-Type": "application/json"},
+                     encode_chunked=True)
+        response = conn.getresponse()
+        assert response.status in (400, 413)
+    except (ConnectionResetError, BrokenPipeError):
+        pass  # the server closed the connection on the oversized upload: also a refusal
+    finally:
+        conn.close()
+    with urllib.request.urlopen(f"{live_server}/api/health", timeout=10) as r:  # and it still serves
+        assert json.load(r)["status"] == "ok"
