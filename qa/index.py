@@ -8,6 +8,7 @@ files it names, untouched; files of other generations are removed after a commit
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -15,7 +16,8 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,13 +30,15 @@ from .config import Config
 from .embed import Encoder, TokenVectors
 from .ingest import read_corpus
 from .text import terms
-from .types import Chunk, ConfigError, Document, EmptyCorpusError, IndexMissingError, QAError, Sentence, StaleIndexError
+from .types import (Chunk, ConfigError, Document, EmptyCorpusError, IndexBusyError, IndexMissingError, QAError, Sentence,
+                    StaleIndexError)
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on import and logs each build step
 
 FORMAT_VERSION = 2  # 2: sentences' token vectors stored at ingest
 SPLITTER_VERSION = 1  # bump when sentence splitting or chunking changes its output
 MANIFEST = "manifest.json"
+LOCK = ".ingest.lock"
 _GENERATED = re.compile(r"^(documents|chunks|sentence_vectors|sentence_dense|token_vectors|token_spans|dense|bm25)-[0-9a-z]+(\.\w+)?$|^manifest\.json\.tmp$")
 
 
@@ -147,16 +151,20 @@ def save_index(folder: str | Path, index: Index) -> None:
     if index.sentence_dense is not None:
         files["sentence_dense"] = f"sentence_dense-{gen}.faiss"
         faiss.write_index(index.sentence_dense, str(folder / files["sentence_dense"]))
-    for name in ("dense", "sentence_dense"):  # faiss writes by path: sync what it wrote
-        if name in files:
-            with open(folder / files[name], "rb") as fh:
-                os.fsync(fh.fileno())
     index.bm25.save(str(folder / files["bm25"]), show_progress=False)
+    # faiss and bm25s write by path: everything the manifest will name reaches the disk
+    # before the manifest does, or a power cut could leave it naming files never written.
+    for name in ("dense", "sentence_dense", "bm25"):
+        if name in files:
+            path = folder / files[name]
+            for f in [*sorted(path.iterdir()), path] if path.is_dir() else [path]:
+                _sync_path(f)
 
     manifest = {**index.manifest, "files": files, "generation": gen}
     tmp = folder / (MANIFEST + ".tmp")
     _write_text(tmp, json.dumps(manifest, indent=2))
     os.replace(tmp, folder / MANIFEST)  # the commit point
+    _sync_path(folder)  # the rename itself
     index.manifest = manifest
     _remove_other_generations(folder, set(files.values()))
 
@@ -170,6 +178,40 @@ def _write_text(path: Path, text: str) -> None:
 def _sync(fh) -> None:
     fh.flush()
     os.fsync(fh.fileno())
+
+
+def _sync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def writing(folder: str | Path) -> Iterator[None]:
+    """Hold the index folder's write lock: two ingests into one folder would each remove
+    the other's files. The second is refused at once, saying who holds the lock."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK, "a+", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise IndexBusyError(f"Another ingest ({holder}) is writing the index in {folder}. "
+                                 "Wait for it to finish, then run this again.") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _remove_other_generations(folder: Path, keep: set[str]) -> None:
@@ -293,6 +335,11 @@ Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed)
 
 def build_index(config: Config, encoder: Encoder, progress: Progress | None = None) -> BuildReport:
     """Read the corpus and (re)write the index, embedding only new or changed documents."""
+    with writing(config.index_dir):
+        return _build(config, encoder, progress)
+
+
+def _build(config: Config, encoder: Encoder, progress: Progress | None) -> BuildReport:
     started = time.perf_counter()
     if not Path(config.corpus_dir).is_dir():
         raise EmptyCorpusError(f"The corpus folder {config.corpus_dir} does not exist. Point --corpus at a folder of documents.")

@@ -34,7 +34,16 @@ def read_corpus(corpus_dir: str | Path, clean_patterns: tuple[str, ...]) -> Corp
     if not root.is_dir():
         return result
     rules = [re.compile(p, re.MULTILINE | re.IGNORECASE) for p in clean_patterns]
+    inside = root.resolve()
     paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+    # A link that leads out of the corpus folder is not followed: pointing the bot at a
+    # folder must not publish whatever a link in it reaches (~/.ssh, /etc).
+    outside = [p for p in paths if not p.resolve().is_relative_to(inside)]
+    for p in outside:
+        rel = p.relative_to(root).as_posix()
+        log.warning("skipped %s: a link to a file outside the corpus folder", rel)
+        result.skipped.append((rel, "a link to a file outside the corpus folder (not followed)"))
+    paths = [p for p in paths if p not in outside]
     ids = _doc_ids(root, paths)
     for path in paths:
         rel = path.relative_to(root).as_posix()

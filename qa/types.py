@@ -26,6 +26,10 @@ class StaleIndexError(QAError):
     code = "index_stale"
 
 
+class IndexBusyError(QAError):
+    code = "index_busy"
+
+
 class EmptyCorpusError(QAError):
     code = "empty_corpus"
 

@@ -110,7 +110,7 @@ def test_crash_mid_write_leaves_previous_index_loadable(small_corpus, encoder, m
     build_index(small_corpus, encoder)
     names = set(os.listdir(small_corpus.index_dir))
     assert len(QA.load(small_corpus, encoder, reader).index.documents) == 4
-    assert not (names & files_before - {"manifest.json"})
+    assert not (names & files_before - {"manifest.json", ".ingest.lock"})
     assert len([n for n in names if n.startswith("documents-")]) == 1
 
 
@@ -218,3 +218,28 @@ def test_an_ivf_index_is_recorded_saved_and_served(small_corpus, encoder, reader
     kept = next(i for i, c in enumerate(reloaded.chunks) if c.doc_id == report.reused[0])
     assert np.allclose(reloaded.chunk_vectors()[kept], encoder.encode([reloaded.chunk_text(reloaded.chunks[kept])])[0],
                        atol=1e-5)
+
+
+def test_a_second_ingest_into_the_same_folder_is_refused_while_the_first_writes(small_corpus, encoder):
+    from qa.index import writing
+    from qa.types import IndexBusyError
+
+    build_index(small_corpus, encoder)
+    before = read_manifest(small_corpus.index_dir)
+    with writing(small_corpus.index_dir):  # the first ingest, mid-write
+        with pytest.raises(IndexBusyError, match=f"pid {os.getpid()}.*Wait for it to finish"):
+            build_index(small_corpus, encoder)
+    assert read_manifest(small_corpus.index_dir) == before  # untouched
+    build_index(small_corpus, encoder)  # free again once the first is done
+
+
+def test_a_truncated_index_file_is_refused_with_what_to_do(small_corpus, encoder):
+    build_index(small_corpus, encoder)
+    manifest = read_manifest(small_corpus.index_dir)
+    for name in ("dense", "sentence_vectors", "token_vectors"):
+        path = Path(small_corpus.index_dir) / manifest["files"][name]
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+        with pytest.raises(StaleIndexError, match="Re-run `qa ingest`"):
+            load_index(small_corpus.index_dir, expected(small_corpus, encoder))
+        path.write_bytes(data)

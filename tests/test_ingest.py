@@ -92,3 +92,16 @@ def test_misspelt_words_are_corrected_to_corpus_words_before_acronyms_fold():
     # "stratgic" is nearest the word "strategic" (not "strategies"), so the whole name folds into LSP.
     assert lexicon.query_terms("who runs the liverpool stratgic partnership") == {"run", "lsp"}
     assert lexicon.correct("oversen") == "overseen"
+
+
+def test_links_out_of_the_corpus_are_not_followed(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("The vault code is 4711.\n")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "real.txt").write_text("A real document about the partnership.\n")
+    (corpus / "leak.txt").symlink_to(secret)
+    (corpus / "inner.txt").symlink_to(corpus / "real.txt")  # a link inside the folder is fine
+    result = read_corpus(corpus, ())
+    assert sorted(d.doc_id for d in result.documents) == ["inner", "real"]
+    assert result.skipped == [("leak.txt", "a link to a file outside the corpus folder (not followed)")]
