@@ -91,6 +91,7 @@ class Config:
     max_question_chars: int = 1000
     max_history_turns: int = 10
     threads: int = 4
+    index_check_seconds: float = 1.0  # how often the server looks for an index that `qa ingest` replaced
 
     def with_overrides(self, **overrides) -> Config:
         """A copy with the given fields replaced; `None` values are ignored."""

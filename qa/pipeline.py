@@ -55,8 +55,13 @@ class QA:
         watch.lap("search")
         answer = self.answerer.compose(q, passages, k, watch)
         watch.lap("compose")
-        answer.timings = watch.ms
+        answer.timings, answer.index_version = watch.ms, self.index_version
         return answer
+
+    @property
+    def index_version(self) -> str:
+        """The generation of the index this QA answers from (the manifest's `generation`)."""
+        return str(self.index.manifest.get("generation", ""))
 
     def search(self, query: str, k: int = 5) -> list[Passage]:
         query = plain(check_text(query, "query", self.config.max_question_chars), self.lexicon)

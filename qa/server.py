@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -43,8 +44,51 @@ def error_response(status: int, code: str, message: str) -> Response:
     return response
 
 
+class LiveQA:
+    """The `QA` a server answers with, replaced when `qa ingest` commits a new index into
+    its folder, with no restart. At most once a `check_seconds` a request looks at the
+    manifest (one stat); a changed one is loaded on a thread beside the old, sharing the
+    loaded models, and takes its place in one assignment. A request keeps the `QA` it
+    started with, so none fails or mixes two indexes. An index that cannot be loaded
+    (truncated, another model) is logged and the old one keeps serving."""
+
+    def __init__(self, qa: QA, check_seconds: float = 1.0):
+        self.current, self.check_seconds = qa, check_seconds
+        self._manifest = Path(qa.config.index_dir) / "manifest.json"
+        self._seen, self._checked = self._signature(), time.monotonic()
+        self._loading = threading.Lock()
+
+    def get(self) -> QA:
+        now = time.monotonic()
+        if now - self._checked >= self.check_seconds:
+            self._checked = now
+            signature = self._signature()
+            if signature != self._seen and self._loading.acquire(blocking=False):
+                threading.Thread(target=self._load, args=(signature,), daemon=True).start()
+        return self.current
+
+    def _signature(self) -> tuple[int, int] | None:
+        try:
+            stat = self._manifest.stat()
+        except OSError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns
+
+    def _load(self, signature) -> None:
+        old = self.current
+        try:
+            self.current = QA.load(old.config, old.encoder, old.reader, old.answerer.model)
+            log.warning("now serving index %s (was %s)", self.current.index_version, old.index_version)
+        except QAError as exc:
+            log.warning("kept serving index %s: the new one in %s cannot be loaded: %s",
+                        old.index_version, old.config.index_dir, exc)
+        finally:
+            self._seen = signature  # a broken index is not retried until the manifest changes again
+            self._loading.release()
+
+
 def create_app(config: Config, qa: QA | None = None) -> Flask:
-    qa = qa or QA.load(config)
+    live = LiveQA(qa or QA.load(config), config.index_check_seconds)
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.ensure_ascii = False
@@ -96,7 +140,7 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
     @app.post("/api/ask")
     def ask():
         body = json_body(("question", "history", "top_k"))
-        answer = qa.ask(body.get("question"), body.get("history"), body.get("top_k"))
+        answer = live.get().ask(body.get("question"), body.get("history"), body.get("top_k"))
         response = jsonify(answer.to_dict())
         response.headers["Server-Timing"] = ", ".join(f"{stage};dur={ms:.2f}" for stage, ms in answer.timings.items())
         return response
@@ -105,18 +149,18 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
     def search():
         body = json_body(("query", "k"))
         return jsonify({"query": body.get("query"),
-                        "passages": [p.to_dict() for p in qa.search(body.get("query"), body.get("k", 5))]})
+                        "passages": [p.to_dict() for p in live.get().search(body.get("query"), body.get("k", 5))]})
 
     @app.get("/api/documents")
     def documents():
         return jsonify({"documents": [
             {"doc_id": d.doc_id, "title": d.title, "date": d.date, "source": d.source, "chars": len(d.text)}
-            for d in qa.index.documents.values()
+            for d in live.get().index.documents.values()
         ]})
 
     @app.get("/api/documents/<path:doc_id>")
     def document(doc_id: str):
-        doc = qa.index.documents.get(doc_id)
+        doc = live.get().index.documents.get(doc_id)
         if doc is None:
             raise ApiError(404, f"No document has the id {doc_id!r}. GET /api/documents lists them.")
         return jsonify({"doc_id": doc.doc_id, "title": doc.title, "date": doc.date, "source": doc.source,
@@ -124,8 +168,10 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
 
     @app.get("/api/health")
     def health():
+        qa = live.get()
         m = qa.index.manifest
         return jsonify({"status": "ok", **m.get("counts", {}), "model": m["model"]["id"], "reader": qa.reader.model_id,
+                        "index_version": qa.index_version,
                         "built_at": m.get("built_at"), "format_version": m.get("format_version")})
 
     @app.get("/api/openapi.json")
@@ -141,7 +187,7 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
     def chat_completions():
         body = json_body()
         question, history = chat_turns(body.get("messages"))
-        answer = qa.ask(question, history)
+        answer = live.get().ask(question, history)
         reply = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": str(body.get("model") or "qa")}
         if body.get("stream"):
             return Response(stream_chat(reply, answer), mimetype="text/event-stream",

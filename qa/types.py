@@ -148,6 +148,7 @@ class Answer:
     lead_text: str = ""
     reading: Reading | None = None
     timings: dict[str, float] = field(default_factory=dict)  # ms per stage (`Stopwatch`); HTTP: Server-Timing
+    index_version: str = ""  # the generation of the index that answered (set by `QA.ask`)
 
     def to_dict(self) -> dict:
         """The answer object the CLI and API return."""

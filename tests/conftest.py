@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -94,11 +96,18 @@ def live_server(tmp_path_factory, encoder):
     config = Config(corpus_dir=str(corpus), index_dir=str(root / "index"))
     build_index(config, encoder)
 
+    with running_server(config, root) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def running_server(config: Config, root: Path, env: dict | None = None):
+    """`qa serve` on a free loopback port over `config.index_dir`, until the block ends."""
     port = free_port()
     log = open(root / "server.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "qa.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--index", config.index_dir],
-        cwd=root, stdout=log, stderr=subprocess.STDOUT,
+        cwd=root, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -113,13 +122,15 @@ def live_server(tmp_path_factory, encoder):
             proc.kill()
             raise RuntimeError(f"qa serve did not start: {(root / 'server.log').read_text()[-2000:]}")
         time.sleep(0.3)
-    yield base
-    proc.terminate()
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
 
 
 def post_json(url: str, body: dict) -> dict:
