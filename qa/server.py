@@ -90,6 +90,8 @@ class LiveQA:
 def create_app(config: Config, qa: QA | None = None) -> Flask:
     live = LiveQA(qa or QA.load(config), config.index_check_seconds)
     app = Flask(__name__, static_folder=None)
+    # "/api/documents//etc/passwd" must be a 404 for that id, not a redirect to a tidied path.
+    app.url_map.merge_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.ensure_ascii = False
 

@@ -76,7 +76,7 @@ def qa(corpus_config, encoder, reader) -> QA:
 UNSAFE_DOC = (
     "Markup Safety Notice\n\n"
     "The Quantum Widget Board reviews markup such as <script>window.pwned = 1</script> and "
-    "<img src=x onerror=\"window.pwned = 2\"> in its documents.\n"
+    "<img src=x onerror=\"window.pwned = 2\"> and <a href=\"javascript:window.pwned = 3\">links</a> in its documents.\n"
 )
 
 

@@ -84,8 +84,15 @@ def test_document_text_is_shown_never_run(page):
     assert "<script>window.pwned = 1</script>" in text and "<img src=x" in text
     answer.locator("a.cite").first.click()
     expect(page.locator("#highlight")).to_contain_text("<script>")
+    assert "javascript:window.pwned = 3" in text
+    for link in page.locator("#log a, #viewer a").all():  # the page's own links only: citations
+        assert not (link.get_attribute("href") or "").lower().startswith("javascript:")
     assert page.evaluate("window.pwned") is None
     assert page.locator("#log script, #log img, #viewer img").count() == 0
+    # And the page forbids inline script outright, whatever might reach it.
+    injected = page.evaluate("""() => { const s = document.createElement('script');
+        s.textContent = 'window.pwned = 4'; document.body.append(s); return window.pwned; }""")
+    assert injected is None
     assert page.dialogs == []
 
 

@@ -208,3 +208,10 @@ def test_a_chunked_8mb_body_is_cut_off_by_the_server(live_server):
         conn.close()
     with urllib.request.urlopen(f"{live_server}/api/health", timeout=10) as r:  # and it still serves
         assert json.load(r)["status"] == "ok"
+
+
+def test_document_ids_and_asset_paths_cannot_escape(client):
+    for path in ("/api/documents/../manifest.json", "/api/documents/..%2Fmanifest.json", "/api/documents/%2Fetc%2Fpasswd",
+                 "/api/documents//etc/passwd", "/api/documents/%2e%2e%2f%2e%2e%2fREADME.md",
+                 "/web/../qa/config.py", "/web/..%2Fqa%2Fconfig.py", "/web/%2e%2e/README.md", "/web//etc/passwd"):
+        error_of(client.get(path), 404)
