@@ -91,6 +91,7 @@ class Config:
     max_question_chars: int = 1000
     max_history_turns: int = 10
     threads: int = 4
+    rate_limit_per_minute: int = 300  # questions (POSTs) per client address; 0 turns the limit off
     index_check_seconds: float = 1.0  # how often the server looks for an index that `qa ingest` replaced
 
     def with_overrides(self, **overrides) -> Config:

@@ -87,6 +87,31 @@ class LiveQA:
             self._loading.release()
 
 
+class RateLimiter:
+    """A token bucket per client address: `per_minute` requests, refilled evenly, so a
+    burst up to that many is served and a flood gets 429s instead of queueing every
+    other user behind it."""
+
+    def __init__(self, per_minute: int):
+        self.capacity, self.rate = float(per_minute), per_minute / 60.0
+        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, when)
+        self._lock = threading.Lock()
+
+    def wait_seconds(self, client: str) -> float:
+        """0 if the request may go ahead (and is counted), else how long until it may."""
+        now = time.monotonic()
+        with self._lock:
+            if len(self._buckets) > 10_000:  # forget clients that have been idle long enough to be full
+                self._buckets = {c: b for c, b in self._buckets.items() if now - b[1] < self.capacity / self.rate}
+            tokens, when = self._buckets.get(client, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - when) * self.rate)
+            if tokens < 1:
+                self._buckets[client] = (tokens, now)
+                return (1 - tokens) / self.rate
+            self._buckets[client] = (tokens - 1, now)
+            return 0.0
+
+
 def create_app(config: Config, qa: QA | None = None) -> Flask:
     live = LiveQA(qa or QA.load(config), config.index_check_seconds)
     app = Flask(__name__, static_folder=None)
@@ -117,6 +142,20 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
     def unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "Something went wrong on the server; the error was logged. Try again.")
+
+    limiter = RateLimiter(config.rate_limit_per_minute) if config.rate_limit_per_minute > 0 else None
+
+    @app.before_request
+    def rate_limit():
+        if limiter is None or request.method != "POST":
+            return None
+        wait = limiter.wait_seconds(request.remote_addr or "unknown")
+        if wait:
+            response = error_response(429, "rate_limited", f"Too many requests from your address: the limit is "
+                                      f"{config.rate_limit_per_minute} a minute. Try again in {wait:.0f} s.")
+            response.headers["Retry-After"] = str(max(1, round(wait)))
+            return response
+        return None
 
     @app.after_request
     def security_headers(response: Response) -> Response:

@@ -243,3 +243,34 @@ def test_a_truncated_index_file_is_refused_with_what_to_do(small_corpus, encoder
         with pytest.raises(StaleIndexError, match="Re-run `qa ingest`"):
             load_index(small_corpus.index_dir, expected(small_corpus, encoder))
         path.write_bytes(data)
+
+
+def test_kill_9_at_any_moment_of_an_ingest_leaves_a_loadable_index(small_corpus, encoder):
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    build_index(small_corpus, encoder)
+    changing = Path(small_corpus.corpus_dir) / "001_576bfebf929a5f1e.txt"
+    texts = [changing.read_text()]
+    rng, killed = random.Random(7), 0
+    for n in range(6):  # bounded: each round is one `qa ingest` process killed at a random moment
+        texts.append(texts[0] + f"\nRound {n} adds this sentence about the partnership.\n")
+        changing.write_text(texts[-1])
+        proc = subprocess.Popen([sys.executable, "-m", "qa.cli", "ingest", "--corpus", small_corpus.corpus_dir,
+                                 "--index", small_corpus.index_dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.1, 3.0))
+        proc.send_signal(signal.SIGKILL)
+        killed += proc.wait() == -signal.SIGKILL
+        index = load_index(small_corpus.index_dir, expected(small_corpus, encoder))  # never half-written
+        assert len(index.documents) == 3 and index.dense.ntotal == len(index.chunks)
+        # Either a completed earlier build or this one, whole: its text is one that was ingested.
+        assert index.documents["001_576bfebf929a5f1e"].text in texts
+    assert killed >= 3  # most rounds really were cut short
+    report = build_index(small_corpus, encoder)  # the lock died with its holder; leftovers are cleared
+    assert report.documents == 3
+    generation = read_manifest(small_corpus.index_dir)["generation"]
+    assert all(generation in name for name in os.listdir(small_corpus.index_dir)
+               if name not in ("manifest.json", ".ingest.lock"))

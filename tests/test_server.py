@@ -215,3 +215,30 @@ def test_document_ids_and_asset_paths_cannot_escape(client):
                  "/api/documents//etc/passwd", "/api/documents/%2e%2e%2f%2e%2e%2fREADME.md",
                  "/web/../qa/config.py", "/web/..%2Fqa%2Fconfig.py", "/web/%2e%2e/README.md", "/web//etc/passwd"):
         error_of(client.get(path), 404)
+
+
+def test_a_flood_from_one_address_gets_json_429s_and_others_are_served(qa, corpus_config):
+    import dataclasses
+
+    app = create_app(dataclasses.replace(corpus_config, rate_limit_per_minute=3), qa)
+    flood, other = app.test_client(), app.test_client()
+    flood.environ_base["REMOTE_ADDR"], other.environ_base["REMOTE_ADDR"] = "10.0.0.1", "10.0.0.2"
+    for _ in range(3):
+        assert flood.post("/api/search", json={"query": "LHP"}).status_code == 200
+    r = flood.post("/api/ask", json={"question": "What is LHP?"})
+    err = error_of(r, 429)
+    assert err["code"] == "rate_limited" and "3 a minute" in err["message"] and int(r.headers["Retry-After"]) >= 1
+    assert flood.get("/api/health").status_code == 200  # reads are not counted
+    assert other.post("/api/search", json={"query": "LHP"}).status_code == 200
+
+
+def test_the_rate_limit_refills_evenly(monkeypatch):
+    from qa import server
+
+    now = [1000.0]
+    monkeypatch.setattr(server.time, "monotonic", lambda: now[0])
+    limiter = server.RateLimiter(per_minute=60)  # one a second, bursts of 60
+    assert all(limiter.wait_seconds("a") == 0 for _ in range(60))
+    assert limiter.wait_seconds("a") == pytest.approx(1.0)
+    now[0] += 1.0
+    assert limiter.wait_seconds("a") == 0 and limiter.wait_seconds("a") > 0
