@@ -96,13 +96,14 @@ def live_server(tmp_path_factory, encoder):
     config = Config(corpus_dir=str(corpus), index_dir=str(root / "index"))
     build_index(config, encoder)
 
-    with running_server(config, root) as base:
+    with running_server(config, root) as (base, _):
         yield base
 
 
 @contextlib.contextmanager
 def running_server(config: Config, root: Path, env: dict | None = None):
-    """`qa serve` on a free loopback port over `config.index_dir`, until the block ends."""
+    """`qa serve` on a free loopback port over `config.index_dir`, until the block ends:
+    gives its base URL and its process."""
     port = free_port()
     log = open(root / "server.log", "w")
     proc = subprocess.Popen(
@@ -123,7 +124,7 @@ def running_server(config: Config, root: Path, env: dict | None = None):
             raise RuntimeError(f"qa serve did not start: {(root / 'server.log').read_text()[-2000:]}")
         time.sleep(0.3)
     try:
-        yield base
+        yield base, proc
     finally:
         proc.terminate()
         try:

@@ -43,7 +43,7 @@ def test_a_running_server_swaps_in_a_new_index_without_failing_a_request(tmp_pat
     build_index(config, encoder)
     first = read_manifest(config.index_dir)["generation"]
 
-    with running_server(config, tmp_path, {"QA_INDEX_CHECK_SECONDS": "0.1"}) as base:
+    with running_server(config, tmp_path, {"QA_INDEX_CHECK_SECONDS": "0.1"}) as (base, _):
         before = post_json(f"{base}/api/ask", {"question": "Who founded the Kestrel Valley Health Alliance?"})
         assert before["index_version"] == first and before["abstained"]
 
