@@ -25,3 +25,8 @@ def test_bad_settings_are_explained(tmp_path):
 
 def test_overrides_ignore_none():
     assert Config().with_overrides(index_dir=None, top_k=3).top_k == 3
+
+
+def test_the_server_listens_on_loopback_unless_told_otherwise():
+    assert Config().host == "127.0.0.1"
+    assert load_config(env={"QA_HOST": "0.0.0.0"}).host == "0.0.0.0"

@@ -274,3 +274,24 @@ def test_kill_9_at_any_moment_of_an_ingest_leaves_a_loadable_index(small_corpus,
     generation = read_manifest(small_corpus.index_dir)["generation"]
     assert all(generation in name for name in os.listdir(small_corpus.index_dir)
                if name not in ("manifest.json", ".ingest.lock"))
+
+
+def test_awkward_corpus_content_builds_and_answers(tmp_path, encoder, reader):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "one_line.txt").write_text(" ".join(f"item{i} of the ledger" for i in range(1500)))  # 33 KB, no full stop
+    (corpus / "copy_a.txt").write_text("The Heron Trust was founded in 1987 by river wardens.\n")
+    (corpus / "copy_b.txt").write_text("The Heron Trust was founded in 1987 by river wardens.\n")
+    (corpus / "empty.txt").write_text("")
+    (corpus / "page.html").write_text("<html><head><script>var secret = 'do not index';</script></head>"
+                                      "<body><p>The Otter Fund pays for river surveys.</p></body></html>")
+    config = Config(corpus_dir=str(corpus), index_dir=str(tmp_path / "index"))
+    report = build_index(config, encoder)
+    assert report.documents == 4 and report.skipped == [("empty.txt", "no text left after cleaning")]
+    qa = QA.load(config, encoder, reader)
+    assert "do not index" not in qa.index.documents["page"].text
+    longest = max(qa.index.chunks, key=lambda c: c.end - c.start)
+    assert encoder.count_tokens(qa.index.chunk_text(longest)) <= encoder.max_tokens
+    answer = qa.ask("When was the Heron Trust founded?")
+    assert not answer.abstained and "1987" in answer.answer
+    assert answer.citations[0].doc_id in {"copy_a", "copy_b"}

@@ -105,3 +105,21 @@ def test_links_out_of_the_corpus_are_not_followed(tmp_path):
     result = read_corpus(corpus, ())
     assert sorted(d.doc_id for d in result.documents) == ["inner", "real"]
     assert result.skipped == [("leak.txt", "a link to a file outside the corpus folder (not followed)")]
+
+
+def test_an_unreadable_file_is_skipped_with_the_reason(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    (tmp_path / "fine.txt").write_text("A readable document.\n")
+    (tmp_path / "locked.txt").write_text("Not for us.\n")
+    real = Path.read_bytes
+
+    def read_bytes(self):  # tests run as root, for whom file modes do not block reading
+        if self.name == "locked.txt":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    result = read_corpus(tmp_path, ())
+    assert [d.doc_id for d in result.documents] == ["fine"]
+    assert result.skipped[0][0] == "locked.txt" and "Permission denied" in result.skipped[0][1]

@@ -1,0 +1,43 @@
+"""schemathesis against `/api/openapi.json`, in process on the real pipeline: generated
+requests, valid and invalid, never get a server error, and every response keeps to the
+schema. Bounded for CI: `EXAMPLES` per operation and mode. (schemathesis' own pytest
+plugin does not run under pytest 9, so the operations are driven with Hypothesis here.)"""
+
+import dataclasses
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance
+
+from qa.server import create_app
+
+EXAMPLES = 20
+
+
+@pytest.fixture(scope="module")
+def api_schema(qa, corpus_config):
+    app = create_app(dataclasses.replace(corpus_config, rate_limit_per_minute=0), qa)
+    return schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_the_api_never_fails_and_keeps_to_its_schema(api_schema, mode):
+    operations = [result.ok() for result in api_schema.get_all_operations()]
+    assert len(operations) == 7  # ask, search, documents, a document, health, models, chat completions
+    fuzzed = []
+    for operation in operations:
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def call(case):
+            case.call_and_validate(checks=[not_a_server_error, response_schema_conformance])
+
+        try:
+            call()
+            fuzzed.append(operation.label)
+        except Unsatisfiable:  # nothing invalid can be sent to an operation with no inputs
+            assert mode is GenerationMode.NEGATIVE and not operation.label.startswith("POST")
+    assert {"POST /api/ask", "POST /api/search", "POST /v1/chat/completions"} <= set(fuzzed)
