@@ -224,7 +224,7 @@ class Answerer:
             s = self.index.sentences[sid]
             doc = self.index.documents[s.doc_id]
             text = doc.text[s.start:s.end]
-            citations.append(Citation(n, doc.doc_id, doc.title, doc.date, s.start, s.end, text))
+            citations.append(Citation(n, doc.doc_id, doc.title, doc.date, s.start, s.end, text, doc.page_of(s.start)))
             sentences.append(AnswerSentence(text, n))
         answer = " ".join(f"{s.text} [{s.citation}]" for s in sentences)
         return Answer(q.asked, answer, False, confidence, sentences, citations, q.query, "", passages, lead_text, reading)
@@ -335,5 +335,6 @@ def render_text(answer: Answer) -> str:
     lines = [answer.answer, ""]
     for c in answer.citations:
         date = f", {c.date}" if c.date else ""
-        lines.append(f"[{c.id}] {c.title}{date} ({c.doc_id}, characters {c.start}-{c.end})")
+        page = f"p. {c.page}, " if c.page else ""
+        lines.append(f"[{c.id}] {c.title}{date} ({c.doc_id}, {page}characters {c.start}-{c.end})")
     return "\n".join(lines)

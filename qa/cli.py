@@ -18,8 +18,18 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", help="build or update the index from a folder of documents")
-    p.add_argument("--corpus", dest="corpus_dir", help="folder of .txt, .md and .html files (default: corpus)")
+    p.add_argument("--corpus", dest="corpus_dir", help="folder of .txt, .md, .html, .pdf and .docx files (default: corpus)")
     p.add_argument("--index", dest="index_dir", help="index folder (default: index)")
+
+    p = sub.add_parser("add", help="add PDF, Word, text, Markdown or HTML files to the corpus and index them")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--corpus", dest="corpus_dir", help="the corpus folder they are stored in (default: corpus)")
+    p.add_argument("--index", dest="index_dir")
+
+    p = sub.add_parser("remove", help="remove a document (by its id, see GET /api/documents) and re-index")
+    p.add_argument("doc_id")
+    p.add_argument("--corpus", dest="corpus_dir")
+    p.add_argument("--index", dest="index_dir")
 
     p = sub.add_parser("ask", help="answer a question with quoted, cited sentences")
     p.add_argument("question")
@@ -104,6 +114,12 @@ class Progress:
 
 
 def cmd_ingest(config: Config, args) -> int:
+    ingest(config)
+    return 0
+
+
+def ingest(config: Config):
+    """Build the index with a progress bar; print what was done and what was skipped."""
     from .embed import load_encoder
     from .index import build_index
 
@@ -112,11 +128,50 @@ def cmd_ingest(config: Config, args) -> int:
     progress.close()
     for path, reason in report.skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
+    for path, what in report.warnings:
+        print(f"warning: {path}: {what}", file=sys.stderr)
     print(
         f"Indexed {report.documents} documents ({len(report.embedded)} embedded, {len(report.reused)} unchanged, "
         f"{len(report.removed)} removed), {report.chunks} chunks, {report.sentences} sentences; "
         f"{len(report.skipped)} files skipped; {report.seconds:.1f}s -> {config.index_dir}"
     )
+    return report
+
+
+def cmd_add(config: Config, args) -> int:
+    from pathlib import Path
+
+    from .documents import Upload, add_files, delete_files
+
+    uploads = []
+    for name in args.files:
+        try:
+            uploads.append(Upload(Path(name).name, Path(name).read_bytes()))
+        except OSError as exc:
+            raise QAError(f"Cannot read {name}: {exc.strerror or exc}.") from None
+    added = add_files(config, uploads)
+    skipped = dict(ingest(config).skipped)
+    for job in added:
+        if job["source"] in skipped:  # unreadable: it does not stay in the corpus
+            delete_files(config.corpus_dir, job["source"])
+            print(f"not added: {job['filename']}: {skipped[job['source']]}", file=sys.stderr)
+        else:
+            print(f"added {job['filename']} as {job['doc_id']}")
+    return 1 if any(job["source"] in skipped for job in added) else 0
+
+
+def cmd_remove(config: Config, args) -> int:
+    from .documents import delete_files, last_document, unknown
+    from .index import read_manifest
+
+    known = read_manifest(config.index_dir).get("documents") or {}
+    if args.doc_id not in known:
+        raise unknown(args.doc_id)
+    if len(known) == 1:
+        raise last_document()
+    delete_files(config.corpus_dir, known[args.doc_id]["source"])
+    ingest(config)
+    print(f"removed {args.doc_id}")
     return 0
 
 
@@ -277,7 +332,7 @@ def cmd_serve(config: Config, args) -> int:
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "search": cmd_search, "serve": cmd_serve, "eval": cmd_eval,
+COMMANDS = {"ingest": cmd_ingest, "add": cmd_add, "remove": cmd_remove, "ask": cmd_ask, "search": cmd_search, "serve": cmd_serve, "eval": cmd_eval,
             "fit": cmd_fit, "bench": cmd_bench}
 
 if __name__ == "__main__":

@@ -93,6 +93,11 @@ class Config:
     threads: int = 4
     rate_limit_per_minute: int = 300  # questions (POSTs) per client address; 0 turns the limit off
     index_check_seconds: float = 1.0  # how often the server looks for an index that `qa ingest` replaced
+    # Adding and removing documents over HTTP needs this token (Authorization: Bearer ...);
+    # empty, the API and the page cannot change the corpus.
+    api_token: str = ""
+    max_upload_bytes: int = 32 * 1024 * 1024  # per file
+    max_upload_files: int = 10  # per request
 
     def with_overrides(self, **overrides) -> Config:
         """A copy with the given fields replaced; `None` values are ignored."""

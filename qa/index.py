@@ -158,13 +158,13 @@ def save_index(folder: str | Path, index: Index) -> None:
         if name in files:
             path = folder / files[name]
             for f in [*sorted(path.iterdir()), path] if path.is_dir() else [path]:
-                _sync_path(f)
+                sync_path(f)
 
     manifest = {**index.manifest, "files": files, "generation": gen}
     tmp = folder / (MANIFEST + ".tmp")
     _write_text(tmp, json.dumps(manifest, indent=2))
     os.replace(tmp, folder / MANIFEST)  # the commit point
-    _sync_path(folder)  # the rename itself
+    sync_path(folder)  # the rename itself
     index.manifest = manifest
     _remove_other_generations(folder, set(files.values()))
 
@@ -180,7 +180,7 @@ def _sync(fh) -> None:
     os.fsync(fh.fileno())
 
 
-def _sync_path(path: Path) -> None:
+def sync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -327,6 +327,7 @@ class BuildReport:
     reused: list[str] = field(default_factory=list)  # unchanged doc ids whose vectors were kept
     removed: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (path, what was left out of it)
     seconds: float = 0.0
 
 
@@ -343,17 +344,17 @@ def _build(config: Config, encoder: Encoder, progress: Progress | None) -> Build
     started = time.perf_counter()
     if not Path(config.corpus_dir).is_dir():
         raise EmptyCorpusError(f"The corpus folder {config.corpus_dir} does not exist. Point --corpus at a folder of documents.")
-    read = read_corpus(config.corpus_dir, config.clean_patterns)
-    report = BuildReport(skipped=read.skipped)
-    if not read.documents:
-        why = f" ({len(read.skipped)} file(s) skipped as unreadable)" if read.skipped else ""
-        raise EmptyCorpusError(
-            f"No readable .txt, .md or .html documents in {config.corpus_dir}{why}. "
-            "Point --corpus at a folder of documents."
-        )
     expected = expected_settings(config, encoder.model_id, encoder.weights_sha256, encoder.dim)
     old = _previous(config.index_dir, expected)
     old_docs = old.documents if old else {}
+    read = read_corpus(config.corpus_dir, config.clean_patterns, {d.source: d for d in old_docs.values()})
+    report = BuildReport(skipped=read.skipped, warnings=read.warnings)
+    if not read.documents:
+        why = f" ({len(read.skipped)} file(s) skipped as unreadable)" if read.skipped else ""
+        raise EmptyCorpusError(
+            f"No readable .txt, .md, .html, .pdf or .docx documents in {config.corpus_dir}{why}. "
+            "Point --corpus at a folder of documents."
+        )
 
     fresh = [d for d in read.documents if d.doc_id not in old_docs or old_docs[d.doc_id].content_hash != d.content_hash]
     report.removed = sorted(set(old_docs) - {d.doc_id for d in read.documents})

@@ -1,8 +1,8 @@
-"""Read a folder of .txt, .md and .html files into `Document`s.
+"""Read a folder of .txt, .md, .html, .pdf and .docx files into `Document`s.
 
 The stored text of a document is the file's text (HTML reduced to text, front matter
-removed) with nothing else changed, so a citation's offsets point into what the user
-sees. Page furniture is masked by the configured cleaning rules rather than cut out,
+removed, PDF and Word files as `qa.formats` reads them) with nothing else changed, so
+a citation's offsets point into what the user sees. Page furniture is masked by the configured cleaning rules rather than cut out,
 and matching uses `qa.text.match_text`, a same-length normalised copy.
 """
 
@@ -16,19 +16,27 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
+from .formats import EXTRACTOR_VERSION, Extracted, read_docx, read_pdf
 from .types import Document
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm"}
+TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm"}
+SUFFIXES = TEXT_SUFFIXES | {".pdf", ".docx"}
+
 
 @dataclass
 class CorpusReadResult:
     documents: list[Document] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (path, what): read, but not all of it
 
 
-def read_corpus(corpus_dir: str | Path, clean_patterns: tuple[str, ...]) -> CorpusReadResult:
+def read_corpus(corpus_dir: str | Path, clean_patterns: tuple[str, ...],
+                known: dict[str, Document] | None = None) -> CorpusReadResult:
+    """Every document of the folder. `known` (documents read before, by source path) are
+    reused when their file, sidecar and the cleaning rules are unchanged: a PDF is parsed
+    once, not on every ingest."""
     root = Path(corpus_dir)
     result = CorpusReadResult()
     if not root.is_dir():
@@ -45,17 +53,32 @@ def read_corpus(corpus_dir: str | Path, clean_patterns: tuple[str, ...]) -> Corp
         result.skipped.append((rel, "a link to a file outside the corpus folder (not followed)"))
     paths = [p for p in paths if p not in outside]
     ids = _doc_ids(root, paths)
+    known = known or {}
     for path in paths:
         rel = path.relative_to(root).as_posix()
         try:
-            doc = read_document(path, ids[path], rel, rules)
+            raw = path.read_bytes()
+            stamp = file_hash(raw, path, clean_patterns)
+            doc = known.get(rel)
+            if doc is None or doc.file_hash != stamp or doc.doc_id != ids[path]:
+                doc = read_document(path, ids[path], rel, rules, raw, stamp)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             reason = str(exc) or type(exc).__name__
             log.warning("skipped %s: %s", rel, reason)
             result.skipped.append((rel, reason))
             continue
+        result.warnings += [(rel, w) for w in doc.meta.get("warnings", ())]
         result.documents.append(doc)
     return result
+
+
+def file_hash(raw: bytes, path: Path, clean_patterns: tuple[str, ...]) -> str:
+    """What a document's text is made from: the file, its sidecar and the rules."""
+    side = path.with_name(path.stem + ".meta.json")
+    h = hashlib.sha256(raw)
+    h.update(side.read_bytes() if side.is_file() else b"")
+    h.update(json.dumps([EXTRACTOR_VERSION, list(clean_patterns)]).encode())
+    return h.hexdigest()
 
 
 def _doc_ids(root: Path, paths: list[Path]) -> dict[Path, str]:
@@ -67,8 +90,36 @@ def _doc_ids(root: Path, paths: list[Path]) -> dict[Path, str]:
     }
 
 
-def read_document(path: Path, doc_id: str, rel: str, rules: list[re.Pattern]) -> Document:
-    raw = path.read_bytes()
+def read_document(path: Path, doc_id: str, rel: str, rules: list[re.Pattern], raw: bytes, stamp: str = "") -> Document:
+    suffix = path.suffix.lower()
+    if suffix == ".pdf":
+        got = read_pdf(raw)
+    elif suffix == ".docx":
+        got = read_docx(raw)
+    else:
+        got = read_text(raw, suffix)
+    meta = {**got.meta, **_sidecar(path)}
+    if got.warnings:
+        meta["warnings"] = got.warnings
+        for w in got.warnings:
+            log.warning("%s: %s", rel, w)
+
+    text = got.text
+    masked = _mask(text, rules, got.furniture)
+    if not _unmasked_text(text, masked).strip():
+        raise ValueError("no text left after cleaning")
+    # An upload is stored under a content-hash name; its sidecar keeps the name it came with.
+    name = Path(str(meta.get("filename") or path.name)).stem
+    title = str(meta.pop("title", "") or _guess_title(text, masked) or name)
+    date = meta.pop("date", None) or _find_date(text)
+    digest = hashlib.sha256(json.dumps([text, masked, got.pages]).encode()).hexdigest()
+    return Document(
+        doc_id=doc_id, title=title, text=text, source=rel, date=str(date) if date else None,
+        meta=meta, masked=masked, content_hash=digest, pages=got.pages, file_hash=stamp,
+    )
+
+
+def read_text(raw: bytes, suffix: str) -> Extracted:
     if b"\x00" in raw[:8192]:
         raise ValueError("binary file (contains NUL bytes)")
     try:
@@ -76,24 +127,8 @@ def read_document(path: Path, doc_id: str, rel: str, rules: list[re.Pattern]) ->
     except UnicodeDecodeError:
         raise ValueError("not UTF-8 text; re-save it as UTF-8") from None
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-
-    meta: dict = {}
-    if path.suffix.lower() in {".html", ".htm"}:
-        text, meta = html_to_text(text)
-    else:
-        text, meta = split_front_matter(text)
-    meta.update(_sidecar(path))
-
-    masked = _mask(text, rules)
-    if not _unmasked_text(text, masked).strip():
-        raise ValueError("no text left after cleaning")
-    title = str(meta.pop("title", "") or _guess_title(text, masked) or path.stem)
-    date = meta.pop("date", None) or _find_date(text)
-    digest = hashlib.sha256(json.dumps([text, masked]).encode()).hexdigest()
-    return Document(
-        doc_id=doc_id, title=title, text=text, source=rel, date=str(date) if date else None,
-        meta=meta, masked=masked, content_hash=digest,
-    )
+    text, meta = html_to_text(text) if suffix in {".html", ".htm"} else split_front_matter(text)
+    return Extracted(text, meta=meta)
 
 
 def _sidecar(path: Path) -> dict:
@@ -126,8 +161,8 @@ def split_front_matter(text: str) -> tuple[str, dict]:
     return text[m.end():], meta
 
 
-def _mask(text: str, rules: list[re.Pattern]) -> tuple[tuple[int, int], ...]:
-    spans = sorted((m.start(), m.end()) for r in rules for m in r.finditer(text) if m.end() > m.start())
+def _mask(text: str, rules: list[re.Pattern], found: tuple[tuple[int, int], ...] = ()) -> tuple[tuple[int, int], ...]:
+    spans = sorted([(m.start(), m.end()) for r in rules for m in r.finditer(text) if m.end() > m.start()] + list(found))
     merged: list[list[int]] = []
     for s, e in spans:
         if merged and s <= merged[-1][1]:
@@ -149,7 +184,7 @@ def _unmasked_text(text: str, masked: tuple[tuple[int, int], ...]) -> str:
 def _guess_title(text: str, masked) -> str:
     """A short first line without a full stop reads as a headline."""
     for line in _unmasked_text(text, masked).splitlines():
-        line = line.strip()
+        line = re.sub(r"^#+\s+", "", line.strip())  # a Markdown heading
         if line:
             return line if len(line) <= 100 and not line.endswith((".", "!", "?")) else ""
     return ""

@@ -6,6 +6,7 @@ Every error, from a bad body to a bug, leaves as `{"error": {"code", "message"}}
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import re
@@ -19,8 +20,10 @@ from werkzeug.exceptions import HTTPException
 
 from .answer import render_text
 from .config import Config
+from .documents import Indexer, Upload
+from .ingest import SUFFIXES
 from .pipeline import QA
-from .types import Answer, BadQuestion, QAError
+from .types import Answer, BadQuestion, Document, QAError
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +31,8 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 OPENAPI = Path(__file__).resolve().parent / "openapi.json"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
-          415: "unsupported_media_type", 500: "internal_error"}
+_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+          413: "too_large", 415: "unsupported_media_type", 500: "internal_error"}
 
 
 class ApiError(Exception):
@@ -62,10 +65,14 @@ class LiveQA:
         now = time.monotonic()
         if now - self._checked >= self.check_seconds:
             self._checked = now
-            signature = self._signature()
-            if signature != self._seen and self._loading.acquire(blocking=False):
-                threading.Thread(target=self._load, args=(signature,), daemon=True).start()
+            if self._signature() != self._seen and self._loading.acquire(blocking=False):
+                threading.Thread(target=self._load, daemon=True).start()
         return self.current
+
+    def reload(self) -> None:
+        """Load the committed index now (after an ingest this process ran) and swap it in."""
+        self._loading.acquire()
+        self._load()
 
     def _signature(self) -> tuple[int, int] | None:
         try:
@@ -74,11 +81,12 @@ class LiveQA:
             return None
         return stat.st_ino, stat.st_mtime_ns
 
-    def _load(self, signature) -> None:
-        old = self.current
+    def _load(self) -> None:
+        old, signature = self.current, self._signature()
         try:
-            self.current = QA.load(old.config, old.encoder, old.reader, old.answerer.model)
-            log.warning("now serving index %s (was %s)", self.current.index_version, old.index_version)
+            if signature != self._seen:
+                self.current = QA.load(old.config, old.encoder, old.reader, old.answerer.model)
+                log.warning("now serving index %s (was %s)", self.current.index_version, old.index_version)
         except QAError as exc:
             log.warning("kept serving index %s: the new one in %s cannot be loaded: %s",
                         old.index_version, old.config.index_dir, exc)
@@ -114,6 +122,7 @@ class RateLimiter:
 
 def create_app(config: Config, qa: QA | None = None) -> Flask:
     live = LiveQA(qa or QA.load(config), config.index_check_seconds)
+    indexer = Indexer(config, live.current.encoder, live.reload)
     app = Flask(__name__, static_folder=None)
     # "/api/documents//etc/passwd" must be a 404 for that id, not a redirect to a tidied path.
     app.url_map.merge_slashes = False
@@ -126,14 +135,14 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
 
     @app.errorhandler(QAError)
     def qa_error(exc: QAError):
-        return error_response(400 if isinstance(exc, BadQuestion) else 500, exc.code, str(exc))
+        return error_response(exc.status, exc.code, str(exc))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         messages = {
             404: f"There is nothing at {request.path}. See /api/openapi.json for the API.",
             405: f"{request.method} is not allowed on {request.path}.",
-            413: f"The request body is larger than the limit of {config.max_body_bytes} bytes.",
+            413: f"The request body is larger than the limit of {request.max_content_length:,} bytes.",
         }
         status = exc.code or 500
         return error_response(status, _CODES.get(status, "http_error"), messages.get(status, exc.description or exc.name))
@@ -194,18 +203,35 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
 
     @app.get("/api/documents")
     def documents():
-        return jsonify({"documents": [
-            {"doc_id": d.doc_id, "title": d.title, "date": d.date, "source": d.source, "chars": len(d.text)}
-            for d in live.get().index.documents.values()
-        ]})
+        jobs = indexer.jobs()
+        listed = [{**summary(d), "state": "ready", **({"warnings": d.meta["warnings"]} if d.meta.get("warnings") else {}),
+                   **public(jobs.pop(d.doc_id, {}))} for d in live.get().index.documents.values()]
+        return jsonify({"documents": listed + [public(j) for j in jobs.values()],
+                        "uploads": {"enabled": bool(config.api_token), "max_bytes": config.max_upload_bytes,
+                                    "types": sorted(SUFFIXES)}})
+
+    @app.post("/api/documents")
+    def add_documents():
+        authorize(config)
+        request.max_content_length = config.max_upload_bytes * config.max_upload_files
+        files = request.files.getlist("file")
+        if len(files) > config.max_upload_files:
+            raise ApiError(400, f"{len(files)} files sent; at most {config.max_upload_files} at a time.")
+        added = indexer.add([Upload(f.filename or "", f.read(config.max_upload_bytes + 1)) for f in files])
+        return jsonify({"documents": [public(j) for j in added]}), 202
+
+    @app.delete("/api/documents/<path:doc_id>")
+    def remove_document(doc_id: str):
+        authorize(config)
+        return jsonify(indexer.remove(doc_id, live.get().index)), 202
 
     @app.get("/api/documents/<path:doc_id>")
     def document(doc_id: str):
         doc = live.get().index.documents.get(doc_id)
         if doc is None:
             raise ApiError(404, f"No document has the id {doc_id!r}. GET /api/documents lists them.")
-        return jsonify({"doc_id": doc.doc_id, "title": doc.title, "date": doc.date, "source": doc.source,
-                        "meta": doc.meta, "text": doc.text, "masked": [list(m) for m in doc.masked]})
+        return jsonify({**summary(doc), "meta": doc.meta, "text": doc.text, "masked": [list(m) for m in doc.masked],
+                        "pages": list(doc.pages)})
 
     @app.get("/api/health")
     def health():
@@ -242,6 +268,28 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
                         **structured(answer)})
 
     return app
+
+
+def authorize(config: Config) -> None:
+    """Changing the corpus needs the server's API token; without one it is turned off."""
+    if not config.api_token:
+        raise ApiError(403, "Adding and removing documents is turned off on this server. Start it with an API token "
+                            "(QA_API_TOKEN=<secret> qa serve, or api_token in qa.toml) and send the header "
+                            "Authorization: Bearer <secret>.", "uploads_disabled")
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), config.api_token.encode()):
+        raise ApiError(401, "This needs the server's API token: send the header Authorization: Bearer <token>.",
+                       "unauthorized")
+
+
+def summary(doc: Document) -> dict:
+    return {"doc_id": doc.doc_id, "title": doc.title, "date": doc.date, "source": doc.source, "chars": len(doc.text),
+            "pages": len(doc.pages) or None}
+
+
+def public(job: dict) -> dict:
+    """A pending document's state as the API shows it (no corpus paths beyond `source`)."""
+    return {k: v for k, v in job.items() if k in {"doc_id", "filename", "state", "reason", "progress"}}
 
 
 def json_body(known: tuple[str, ...] | None = None) -> dict:
@@ -317,6 +365,6 @@ def serve(config: Config) -> None:
     app = create_app(config)
     print(f"Serving the chat at http://{config.host}:{config.port}/ (Ctrl+C to stop)", flush=True)
     # waitress buffers a chunked body (no Content-Length) before Flask sees it: cap it at
-    # the same limit, so an endless upload is cut off at the door, not in memory.
+    # the largest limit, so an endless upload is cut off at the door, not in memory.
     waitress_serve(app, host=config.host, port=config.port, threads=config.threads, ident="qa",
-                   max_request_body_size=config.max_body_bytes)
+                   max_request_body_size=max(config.max_body_bytes, config.max_upload_bytes * config.max_upload_files))

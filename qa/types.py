@@ -6,6 +6,7 @@ API serves for a document id: `doc.text[start:end]` is always the quoted text.
 
 from __future__ import annotations
 
+import bisect
 import time
 from dataclasses import asdict, dataclass, field, replace
 
@@ -16,6 +17,7 @@ class QAError(Exception):
     """An error whose message is written for the user: what went wrong and what to do."""
 
     code = "error"
+    status = 500  # the HTTP status the API answers it with
 
 
 class IndexMissingError(QAError):
@@ -40,6 +42,7 @@ class ConfigError(QAError):
 
 class BadQuestion(QAError):
     code = "bad_question"
+    status = 400
 
 
 @dataclass(frozen=True)
@@ -54,15 +57,22 @@ class Document:
     # offsets stay true to the source, but never indexed or quoted.
     masked: tuple[tuple[int, int], ...] = ()
     content_hash: str = ""
+    pages: tuple[int, ...] = ()  # where each page starts in `text`, for sources that have pages (PDF)
+    file_hash: str = ""  # of the file and what reading it depends on (`qa.ingest.file_hash`)
+
+    def page_of(self, offset: int) -> int | None:
+        """The 1-based page `offset` falls on, or None when the source has no pages."""
+        return bisect.bisect_right(self.pages, offset) if self.pages else None
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["masked"] = [list(m) for m in self.masked]
+        d["pages"] = list(self.pages)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Document:
-        return cls(**{**d, "masked": tuple(tuple(m) for m in d.get("masked", ()))})
+        return cls(**{**d, "masked": tuple(tuple(m) for m in d.get("masked", ())), "pages": tuple(d.get("pages", ()))})
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,7 @@ class Citation:
     start: int
     end: int
     text: str
+    page: int | None = None  # 1-based, where the source has pages
 
 
 @dataclass(frozen=True)

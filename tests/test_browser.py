@@ -6,7 +6,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from conftest import post_json
+from conftest import CORPUS, post_json, running_server
+from docgen import report_pdf
+from qa.config import Config
+from qa.index import build_index
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 # The flags keep Chromium off the network it would otherwise probe at start-up.
@@ -137,4 +140,58 @@ def test_keyboard_only_and_phone_width(browser, live_server):
     page.keyboard.press("Escape")
     expect(page.locator("#viewer")).to_be_hidden()
     expect(link).to_be_focused()
+    context.close()
+
+
+UPLOAD_TOKEN = "browser-token"
+
+
+@pytest.fixture(scope="module")
+def upload_server(tmp_path_factory, encoder):
+    """`qa serve` with an API token, over two documents of the default corpus."""
+    root = tmp_path_factory.mktemp("uploads")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    for name in sorted(p.name for p in CORPUS.iterdir() if p.suffix == ".txt")[:2]:
+        shutil.copy(CORPUS / name, corpus / name)
+    config = Config(corpus_dir=str(corpus), index_dir=str(root / "index"))
+    build_index(config, encoder)
+    with running_server(config, root, env={"QA_API_TOKEN": UPLOAD_TOKEN}) as (base, _):
+        yield base
+
+
+def test_upload_a_pdf_ask_it_see_its_page_then_remove_it(browser, upload_server, tmp_path):
+    pdf = tmp_path / "Northwind review.pdf"
+    report_pdf(pdf)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    confirms = []
+    page.on("dialog", lambda d: (confirms.append(d.message), d.accept()))
+    page.goto(upload_server)
+    page.locator("#docs summary").click()
+    expect(page.locator("#uploads-on")).to_be_visible()
+    page.fill("#token", UPLOAD_TOKEN)
+    page.set_input_files("#file-input", str(pdf))
+    row = page.locator("#doc-list li", has_text="Northwind Annual Review")
+    expect(row.locator(".state")).to_have_text("ready", timeout=120_000)
+    expect(row).to_contain_text("4 pages")
+    expect(row.locator(".reason")).to_contain_text("page 4 has no text layer")
+
+    question = "When did the Tadcaster clinic open?"
+    answer = ask(page, question)
+    expect(answer).to_have_class("msg bot answer")
+    expect(answer.locator(".sources li").first).to_contain_text("p. 3")
+    answer.locator(".answer-text a.cite").first.click()
+    expect(page.locator("#viewer-meta")).to_contain_text("p. 3")
+    expect(page.locator("#viewer-page")).to_have_text("Page 3 of 4")
+    expect(page.locator("#highlight")).to_have_text(
+        "The Tadcaster clinic opened on 3 March 2025 and offers evening appointments.")
+    expect(page.locator("#viewer-text")).not_to_contain_text("dementia")  # that page only
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "upload-pdf-page.png"))
+
+    row.get_by_role("button", name="Remove").click()
+    assert confirms and "Northwind Annual Review" in confirms[0]
+    expect(row).to_have_count(0, timeout=120_000)
+    expect(ask(page, question)).to_have_class("msg bot abstained")
     context.close()

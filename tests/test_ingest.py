@@ -45,7 +45,8 @@ def test_reads_txt_md_html_and_skips_bad_files(tmp_path):
     (tmp_path / "binary.txt").write_bytes(b"\x00\x01\x02abc")
     (tmp_path / "latin.txt").write_bytes("caf\xe9".encode("latin-1"))
     (tmp_path / "empty.txt").write_text("   \n")
-    (tmp_path / "ignored.pdf").write_bytes(b"%PDF")
+    (tmp_path / "ignored.rtf").write_bytes(b"{\\rtf1 not a type we read}")
+    (tmp_path / "damaged.pdf").write_bytes(b"%PDF")
     result = read_corpus(tmp_path, RULES)
     docs = {d.doc_id: d for d in result.documents}
     assert set(docs) == {"notes", "page"}
@@ -55,7 +56,7 @@ def test_reads_txt_md_html_and_skips_bad_files(tmp_path):
     assert page.title == "A Page"
     assert "alert" not in page.text and "Home | About" not in page.text and "Copyright" not in page.text
     assert "Welcome" in page.text and "First\u00a0para." in page.text and "- One" in page.text
-    assert {p for p, _ in result.skipped} == {"binary.txt", "latin.txt", "empty.txt"}
+    assert {p for p, _ in result.skipped} == {"binary.txt", "latin.txt", "empty.txt", "damaged.pdf"}
     assert all(reason for _, reason in result.skipped)
 
 

@@ -76,7 +76,8 @@ function renderAnswer(answer) {
   for (const c of answer.citations) {
     const snippet = c.text.length > 220 ? c.text.slice(0, 217) + "…" : c.text;
     sources.append(el("li", { value: String(c.id) },
-      el("span", { class: "title" }, c.title), c.date ? ` (${c.date}) ` : " ", citationLink(c),
+      el("span", { class: "title" }, c.title), c.date ? ` (${c.date}) ` : " ",
+      ...(c.page ? [el("span", { class: "page" }, `p. ${c.page}`), " "] : []), citationLink(c),
       el("span", { class: "snippet" }, snippet)));
   }
   const node = el("li", { class: "msg bot answer" }, text, sources,
@@ -141,12 +142,22 @@ async function openSource(citation, opener) {
   returnFocus = opener;
   viewer.hidden = false;
   $("viewer-title").textContent = citation.title;
-  $("viewer-meta").textContent = [citation.date, citation.doc_id].filter(Boolean).join(" · ");
+  const page = citation.page ? `p. ${citation.page}` : "";
+  $("viewer-meta").textContent = [citation.date, page, citation.doc_id].filter(Boolean).join(" · ");
   body.replaceChildren("Loading the source…");
   try {
     const doc = await loadDocument(citation.doc_id);
+    // A paged source shows the page the sentence is on; other sources show all their text.
+    let from = 0, to = doc.text.length;
+    if (citation.page && doc.pages.length) {
+      from = doc.pages[citation.page - 1];
+      to = citation.page < doc.pages.length ? doc.pages[citation.page] : doc.text.length;
+    }
     const mark = el("mark", { id: "highlight" }, doc.text.slice(citation.start, citation.end));
-    body.replaceChildren(...withFurniture(doc, 0, citation.start), mark, ...withFurniture(doc, citation.end, doc.text.length));
+    const heading = citation.page ? [el("p", { class: "page", id: "viewer-page" },
+      `Page ${citation.page} of ${doc.pages.length}`)] : [];
+    body.replaceChildren(...heading, ...withFurniture(doc, from, citation.start), mark,
+      ...withFurniture(doc, citation.end, to));
     viewer.focus({ preventScroll: true });
     mark.scrollIntoView({ block: "center" });
   } catch (error) {
@@ -183,8 +194,123 @@ document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && !$("viewer").hidden) closeSource();
 });
 
-fetch("/api/health").then((r) => r.json()).then((health) => {
-  if (health.documents) {
-    $("status").textContent = `Answers are quoted word for word from ${health.documents} documents, with their sources.`;
+// --- the documents panel ------------------------------------------------------------
+const PENDING = new Set(["queued", "indexing", "removing"]);
+let uploadsEnabled = false;
+let pollTimer = null;
+let changing = false; // an upload or removal this page started is still being indexed
+
+function authHeaders() {
+  return { Authorization: `Bearer ${$("token").value.trim()}` };
+}
+
+function errorMessage(data, status) {
+  return data && data.error ? data.error.message : `The server answered ${status}.`;
+}
+
+function documentRow(doc) {
+  const state = doc.state || "ready";
+  const label = state === "indexing" && doc.progress !== undefined
+    ? `indexing ${Math.round(doc.progress * 100)}%` : state;
+  const row = el("li", { "data-doc-id": doc.doc_id },
+    el("span", { class: "title" }, doc.title || doc.filename || doc.doc_id),
+    ...(doc.pages ? [el("span", { class: "page" }, `${doc.pages} pages`)] : []),
+    el("span", { class: `state ${state}` }, label));
+  if (uploadsEnabled && !PENDING.has(state)) {
+    const remove = el("button", { type: "button", class: "secondary", "aria-label": `Remove ${doc.title || doc.doc_id}` }, "Remove");
+    remove.addEventListener("click", () => removeDocument(doc));
+    row.append(remove);
   }
-}).catch(() => { /* the status line keeps its default text */ });
+  const notes = [doc.reason, ...(doc.warnings || [])].filter(Boolean);
+  if (notes.length) row.append(el("p", { class: "reason" }, notes.join(" ")));
+  return row;
+}
+
+async function loadDocuments() {
+  clearTimeout(pollTimer);
+  try {
+    const response = await fetch("/api/documents");
+    const data = await response.json();
+    if (!response.ok) throw new Error(errorMessage(data, response.status));
+    uploadsEnabled = data.uploads.enabled;
+    $("uploads-on").hidden = !uploadsEnabled;
+    $("uploads-off").hidden = uploadsEnabled;
+    $("doc-list").replaceChildren(...data.documents.map(documentRow));
+    const ready = data.documents.filter((d) => (d.state || "ready") === "ready").length;
+    $("docs").querySelector("summary").textContent = `Documents (${ready})`;
+    $("status").textContent = `Answers are quoted word for word from ${ready} documents, with their sources.`;
+    if (data.documents.some((d) => PENDING.has(d.state))) {
+      pollTimer = setTimeout(loadDocuments, 700);
+    } else if (changing) {
+      changing = false;
+      $("docs-status").textContent = "Indexing finished: the list shows what the answers now come from.";
+    }
+  } catch (error) {
+    $("docs-status").textContent = error.message;
+  }
+}
+
+function upload(files) {
+  if (!files.length) return;
+  const form = new FormData();
+  for (const file of files) form.append("file", file, file.name);
+  const bar = $("upload-progress");
+  const status = $("docs-status");
+  const request = new XMLHttpRequest();
+  request.open("POST", "/api/documents");
+  request.setRequestHeader("Authorization", authHeaders().Authorization);
+  request.upload.addEventListener("progress", (event) => {
+    if (event.lengthComputable) bar.value = event.loaded / event.total;
+  });
+  request.addEventListener("load", () => {
+    bar.hidden = true;
+    let data = null;
+    try { data = JSON.parse(request.responseText); } catch (e) { /* reported below */ }
+    if (request.status === 202) {
+      status.textContent = `Added ${data.documents.map((d) => d.filename).join(", ")}: indexing…`;
+      changing = true;
+      data.documents.forEach((d) => docCache.delete(d.doc_id));
+    } else {
+      status.textContent = errorMessage(data, request.status);
+    }
+    loadDocuments();
+  });
+  request.addEventListener("error", () => {
+    bar.hidden = true;
+    status.textContent = "The upload did not reach the server. Check that it is running, then try again.";
+  });
+  bar.value = 0;
+  bar.hidden = false;
+  status.textContent = `Uploading ${files.length} file(s)…`;
+  request.send(form);
+}
+
+async function removeDocument(doc) {
+  const name = doc.title || doc.filename || doc.doc_id;
+  if (!window.confirm(`Remove “${name}” from the documents? Questions will no longer be answered from it.`)) return;
+  const response = await fetch(`/api/documents/${encodeURIComponent(doc.doc_id).replace(/%2F/g, "/")}`,
+    { method: "DELETE", headers: authHeaders() });
+  let data = null;
+  try { data = await response.json(); } catch (e) { /* reported below */ }
+  $("docs-status").textContent = response.ok ? `Removing ${name}…` : errorMessage(data, response.status);
+  changing = changing || response.ok;
+  docCache.delete(doc.doc_id);
+  loadDocuments();
+}
+
+const drop = $("drop");
+$("file-input").addEventListener("change", (event) => {
+  upload([...event.target.files]);
+  event.target.value = "";
+});
+drop.addEventListener("dragover", (event) => {
+  event.preventDefault();
+  drop.classList.add("over");
+});
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (event) => {
+  event.preventDefault();
+  drop.classList.remove("over");
+  upload([...event.dataTransfer.files]);
+});
+loadDocuments();

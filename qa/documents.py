@@ -1,0 +1,264 @@
+"""Adding and removing documents while the index serves.
+
+An added file is checked (type by name and by content, size), then stored in the
+corpus folder under a name made of its content's hash, so a file name never becomes
+a path and the same file added twice is one document; the name it came with is kept
+in its sidecar for the title. `Indexer` runs `qa.index.build_index` on a thread, one
+build at a time (the index folder's lock: a `qa ingest` from the command line is
+waited for), and then has the server swap the new index in. Until then it knows each
+document it was given as queued, indexing, removing or failed (with the reason).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Config
+from .embed import Encoder
+from .index import Index, build_index, sync_path
+from .ingest import SUFFIXES
+from .types import IndexBusyError, QAError
+
+log = logging.getLogger(__name__)
+
+UPLOADS = "uploads"  # the corpus subfolder added files are stored in
+
+
+class DocumentError(QAError):
+    """An add or remove that cannot be done, with the HTTP status that says why."""
+
+    def __init__(self, message: str, status: int = 400, code: str = "bad_upload"):
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+def unsupported(message: str) -> DocumentError:
+    return DocumentError(message, 415, "unsupported_file")
+
+
+def unknown(doc_id: str) -> DocumentError:
+    return DocumentError(f"No document has the id {doc_id!r}. GET /api/documents lists them.", 404, "not_found")
+
+
+def last_document() -> DocumentError:
+    return DocumentError("That is the last document; an index needs at least one. Add another first.", 409, "conflict")
+
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str  # as the client named it: shown, never used as a path
+    data: bytes
+
+
+def display_name(filename: str) -> str:
+    """The file's own name without any folders (a client may send "../../x.pdf" or
+    "C:\\x.pdf") or control characters, for titles and listings."""
+    name = re.split(r"[\\/]", filename or "")[-1]
+    name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip()
+    return name[:200] or "upload"
+
+
+def check(upload: Upload, max_bytes: int) -> str:
+    """The file's suffix, once its name, size and content agree on a type we read."""
+    name = display_name(upload.filename)
+    suffix = Path(name).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise unsupported(f"{name}: files of this type cannot be read. Add {', '.join(sorted(SUFFIXES))} files.")
+    if len(upload.data) > max_bytes:
+        raise DocumentError(f"{name} is {len(upload.data):,} bytes; the limit is {max_bytes:,} (max_upload_bytes).",
+                            413, "too_large")
+    if not upload.data.strip():
+        raise DocumentError(f"{name} is empty.")
+    if suffix == ".pdf" and not upload.data.startswith(b"%PDF"):
+        raise unsupported(f"{name} is named .pdf but is not a PDF file.")
+    if suffix == ".docx" and not zipfile.is_zipfile(_Bytes(upload.data)):
+        raise unsupported(f"{name} is named .docx but is not a Word file.")
+    if suffix not in {".pdf", ".docx"}:
+        try:
+            upload.data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise unsupported(f"{name} is not UTF-8 text; re-save it as UTF-8.") from None
+    return suffix
+
+
+class _Bytes:
+    """The least of a file that `zipfile.is_zipfile` needs, without copying the bytes."""
+
+    def __init__(self, data: bytes):
+        self.data, self.pos = memoryview(data), 0
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        self.pos = [pos, self.pos + pos, len(self.data) + pos][whence]
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self.data) if n < 0 else self.pos + n
+        out = bytes(self.data[self.pos:end])
+        self.pos += len(out)
+        return out
+
+
+def store(corpus_dir: str | Path, upload: Upload, suffix: str) -> tuple[str, Path]:
+    """Write the file into `<corpus>/uploads/<sha256[:16]><suffix>` with its sidecar, each
+    whole or not at all; returns its document id and path."""
+    digest = hashlib.sha256(upload.data).hexdigest()[:16]
+    folder = Path(corpus_dir) / UPLOADS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{digest}{suffix}"
+    _write(folder / f"{digest}.meta.json", json.dumps({"filename": display_name(upload.filename)}).encode())
+    _write(path, upload.data)
+    sync_path(folder)
+    return f"{UPLOADS}/{digest}", path
+
+
+def _write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def source_path(corpus_dir: str | Path, source: str) -> Path:
+    """A document's file, which must be inside the corpus folder."""
+    root = Path(corpus_dir).resolve()
+    path = (root / source).resolve()
+    if not path.is_relative_to(root):
+        raise DocumentError(f"The document's file {source} is outside the corpus folder; it was not removed.", 409,
+                            "conflict")
+    return path
+
+
+def delete_files(corpus_dir: str | Path, source: str) -> None:
+    path = source_path(corpus_dir, source)
+    path.unlink(missing_ok=True)
+    path.with_name(path.stem + ".meta.json").unlink(missing_ok=True)
+    sync_path(path.parent)
+
+
+def add_files(config: Config, uploads: list[Upload]) -> list[dict]:
+    """Check every file, then store each; returns a queued job for each."""
+    if not uploads:
+        raise DocumentError("No file was sent. Send one or more files in the multipart field \"file\".")
+    suffixes = [check(u, config.max_upload_bytes) for u in uploads]
+    jobs = []
+    for upload, suffix in zip(uploads, suffixes):
+        doc_id, path = store(config.corpus_dir, upload, suffix)
+        jobs.append({"doc_id": doc_id, "source": path.relative_to(config.corpus_dir).as_posix(),
+                     "filename": display_name(upload.filename), "state": "queued"})
+    return jobs
+
+
+class Indexer:
+    """Builds the index on a background thread whenever documents were added or removed,
+    and calls `swap` once the build is committed; keeps each pending document's state."""
+
+    def __init__(self, config: Config, encoder: Encoder, swap: Callable[[], None]):
+        self.config, self.encoder, self.swap = config, encoder, swap
+        self._jobs: dict[str, dict] = {}  # doc id -> {"doc_id", "source", "filename", "state", ...}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        threading.Thread(target=self._run, name="indexer", daemon=True).start()
+
+    def add(self, uploads: list[Upload]) -> list[dict]:
+        """Store the files and queue them (all checked first: a bad one stores none)."""
+        with self._lock:
+            added = add_files(self.config, uploads)
+            for job in added:
+                self._jobs[job["doc_id"]] = job
+            added = [dict(job) for job in added]
+        self._wake.set()
+        return added
+
+    def remove(self, doc_id: str, index: Index) -> dict:
+        with self._lock:
+            job = self._jobs.get(doc_id)
+            doc = index.documents.get(doc_id)
+            if doc is None and job is None:
+                raise unknown(doc_id)
+            if job and job["state"] == "failed":  # its file is already gone
+                del self._jobs[doc_id]
+                return {"doc_id": doc_id, "state": "removed"}
+            staying = {d for d in index.documents if d != doc_id} - {
+                j["doc_id"] for j in self._jobs.values() if j["state"] == "removing"}
+            if not staying and not any(j["state"] in {"queued", "indexing"} for j in self._jobs.values()):
+                raise last_document()
+            source = job["source"] if job else doc.source
+            delete_files(self.config.corpus_dir, source)
+            self._jobs[doc_id] = {"doc_id": doc_id, "source": source,
+                                  "filename": job["filename"] if job else Path(source).name, "state": "removing"}
+        self._wake.set()
+        return {"doc_id": doc_id, "state": "removing"}
+
+    def jobs(self) -> dict[str, dict]:
+        with self._lock:
+            return {k: dict(v) for k, v in self._jobs.items()}
+
+    def wait_idle(self, timeout: float) -> bool:
+        """For tests and `qa add`: True once no document is queued, indexing or removing."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not any(j["state"] != "failed" for j in self.jobs().values()):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                batch = [j for j in self._jobs.values() if j["state"] in {"queued", "indexing", "removing"}]
+                for j in batch:
+                    j["state"] = "indexing" if j["state"] == "queued" else j["state"]
+            try:
+                report = self._build()
+                self.swap()
+            except Exception as exc:  # the jobs say why; the server keeps serving the old index
+                if not isinstance(exc, QAError):
+                    log.exception("indexing failed")
+                reason = str(exc) if isinstance(exc, QAError) else "Indexing failed unexpectedly; the server log has the error."
+                self._settle(batch, {j["source"]: reason for j in batch})
+                continue
+            self._settle(batch, dict(report.skipped))
+
+    def _build(self):
+        def progress(done: int, total: int) -> None:
+            with self._lock:
+                for j in self._jobs.values():
+                    if j["state"] == "indexing":
+                        j["progress"] = round(done / total, 3) if total else 1.0
+
+        while True:
+            try:
+                return build_index(self.config, self.encoder, progress)
+            except IndexBusyError:  # a `qa ingest` is writing: wait for it
+                time.sleep(0.5)
+
+    def _settle(self, batch: list[dict], failed: dict[str, str]) -> None:
+        """Jobs the build served are done (their documents are in, or out of, the index
+        now serving); those it could not read fail, and their files leave the corpus."""
+        with self._lock:
+            for job in batch:
+                if self._jobs.get(job["doc_id"]) is not job:  # replaced by a later add or remove
+                    continue
+                if job["source"] in failed:
+                    job.update(state="failed", reason=failed[job["source"]])
+                    job.pop("progress", None)
+                    delete_files(self.config.corpus_dir, job["source"])
+                elif job["state"] in {"indexing", "removing"}:
+                    del self._jobs[job["doc_id"]]

@@ -1,0 +1,189 @@
+"""Adding and removing documents while the server answers: the API (limits, types,
+the token), the background indexer and the swap, and the same from the CLI."""
+
+import dataclasses
+import io
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import CORPUS
+from docgen import minutes_docx, report_pdf
+from qa.cli import main
+from qa.config import Config
+from qa.index import build_index, read_manifest
+from qa.pipeline import QA
+from qa.server import create_app
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+DEMENTIA = "Who leads the dementia service?"
+
+
+@pytest.fixture(scope="module")
+def pdf_bytes(tmp_path_factory):
+    path = tmp_path_factory.mktemp("pdf") / "report.pdf"
+    report_pdf(path)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def small_config(tmp_path, encoder):
+    """Two documents of the default corpus, indexed."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in sorted(p.name for p in CORPUS.iterdir() if p.suffix == ".txt")[:2]:
+        shutil.copy(CORPUS / name, corpus / name)
+    config = Config(corpus_dir=str(corpus), index_dir=str(tmp_path / "index"), api_token=TOKEN,
+                    max_upload_bytes=200_000, max_upload_files=3, rate_limit_per_minute=0)
+    build_index(config, encoder)
+    return config
+
+
+@pytest.fixture
+def client(small_config, encoder, reader):
+    return create_app(small_config, QA.load(small_config, encoder, reader)).test_client()
+
+
+def wait_ready(client, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        docs = client.get("/api/documents").get_json()["documents"]
+        if not any(d["state"] in {"queued", "indexing", "removing"} for d in docs):
+            return {d["doc_id"]: d for d in docs}
+        time.sleep(0.1)
+    raise AssertionError(f"still indexing after {timeout} s: {docs}")
+
+
+def upload(client, *files, headers=AUTH):
+    return client.post("/api/documents", headers=headers, content_type="multipart/form-data",
+                       data={"file": [(io.BytesIO(data), name) for name, data in files]})
+
+
+def test_upload_a_pdf_ask_it_then_remove_it(client, small_config, pdf_bytes):
+    reply = upload(client, ("../../Annual review.pdf", pdf_bytes))
+    assert reply.status_code == 202
+    [job] = reply.get_json()["documents"]
+    assert job["state"] == "queued" and job["filename"] == "Annual review.pdf"
+    assert job["doc_id"].startswith("uploads/") and "Annual" not in job["doc_id"]
+    # Stored under a content-hash name inside the corpus, never under the name it came with.
+    stored = sorted(p.name for p in (Path(small_config.corpus_dir) / "uploads").iterdir())
+    assert stored == [job["doc_id"].split("/")[1] + ".meta.json", job["doc_id"].split("/")[1] + ".pdf"]
+
+    docs = wait_ready(client)
+    doc = docs[job["doc_id"]]
+    assert doc["state"] == "ready" and doc["pages"] == 4 and doc["title"] == "Northwind Annual Review"
+    assert any("page 4" in w for w in doc["warnings"])
+    answer = client.post("/api/ask", json={"question": DEMENTIA}).get_json()
+    first = answer["citations"][0]
+    assert first["doc_id"] == job["doc_id"] and first["page"] == 2
+    text = client.get(f"/api/documents/{job['doc_id']}").get_json()
+    assert text["text"][first["start"]:first["end"]] == first["text"]
+    assert text["pages"][1] <= first["start"] < text["pages"][2]
+
+    assert upload(client, ("again.pdf", pdf_bytes)).get_json()["documents"][0]["doc_id"] == job["doc_id"]  # one document
+    wait_ready(client)
+
+    reply = client.delete(f"/api/documents/{job['doc_id']}", headers=AUTH)
+    assert reply.status_code == 202 and reply.get_json()["state"] == "removing"
+    docs = wait_ready(client)
+    assert job["doc_id"] not in docs and len(docs) == 2
+    after = client.post("/api/ask", json={"question": DEMENTIA}).get_json()
+    assert after["abstained"] or all(c["doc_id"] != job["doc_id"] for c in after["citations"])
+    assert not (Path(small_config.corpus_dir) / "uploads" / (job["doc_id"].split("/")[1] + ".pdf")).exists()
+
+
+def test_a_word_file_and_text_in_one_upload(client, tmp_path):
+    minutes_docx(tmp_path / "m.docx")
+    reply = upload(client, ("minutes.docx", (tmp_path / "m.docx").read_bytes()),
+                   ("note.md", b"# Note\n\nThe Quokka Fund pays for two research nurses.\n"))
+    assert reply.status_code == 202 and len(reply.get_json()["documents"]) == 2
+    docs = wait_ready(client)
+    assert {d["title"] for d in docs.values()} >= {"Board minutes", "Note"}
+    answer = client.post("/api/ask", json={"question": "What does the Quokka Fund pay for?"}).get_json()
+    assert "two research nurses" in answer["answer"]
+
+
+def test_an_unreadable_upload_fails_with_its_reason_and_leaves_the_corpus(client, small_config, tmp_path):
+    from reportlab.pdfgen import canvas
+
+    c = canvas.Canvas(str(tmp_path / "locked.pdf"), encrypt="pw")
+    c.drawString(72, 720, "Secret text.")
+    c.save()
+    [job] = upload(client, ("locked.pdf", (tmp_path / "locked.pdf").read_bytes())).get_json()["documents"]
+    docs = wait_ready(client)
+    assert docs[job["doc_id"]]["state"] == "failed" and "password" in docs[job["doc_id"]]["reason"]
+    assert not list((Path(small_config.corpus_dir) / "uploads").glob("*.pdf"))
+    assert client.delete(f"/api/documents/{job['doc_id']}", headers=AUTH).get_json()["state"] == "removed"
+    assert job["doc_id"] not in wait_ready(client)
+
+
+def test_writes_need_the_token(client, small_config, encoder, reader, pdf_bytes):
+    assert upload(client, ("a.pdf", pdf_bytes), headers={}).status_code == 401
+    bad = upload(client, ("a.pdf", pdf_bytes), headers={"Authorization": "Bearer wrong"})
+    assert bad.status_code == 401 and bad.get_json()["error"]["code"] == "unauthorized"
+    assert client.delete("/api/documents/x", headers={"Authorization": "Basic " + TOKEN}).status_code == 401
+    assert not (Path(small_config.corpus_dir) / "uploads").exists()
+
+    off = create_app(dataclasses.replace(small_config, api_token=""), QA.load(small_config, encoder, reader)).test_client()
+    for reply in (upload(off, ("a.pdf", pdf_bytes)), off.delete("/api/documents/x", headers=AUTH)):
+        assert reply.status_code == 403
+        assert reply.get_json()["error"]["code"] == "uploads_disabled" and "QA_API_TOKEN" in reply.get_json()["error"]["message"]
+    assert off.get("/api/documents").get_json()["uploads"]["enabled"] is False
+
+
+@pytest.mark.parametrize("files, status, words", [
+    ([("tool.exe", b"MZ\x90\x00")], 415, "cannot be read"),
+    ([("report.pdf", b"not really a pdf")], 415, "not a PDF"),
+    ([("report.docx", b"not a zip")], 415, "not a Word file"),
+    ([("notes.txt", b"\xff\xfe\x00bad")], 415, "UTF-8"),
+    ([("empty.txt", b"  ")], 400, "empty"),
+    ([("big.txt", b"a" * 200_001)], 413, "limit"),
+    ([], 400, "No file"),
+    ([("a.txt", b"a"), ("b.txt", b"b"), ("c.txt", b"c"), ("d.txt", b"d")], 400, "at most 3"),
+])
+def test_upload_limits_and_types(client, small_config, files, status, words):
+    reply = upload(client, *files)
+    assert reply.status_code == status
+    assert words in reply.get_json()["error"]["message"]
+    assert not (Path(small_config.corpus_dir) / "uploads").exists() or not any(
+        (Path(small_config.corpus_dir) / "uploads").iterdir())  # nothing stored, not even the good ones
+
+
+def test_a_request_over_the_total_limit_is_refused(client):
+    reply = upload(client, *[(f"{n}.txt", b"x" * 200_000) for n in range(4)])
+    assert reply.status_code == 413 and reply.get_json()["error"]["code"] == "too_large"
+
+
+def test_delete_unknown_ids_and_the_last_document(client, small_config):
+    for doc_id in ("nope", "../corpus/x", "%2e%2e/etc/passwd"):
+        reply = client.delete(f"/api/documents/{doc_id}", headers=AUTH)
+        assert reply.status_code == 404 and reply.get_json()["error"]["code"] == "not_found"
+    first, second = sorted(client.get("/api/documents").get_json()["documents"], key=lambda d: d["doc_id"])
+    assert client.delete(f"/api/documents/{first['doc_id']}", headers=AUTH).status_code == 202
+    last = client.delete(f"/api/documents/{second['doc_id']}", headers=AUTH)
+    assert last.status_code == 409 and "last document" in last.get_json()["error"]["message"]
+    assert list(wait_ready(client)) == [second["doc_id"]]
+
+
+def test_cli_add_and_remove(small_config, tmp_path, capsys):
+    minutes_docx(tmp_path / "minutes.docx")
+    args = ["--corpus", small_config.corpus_dir, "--index", small_config.index_dir]
+    assert main(["add", str(tmp_path / "minutes.docx"), *args]) == 0
+    out = capsys.readouterr().out
+    doc_id = out.split(" as ")[1].split()[0]
+    assert doc_id.startswith("uploads/") and doc_id in read_manifest(small_config.index_dir)["documents"]
+
+    (tmp_path / "bad.pdf").write_bytes(b"%PDF-1.4 broken")
+    assert main(["add", str(tmp_path / "bad.pdf"), *args]) == 1
+    assert "not added: bad.pdf" in capsys.readouterr().err
+    assert main(["add", str(tmp_path / "missing.pdf"), *args]) == 2
+
+    assert main(["remove", doc_id, *args]) == 0
+    assert doc_id not in read_manifest(small_config.index_dir)["documents"]
+    assert main(["remove", doc_id, *args]) == 2
+    assert "No document has the id" in capsys.readouterr().err
+    assert json.loads((Path(small_config.index_dir) / "manifest.json").read_text())["counts"]["documents"] == 2
