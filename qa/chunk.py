@@ -35,6 +35,11 @@ _SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*")
 _CONTINUES = re.compile(r"[a-z,;:)\]]")
 
 
+def starts_item(line: str) -> bool:
+    """Whether a line (stripped) begins a bulleted or numbered list item."""
+    return bool(_BULLET.match(line) or _NUMBERED.match(line))
+
+
 def is_list_item(text: str, start: int) -> bool:
     """Whether the sentence starting at `start` is an item of a bulleted or numbered list."""
     prefix = text[text.rfind("\n", 0, start) + 1:start].lstrip()
@@ -76,7 +81,7 @@ def _blocks(norm: str, start: int, end: int) -> list[Span]:
         if not line:
             prev_open = False
         else:
-            is_item = bool(_BULLET.match(line) or _NUMBERED.match(line))
+            is_item = starts_item(line)
             if prev_open and not is_item and line[0].islower():
                 blocks[-1][1] = line_end
             else:

@@ -12,6 +12,7 @@ document it was given as queued, indexing, removing or failed (with the reason).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -81,7 +82,7 @@ def check(upload: Upload, max_bytes: int) -> str:
         raise DocumentError(f"{name} is empty.")
     if suffix == ".pdf" and not upload.data.startswith(b"%PDF"):
         raise unsupported(f"{name} is named .pdf but is not a PDF file.")
-    if suffix == ".docx" and not zipfile.is_zipfile(_Bytes(upload.data)):
+    if suffix == ".docx" and not zipfile.is_zipfile(io.BytesIO(upload.data)):
         raise unsupported(f"{name} is named .docx but is not a Word file.")
     if suffix not in {".pdf", ".docx"}:
         try:
@@ -91,37 +92,25 @@ def check(upload: Upload, max_bytes: int) -> str:
     return suffix
 
 
-class _Bytes:
-    """The least of a file that `zipfile.is_zipfile` needs, without copying the bytes."""
-
-    def __init__(self, data: bytes):
-        self.data, self.pos = memoryview(data), 0
-
-    def seek(self, pos: int, whence: int = 0) -> int:
-        self.pos = [pos, self.pos + pos, len(self.data) + pos][whence]
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def read(self, n: int = -1) -> bytes:
-        end = len(self.data) if n < 0 else self.pos + n
-        out = bytes(self.data[self.pos:end])
-        self.pos += len(out)
-        return out
-
-
 def store(corpus_dir: str | Path, upload: Upload, suffix: str) -> tuple[str, Path]:
     """Write the file into `<corpus>/uploads/<sha256[:16]><suffix>` with its sidecar, each
     whole or not at all; returns its document id and path."""
     digest = hashlib.sha256(upload.data).hexdigest()[:16]
     folder = Path(corpus_dir) / UPLOADS
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{digest}{suffix}"
-    _write(folder / f"{digest}.meta.json", json.dumps({"filename": display_name(upload.filename)}).encode())
-    _write(path, upload.data)
-    sync_path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _write(folder / f"{digest}.meta.json", json.dumps({"filename": display_name(upload.filename)}).encode())
+        _write(path, upload.data)
+        sync_path(folder)
+    except OSError as exc:
+        raise _storage_error(folder, exc) from None
     return f"{UPLOADS}/{digest}", path
+
+
+def _storage_error(folder: Path, exc: OSError) -> DocumentError:
+    return DocumentError(f"Cannot change the corpus folder {folder}: {exc.strerror or exc}. Check that the server "
+                         "may write there and that the disk has room.", 500, "storage_error")
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -145,9 +134,12 @@ def source_path(corpus_dir: str | Path, source: str) -> Path:
 
 def delete_files(corpus_dir: str | Path, source: str) -> None:
     path = source_path(corpus_dir, source)
-    path.unlink(missing_ok=True)
-    path.with_name(path.stem + ".meta.json").unlink(missing_ok=True)
-    sync_path(path.parent)
+    try:
+        path.unlink(missing_ok=True)
+        path.with_name(path.stem + ".meta.json").unlink(missing_ok=True)
+        sync_path(path.parent)
+    except OSError as exc:
+        raise _storage_error(path.parent, exc) from None
 
 
 def add_files(config: Config, uploads: list[Upload]) -> list[dict]:
@@ -207,15 +199,6 @@ class Indexer:
     def jobs(self) -> dict[str, dict]:
         with self._lock:
             return {k: dict(v) for k, v in self._jobs.items()}
-
-    def wait_idle(self, timeout: float) -> bool:
-        """For tests and `qa add`: True once no document is queued, indexing or removing."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not any(j["state"] != "failed" for j in self.jobs().values()):
-                return True
-            time.sleep(0.05)
-        return False
 
     def _run(self) -> None:
         while True:

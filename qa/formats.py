@@ -19,7 +19,7 @@ import io
 import re
 from dataclasses import dataclass, field
 
-from .chunk import is_list_item
+from .chunk import starts_item
 
 EXTRACTOR_VERSION = 1  # bump when the text made of a file changes, so stored documents are read again
 BAND = 0.09  # the top and bottom share of a page where running headers and footers sit
@@ -87,15 +87,11 @@ def _paragraph(box_text: str) -> str:
     for line in lines[1:]:
         if re.search(r"[A-Za-z][-\u00ad]$", out) and line[0].islower():
             out = out[:-1] + line
-        elif is_list_item(line, 0) or _starts_item(line):
+        elif starts_item(line):
             out += "\n" + line
         else:
             out += " " + line
     return out
-
-
-def _starts_item(line: str) -> bool:
-    return bool(re.match(r"[-*\u2022\u25aa\u25e6\u25cf][ \t]", line))
 
 
 _PAGE_NUMBER = re.compile(r"(?:page\s+)?[-\u2013 ]*\d{1,4}[-\u2013 ]*(?:(?:of|/)\s*\d{1,4})?", re.IGNORECASE)

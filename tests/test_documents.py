@@ -5,12 +5,13 @@ import dataclasses
 import io
 import json
 import shutil
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import CORPUS
+from conftest import CORPUS, CountingEncoder
 from docgen import minutes_docx, report_pdf
 from qa.cli import main
 from qa.config import Config
@@ -187,3 +188,40 @@ def test_cli_add_and_remove(small_config, tmp_path, capsys):
     assert main(["remove", doc_id, *args]) == 2
     assert "No document has the id" in capsys.readouterr().err
     assert json.loads((Path(small_config.index_dir) / "manifest.json").read_text())["counts"]["documents"] == 2
+
+
+def test_indexing_embeds_only_the_new_file_and_no_request_fails_across_the_swap(small_config, encoder, reader, tmp_path):
+    counting = CountingEncoder(encoder)
+    qa = QA.load(small_config, counting, reader)
+    old = {qa.index.sentence_text(i) for i in range(len(qa.index.sentences))}
+    client = create_app(small_config, qa).test_client()
+    minutes_docx(tmp_path / "minutes.docx")
+    statuses, stop = [], threading.Event()
+
+    def asking():
+        while not stop.is_set():
+            statuses.append(client.post("/api/ask", json={"question": "Who is the chair of the board?"}).status_code)
+
+    worker = threading.Thread(target=asking)
+    worker.start()
+    try:
+        counting.encoded.clear()
+        assert upload(client, ("minutes.docx", (tmp_path / "minutes.docx").read_bytes())).status_code == 202
+        wait_ready(client)
+        while len(statuses) < 3:  # and a question or two on the new index
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        worker.join()
+    assert statuses and set(statuses) == {200}
+    assert "Ruth Ellison | Chair of the board" in counting.encoded and not old & set(counting.encoded)
+    answer = client.post("/api/ask", json={"question": "Who is the chair of the board?"}).get_json()
+    assert "Ruth Ellison" in answer["answer"]
+
+
+def test_a_corpus_the_server_cannot_write_gives_a_clear_error(client, small_config, pdf_bytes):
+    (Path(small_config.corpus_dir) / "uploads").write_text("a file where the uploads folder should be")
+    reply = upload(client, ("report.pdf", pdf_bytes))
+    assert reply.status_code == 500
+    error = reply.get_json()["error"]
+    assert error["code"] == "storage_error" and "may write there" in error["message"]
