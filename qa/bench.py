@@ -10,6 +10,7 @@ dicts, so the JSON report is the same data as the printed table.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -271,6 +272,56 @@ def scaling(config: Config, sizes: Sequence[int], kinds: Sequence[str] = ("auto"
     return rows
 
 
+def uploads(config: Config, files: Sequence[str], rounds: int = 3) -> list[dict]:
+    """Adding a file to a running server: `POST /api/documents` to "ready" (stored, read,
+    embedded, index rebuilt and swapped in), on a copy of the corpus and index, beside
+    reading the file alone. Each round uploads the file and removes it again."""
+    import dataclasses
+
+    from .documents import Upload, check
+    from .ingest import read_document
+    from .pipeline import QA
+    from .server import create_app
+
+    out = []
+    with tempfile.TemporaryDirectory(prefix="qa-bench-uploads-") as work:
+        copy = dataclasses.replace(config, corpus_dir=str(Path(work) / "corpus"), index_dir=str(Path(work) / "index"),
+                                   api_token="bench", rate_limit_per_minute=0)
+        shutil.copytree(config.corpus_dir, copy.corpus_dir)
+        shutil.copytree(config.index_dir, copy.index_dir, ignore=shutil.ignore_patterns(".ingest.lock"))
+        client = create_app(copy, QA.load(copy)).test_client()
+        auth = {"Authorization": "Bearer bench"}
+        for name in files:
+            data = Path(name).read_bytes()
+            suffix = check(Upload(Path(name).name, data), copy.max_upload_bytes)
+            started = time.perf_counter()
+            doc = read_document(Path(name), "x", Path(name).name, [], data)
+            read_s = time.perf_counter() - started
+            seconds = []
+            for _ in range(rounds):
+                started = time.perf_counter()
+                reply = client.post("/api/documents", headers=auth, content_type="multipart/form-data",
+                                    data={"file": [(io.BytesIO(data), Path(name).name)]})
+                doc_id = reply.get_json()["documents"][0]["doc_id"]
+                while (state := _state(client, doc_id)) in {"queued", "indexing"}:
+                    time.sleep(0.01)
+                seconds.append(time.perf_counter() - started)
+                if state != "ready":
+                    raise QAError(f"{name} did not index: {state}")
+                client.delete(f"/api/documents/{doc_id}", headers=auth)
+                while _state(client, doc_id) is not None:
+                    time.sleep(0.01)
+            out.append({"file": Path(name).name, "type": suffix, "bytes": len(data), "pages": len(doc.pages) or None,
+                        "read_s": round(read_s, 3), "upload_to_ready_s": round(float(np.median(seconds)), 3),
+                        "all_s": [round(x, 3) for x in seconds]})
+    return out
+
+
+def _state(client, doc_id: str) -> str | None:
+    docs = client.get("/api/documents").get_json()["documents"]
+    return next((d["state"] for d in docs if d["doc_id"] == doc_id), None)
+
+
 def squad_corpus(path: str | Path, documents: int, folder: Path) -> list[str]:
     """The SQuAD file's paragraphs, in order, written as `documents` documents of
     consecutive paragraphs (the shared dev file holds 16 articles; ingest is to be
@@ -286,7 +337,7 @@ def squad_corpus(path: str | Path, documents: int, folder: Path) -> list[str]:
 
 
 def run(config: Config, eval_set: str, squad: str | None, documents: int, sizes: Sequence[int],
-        kinds: Sequence[str], questions_limit: int, say: Say = print) -> dict:
+        kinds: Sequence[str], questions_limit: int, say: Say = print, upload_files: Sequence[str] = ()) -> dict:
     """Every section, in an order that keeps one model-heavy process running at a time."""
     questions = [item.question for item in load_eval_set(eval_set)][:questions_limit]
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
@@ -324,6 +375,9 @@ def run(config: Config, eval_set: str, squad: str | None, documents: int, sizes:
             results["question_path_squad"] = question_path(squad_config, sample)
             say("qa serve on the SQuAD index")
             results["http_squad"] = over_http(squad_config, sample)
+    if upload_files:
+        say("adding files to a running server")
+        results["uploads"] = uploads(config, upload_files)
     return results
 
 
@@ -361,6 +415,10 @@ def table(r: dict) -> str:
         lines.append(f"| ingest {g['documents']} documents, {g['texts']} texts | {g['texts_per_s']} texts/s, "
                      f"{g['tokens_per_s']} tokens/s | | raw encode {g['raw_encode_texts_per_s']} texts/s; "
                      f"ratio {g['ratio_to_raw']}; peak {g['peak_rss_mb']} MB; index {g['index_mb']} MB |")
+    for u in r.get("uploads", ()):
+        pages = f", {u['pages']} pages" if u["pages"] else ""
+        lines.append(f"| add {u['file']} ({u['bytes']:,} bytes{pages}) to a running server, upload to ready | "
+                     f"{u['upload_to_ready_s']} s | | reading the file alone {u['read_s']} s |")
     for s in r["scaling"]:
         lines.append(f"| search {s['vectors']:,} × 384 ({s['index']['kind']}), ms | {s['search_ms']['p50']} | "
                      f"{s['search_ms']['p95']} | recall@10 {s['recall_at_10']}; build {s['build_s']} s; "

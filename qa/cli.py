@@ -11,6 +11,8 @@ import time
 from .config import Config, load_config
 from .types import Passage, QAError
 
+BENCH_UPLOAD = "/usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf"  # a real 17-page PDF on Debian
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="qa", description="Ask questions of a folder of documents; answers quote them.")
@@ -76,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--documents", type=int, default=44, help="documents to make of the SQuAD paragraphs (default 44)")
     p.add_argument("--sizes", default="10000,100000,1000000", help="vector counts for the index scaling study")
     p.add_argument("--kinds", default="auto", help="FAISS index kinds to compare at each size: auto,flat,ivf,hnsw")
+    p.add_argument("--uploads", default=BENCH_UPLOAD,
+                   help="files (comma-separated) to add to a running server, timed to ready ('' to skip; "
+                        "a missing default is skipped)")
     p.add_argument("--quick", action="store_true", help="small sizes and no SQuAD: about a minute, to check it runs")
     p.add_argument("--report", default="reports", help="folder for bench.json (default reports/)")
 
@@ -315,8 +320,12 @@ def cmd_bench(config: Config, args) -> int:
     def say(message: str) -> None:
         print(f"bench: {message}", file=sys.stderr, flush=True)
 
+    files = [f for f in args.uploads.split(",") if f]
+    missing = [f for f in files if not Path(f).is_file()]
+    if missing and args.uploads != BENCH_UPLOAD:
+        raise QAError(f"No file at {', '.join(missing)}. Pass --uploads FILE[,FILE], or --uploads '' to skip that part.")
     results = bench.run(config, args.eval_set, squad, args.documents, sizes, args.kinds.split(","),
-                        8 if args.quick else args.questions, say)
+                        8 if args.quick else args.questions, say, [f for f in files if f not in missing])
     Path(args.report).mkdir(parents=True, exist_ok=True)
     out = Path(args.report) / "bench.json"
     out.write_text(json.dumps(results, indent=1))

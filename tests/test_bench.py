@@ -5,11 +5,14 @@ import json
 from qa.cli import main
 
 from conftest import CORPUS, ROOT
+from docgen import report_pdf
 
 
 def test_quick_bench_measures_every_section(qa, corpus_config, tmp_path, capsys):
+    report_pdf(tmp_path / "report.pdf")
     code = main(["bench", "--quick", "--index", corpus_config.index_dir, "--corpus", str(CORPUS),
-                 "--set", str(ROOT / "evals" / "default.jsonl"), "--report", str(tmp_path)])
+                 "--set", str(ROOT / "evals" / "default.jsonl"), "--report", str(tmp_path),
+                 "--uploads", str(tmp_path / "report.pdf")])
     assert code == 0
     printed = capsys.readouterr().out
     r = json.loads((tmp_path / "bench.json").read_text())
@@ -33,5 +36,8 @@ def test_quick_bench_measures_every_section(qa, corpus_config, tmp_path, capsys)
     small, large = r["scaling"]
     assert small["vectors"] == 1000 and small["index"] == {"kind": "flat"} and small["recall_at_10"] == 1.0
     assert large["vectors"] == 20000 and large["search_ms"]["p50"] > 0
-    for line in ("POST /api/ask", "cold `qa ask`", "ingest 5 documents", "search 1,000 × 384 (flat)"):
+    (added,) = r["uploads"]
+    assert added["pages"] == 4 and 0 < added["read_s"] < added["upload_to_ready_s"]
+    for line in ("POST /api/ask", "cold `qa ask`", "ingest 5 documents", "search 1,000 × 384 (flat)",
+                 "add report.pdf"):
         assert line in printed
