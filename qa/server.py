@@ -254,6 +254,8 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
     def chat_completions():
         body = json_body()
         question, history = chat_turns(body.get("messages"))
+        if not isinstance(body.get("stream", False), bool):
+            raise BadQuestion("stream must be true or false.")
         answer = live.get().ask(question, history)
         reply = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": str(body.get("model") or "qa")}
         if body.get("stream"):
@@ -312,13 +314,17 @@ def json_body(known: tuple[str, ...] | None = None) -> dict:
     return body
 
 
+CHAT_ROLES = frozenset({"system", "user", "assistant", "developer", "tool"})
+
+
 def chat_turns(messages) -> tuple[str, list[dict]]:
     """The last user message is the question; earlier user/assistant pairs are the history."""
     if not isinstance(messages, list) or not messages:
         raise BadQuestion("messages must be a non-empty list of {role, content} objects.")
     turns: list[dict] = []
     for m in messages:
-        if not isinstance(m, dict) or m.get("role") not in {"system", "user", "assistant", "developer", "tool"}:
+        # A role must be a string before it meets the set: a list or an object is unhashable.
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or m["role"] not in CHAT_ROLES:
             raise BadQuestion("Each message needs a role (system, user or assistant) and content.")
         text = message_text(m.get("content"))
         if m["role"] == "user":
@@ -334,7 +340,9 @@ def message_text(content) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}]
-        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        texts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        if all(isinstance(t, str) for t in texts):
+            return " ".join(texts)
     if content is None:
         return ""
     raise BadQuestion("Message content must be a string or a list of text parts.")

@@ -157,9 +157,18 @@ def test_chat_completions_streaming(client):
 
 
 @pytest.mark.parametrize("messages", [None, [], [{"role": "user"}], [{"role": "assistant", "content": "hi"}],
-                                      [{"role": "robot", "content": "hi"}], [{"role": "user", "content": 5}]])
+                                      [{"role": "robot", "content": "hi"}], [{"role": "user", "content": 5}],
+                                      # found by the fuzz test: roles that cannot be looked up in a set
+                                      [{"role": ["user"], "content": "hi"}], [{"role": {}, "content": "hi"}],
+                                      [{"role": "user", "content": [{"type": "text", "text": 5}]}]])
 def test_chat_completions_bad_messages_are_400(client, messages):
     error_of(client.post("/v1/chat/completions", json={"messages": messages}), 400)
+
+
+def test_chat_completions_stream_must_be_a_boolean(client):
+    err = error_of(client.post("/v1/chat/completions", json={"stream": [True], "messages": [
+        {"role": "user", "content": "Who chairs LAHP?"}]}), 400)
+    assert "stream" in err["message"]
 
 
 def test_hostile_bodies_get_clear_400s(client):
