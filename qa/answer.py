@@ -42,7 +42,7 @@ import numpy as np
 
 from .chunk import is_list_item
 from .embed import Encoder, TokenVectors
-from .index import Index
+from .store import Index
 from .question import Question
 from .text import Lexicon, match_text, terms
 from .config import Config

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from .config import Config
 from .embed import Encoder
-from .index import Index, build_index, sync_path
+from .index import build_index
+from .store import Index, sync_path
 from .ingest import SUFFIXES
 from .types import IndexBusyError, QAError
 

@@ -12,7 +12,8 @@ from threadpoolctl import threadpool_limits
 from .answer import Answerer
 from .config import Config
 from .embed import Encoder, load_encoder
-from .index import Index, expected_settings, load_index
+from .index import expected_settings
+from .store import Index, load_index
 from .read import Reader, ReaderModel, load_reader
 from .question import Question, check_text, plain, prepare
 from .retrieve import Retriever

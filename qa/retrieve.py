@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .index import Index
+from .store import Index
 from .text import Lexicon
 from .types import Passage
 

@@ -15,7 +15,8 @@ from conftest import CORPUS, CountingEncoder
 from docgen import minutes_docx, report_pdf
 from qa.cli import main
 from qa.config import Config
-from qa.index import build_index, read_manifest
+from qa.index import build_index
+from qa.store import read_manifest
 from qa.pipeline import QA
 from qa.server import create_app
 

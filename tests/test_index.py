@@ -11,7 +11,8 @@ import pytest
 from qa import index as index_module
 from qa.config import Config
 from qa.bench import synthetic_vectors
-from qa.index import build_index, dense_index, expected_settings, load_index, read_manifest
+from qa.index import build_index, dense_index, expected_settings
+from qa.store import load_index, read_manifest
 from qa.pipeline import QA
 from qa.types import ConfigError, EmptyCorpusError, IndexMissingError, StaleIndexError
 
@@ -221,7 +222,7 @@ def test_an_ivf_index_is_recorded_saved_and_served(small_corpus, encoder, reader
 
 
 def test_a_second_ingest_into_the_same_folder_is_refused_while_the_first_writes(small_corpus, encoder):
-    from qa.index import writing
+    from qa.store import writing
     from qa.types import IndexBusyError
 
     build_index(small_corpus, encoder)

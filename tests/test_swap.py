@@ -10,7 +10,8 @@ import urllib.request
 from pathlib import Path
 
 from qa.config import Config
-from qa.index import build_index, read_manifest
+from qa.index import build_index
+from qa.store import read_manifest
 
 from conftest import CORPUS, post_json, running_server
 

@@ -1,0 +1,294 @@
+"""The on-disk index: a folder of named files and a JSON manifest. No pickle.
+
+Every build writes its files under a fresh generation name (`chunks-<gen>.json`, ...)
+and then commits by atomically replacing `manifest.json`, which names the files of
+the live generation. A crash before that leaves the previous manifest, and the
+files it names, untouched; files of other generations are removed after a commit.
+Everything the manifest names is fsynced before the rename, and the folder after it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import bm25s
+import faiss
+import numpy as np
+
+from .embed import TokenVectors
+from .types import Chunk, Document, IndexBusyError, IndexMissingError, Sentence, StaleIndexError
+
+MANIFEST = "manifest.json"
+LOCK = ".ingest.lock"
+_GENERATED = re.compile(r"^(documents|chunks|sentence_vectors|sentence_dense|token_vectors|token_spans|dense|bm25)-[0-9a-z]+(\.\w+)?$|^manifest\.json\.tmp$")
+
+TOKENS_IN_MEMORY_BYTES = 32 << 20  # of float16 on disk, about 1,200 sentences; 64 MB as float32 in memory
+
+
+@dataclass
+class TokenStore:
+    """Each sentence's token vectors as the embedder made them at ingest (float16, read
+    from disk on demand), so answering never runs the model over a sentence again."""
+
+    vectors: np.ndarray  # (tokens, dim) float16
+    spans: np.ndarray  # (tokens, 4) int32: sentence id, start, end, content word piece (0/1)
+    offsets: np.ndarray  # (sentences + 1,) first row of each sentence
+    content: np.ndarray  # spans[:, 3] as bool, converted once
+
+    @classmethod
+    def of(cls, tokens: list[TokenVectors], dim: int) -> TokenStore:
+        sizes = [len(t.content) for t in tokens]
+        vectors = np.empty((sum(sizes), dim), dtype=np.float16)  # filled in place: no float32 copy of it all
+        spans = np.zeros((sum(sizes), 4), dtype=np.int32)
+        spans[:, 0] = np.repeat(np.arange(len(tokens)), sizes)
+        at = 0
+        for t, n in zip(tokens, sizes):
+            vectors[at:at + n] = t.vectors
+            spans[at:at + n, 1:3] = t.spans
+            spans[at:at + n, 3] = t.content
+            at += n
+        return cls.from_arrays(vectors, spans, len(tokens))
+
+    @classmethod
+    def from_arrays(cls, vectors: np.ndarray, spans: np.ndarray, sentences: int) -> TokenStore:
+        # A small store is held in memory as float32, so that questions skip converting it;
+        # a large one stays on disk (a plain view of the map skips numpy's memmap bookkeeping).
+        vectors = np.asarray(vectors)
+        vectors = vectors.astype(np.float32) if vectors.nbytes <= TOKENS_IN_MEMORY_BYTES else vectors
+        return cls(vectors, spans, np.searchsorted(spans[:, 0], np.arange(sentences + 1)),
+                   spans[:, 3].astype(bool))
+
+    def get(self, sid: int) -> TokenVectors:
+        a, b = self.offsets[sid], self.offsets[sid + 1]
+        return TokenVectors(self.vectors[a:b], self.content[a:b], self.spans[a:b, 1:3])
+
+
+@dataclass
+class Index:
+    manifest: dict
+    documents: dict[str, Document]
+    sentences: list[Sentence]
+    chunks: list[Chunk]
+    sentence_vectors: np.ndarray  # one L2-normalised row per sentence
+    dense: faiss.Index  # inner product over L2-normalised chunk vectors
+    bm25: bm25s.BM25  # over chunk texts, as `qa.text.terms`
+    tokens: TokenStore | None = None  # absent above `token_vectors_max_sentences`
+    # Above `ann_threshold` sentences, an approximate index over `sentence_vectors` for the
+    # best-sentence ranking; below it that ranking is exact, over the array.
+    sentence_dense: faiss.Index | None = None
+
+    def chunk_text(self, chunk: Chunk) -> str:
+        return self.documents[chunk.doc_id].text[chunk.start:chunk.end]
+
+    def sentence_text(self, sid: int) -> str:
+        s = self.sentences[sid]
+        return self.documents[s.doc_id].text[s.start:s.end]
+
+    def chunk_vectors(self) -> np.ndarray:
+        return self.dense.reconstruct_n(0, self.dense.ntotal) if self.dense.ntotal else np.zeros((0, self.dense.d), np.float32)
+
+
+def save_index(folder: str | Path, index: Index) -> None:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    gen = time.strftime("%Y%m%d%H%M%S").lower() + uuid.uuid4().hex[:6]
+    files = {
+        "documents": f"documents-{gen}.jsonl",
+        "chunks": f"chunks-{gen}.json",
+        "sentence_vectors": f"sentence_vectors-{gen}.npy",
+        "dense": f"dense-{gen}.faiss",
+        "bm25": f"bm25-{gen}",
+    }
+    _write_text(folder / files["documents"], "".join(json.dumps(d.to_dict()) + "\n" for d in index.documents.values()))
+    _write_text(folder / files["chunks"], json.dumps({
+        "sentences": [[s.doc_id, s.start, s.end] for s in index.sentences],
+        "chunks": [[c.doc_id, c.start, c.end, list(c.sentence_ids)] for c in index.chunks],
+    }))
+    with open(folder / files["sentence_vectors"], "wb") as fh:
+        np.save(fh, index.sentence_vectors, allow_pickle=False)
+        _sync(fh)
+    if index.tokens is not None:
+        files["token_vectors"], files["token_spans"] = f"token_vectors-{gen}.npy", f"token_spans-{gen}.npy"
+        for name, array in (("token_vectors", index.tokens.vectors), ("token_spans", index.tokens.spans)):
+            with open(folder / files[name], "wb") as fh:
+                np.save(fh, array, allow_pickle=False)
+                _sync(fh)
+    faiss.write_index(index.dense, str(folder / files["dense"]))
+    if index.sentence_dense is not None:
+        files["sentence_dense"] = f"sentence_dense-{gen}.faiss"
+        faiss.write_index(index.sentence_dense, str(folder / files["sentence_dense"]))
+    index.bm25.save(str(folder / files["bm25"]), show_progress=False)
+    # faiss and bm25s write by path: everything the manifest will name reaches the disk
+    # before the manifest does, or a power cut could leave it naming files never written.
+    for name in ("dense", "sentence_dense", "bm25"):
+        if name in files:
+            path = folder / files[name]
+            for f in [*sorted(path.iterdir()), path] if path.is_dir() else [path]:
+                sync_path(f)
+
+    manifest = {**index.manifest, "files": files, "generation": gen}
+    tmp = folder / (MANIFEST + ".tmp")
+    _write_text(tmp, json.dumps(manifest, indent=2))
+    os.replace(tmp, folder / MANIFEST)  # the commit point
+    sync_path(folder)  # the rename itself
+    index.manifest = manifest
+    _remove_other_generations(folder, set(files.values()))
+
+
+def _write_text(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        _sync(fh)
+
+
+def _sync(fh) -> None:
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+def sync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def writing(folder: str | Path) -> Iterator[None]:
+    """Hold the index folder's write lock: two ingests into one folder would each remove
+    the other's files. The second is refused at once, saying who holds the lock."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK, "a+", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise IndexBusyError(f"Another ingest ({holder}) is writing the index in {folder}. "
+                                 "Wait for it to finish, then run this again.") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _remove_other_generations(folder: Path, keep: set[str]) -> None:
+    for p in folder.iterdir():
+        if p.name not in keep and _GENERATED.match(p.name):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def read_manifest(folder: str | Path) -> dict:
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise IndexMissingError(f"No index in {folder}. Build it with `qa ingest --index {folder}`.")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise StaleIndexError(f"The index manifest {path} is damaged. Re-run `qa ingest` to rebuild it.") from None
+    if not isinstance(manifest, dict):
+        raise StaleIndexError(f"The index manifest {path} is not a JSON object. Re-run `qa ingest` to rebuild it.")
+    return manifest
+
+
+def check_compatible(manifest: dict, expected: dict, folder: str | Path) -> None:
+    for key, want in expected.items():
+        have = manifest.get(key)
+        if have != want:
+            raise StaleIndexError(
+                f"The index in {folder} was built with a different {key.replace('_', ' ')} "
+                f"({_describe(have)}; now configured: {_describe(want)}). Re-run `qa ingest` to rebuild it."
+            )
+
+
+def _describe(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
+def load_index(folder: str | Path, expected: dict) -> Index:
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    check_compatible(manifest, expected, folder)
+    files = manifest.get("files") or {}
+    stored = (("token_vectors", "token_spans") if manifest.get("token_vectors") else ()) + \
+        (("sentence_dense",) if manifest.get("sentence_index", {}).get("kind", "flat") != "flat" else ())
+    missing = [name for name in ("documents", "chunks", "sentence_vectors", "dense", "bm25") + stored
+               if not files.get(name) or not (folder / files[name]).exists()]
+    if missing:
+        raise StaleIndexError(
+            f"The index in {folder} is incomplete (missing {', '.join(missing)}). Re-run `qa ingest` to rebuild it."
+        )
+    try:
+        docs = [Document.from_dict(json.loads(line)) for line in
+                (folder / files["documents"]).read_text(encoding="utf-8").splitlines() if line]
+        tables = json.loads((folder / files["chunks"]).read_text(encoding="utf-8"))
+        # With an approximate sentence index the array is only read row by row (the answer
+        # stage's candidates), so it stays on disk rather than beside the index's own copy.
+        sentence_vectors = np.load(folder / files["sentence_vectors"], allow_pickle=False,
+                                   mmap_mode="r" if manifest.get("sentence_index", {}).get("kind", "flat") != "flat" else None)
+        dense = faiss.read_index(str(folder / files["dense"]))
+        bm25 = bm25s.BM25.load(str(folder / files["bm25"]), show_progress=False)
+        sentence_dense = faiss.read_index(str(folder / files["sentence_dense"])) if "sentence_dense" in stored else None
+        tokens = None
+        if manifest.get("token_vectors"):
+            tokens = TokenStore.from_arrays(np.load(folder / files["token_vectors"], mmap_mode="r", allow_pickle=False),
+                                            np.load(folder / files["token_spans"], allow_pickle=False),
+                                            len(tables["sentences"]))
+    except (ValueError, KeyError, TypeError, RuntimeError, OSError) as exc:
+        raise StaleIndexError(f"The index in {folder} cannot be read ({exc}). Re-run `qa ingest` to rebuild it.") from None
+
+    index = Index(
+        manifest=manifest,
+        documents={d.doc_id: d for d in docs},
+        sentences=[Sentence(d, s, e) for d, s, e in tables["sentences"]],
+        chunks=[Chunk(d, s, e, tuple(ids)) for d, s, e, ids in tables["chunks"]],
+        sentence_vectors=sentence_vectors,
+        dense=dense,
+        bm25=bm25,
+        tokens=tokens,
+        sentence_dense=sentence_dense,
+    )
+    _validate(index, folder)
+    return index
+
+
+def _validate(index: Index, folder: Path) -> None:
+    counts = index.manifest.get("counts", {})
+    problems = []
+    if counts.get("documents") != len(index.documents):
+        problems.append("document count")
+    if counts.get("chunks") != len(index.chunks) or index.dense.ntotal != len(index.chunks):
+        problems.append("chunk count")
+    if index.sentence_vectors.shape != (len(index.sentences), index.dense.d) or (
+            index.sentence_dense is not None and index.sentence_dense.ntotal != len(index.sentences)):
+        problems.append("sentence vectors")
+    if any(c.doc_id not in index.documents for c in index.chunks):
+        problems.append("chunks of unknown documents")
+    t = index.tokens
+    if t is not None and (t.vectors.shape != (len(t.spans), index.dense.d) or int(t.offsets[-1]) != len(t.spans)
+                          or (len(t.spans) and not 0 <= t.spans[-1, 0] < len(index.sentences))):
+        problems.append("token vectors")
+    if problems:
+        raise StaleIndexError(
+            f"The index in {folder} is inconsistent ({', '.join(problems)}). Re-run `qa ingest` to rebuild it."
+        )
