@@ -24,9 +24,10 @@ with the question; a fusion fitted by `qa fit` on the SQuAD fit split weighs its
 the features above and two checks of whether the sentence can answer (it holds the
 value a money, count, date or contact question asks for; for "how many X", a number
 beside a word close in meaning to X) into one score. Features and rules that did not
-earn their place on held-out questions were deleted (README, "Ablation"). The best fused sentence leads; the fitted abstention model gives
-the probability that it holds the answer (`confidence`), and below `abstain_threshold`
-the bot abstains. Up to `max_answer_sentences - 1` more follow when they can answer,
+earn their place on held-out questions were deleted (README, "Ablation"). The best fused
+sentence leads; the fitted abstention model gives the probability that it holds the
+answer (`confidence`; none for a lead that fails a check), and below
+`abstain_threshold` the bot abstains. Up to `max_answer_sentences - 1` more follow when they can answer,
 score within `extra_sentence_margin` of the lead, and do not repeat a chosen sentence.
 """
 
@@ -46,7 +47,7 @@ from .store import Index
 from .question import Question
 from .text import Lexicon, match_text, terms
 from .config import Config
-from .read import CHECKS, SENTENCE_FEATURES, Reader, ReaderModel, abstain_features
+from .read import CHECKS, SENTENCE_FEATURES, Reader, ReaderModel
 from .types import Answer, AnswerSentence, Citation, Passage, Reading, Stopwatch
 
 # Fitted on the tune half of SQuAD 2.0 dev (see README, "Evaluation").
@@ -56,14 +57,16 @@ REPEAT_OVERLAP = 0.7  # share of the smaller sentence's new words found in the o
 TOKEN_CACHE_SENTENCES = 4096  # token vectors kept for sentences already seen (~25 KB each)
 ABSTAIN_MESSAGE = "I could not find an answer to that question in the documents."
 
-_NUMBER_WORDS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|(?:hundred|thousand|million|billion|dozen)s?|single|once|twice|none|majority"
+_NUMBER_WORDS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|(?:hundred|thousand|million|billion|dozen)s?|single|once|twice|none|majority|half|double|triple|quarter"
 _COUNT = re.compile(rf"\d[\d,.]*%?|\b(?:{_NUMBER_WORDS})\b", re.I)
 COUNTED_WINDOW = 3  # content word pieces either side of a number that may name what it counts
 COUNTED_MIN_COSINE = 0.5
 _YEAR = re.compile(r"^(?:1[0-9]{3}|20[0-9]{2})$")
 _MONEY = re.compile(r"[£$€¥]\s?\d|\d[\d,.]*\s?(?:bn|m|k|million|billion|thousand|pounds|dollars|euros)\b|\b(?:million|billion) (?:pounds|dollars|euros)\b", re.I)
 _MONTH = r"jan(?:uary)?|feb(?:ruary)?|march|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
-_DATE = re.compile(rf"\b(?:1[0-9]{{3}}|20[0-9]{{2}})s?\b|\b(?:{_MONTH})\b|\b(?:century|decade|yesterday|today|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I)
+_DATE = re.compile(rf"\b(?:1[0-9]{{3}}|20[0-9]{{2}})s?\b|\b(?:{_MONTH})\b|\b[\w-]+(?:st|nd|rd|th)[- ]centur(?:y|ies)\b|"
+                   r"\b(?:centur(?:y|ies)|decades?|yesterday|today|(?:mon|tues|wednes|thurs|fri|satur|sun)days?|noon|midnight)\b|"
+                   r"\b\d{1,2}(?:[:.]\d{2})?\s?(?:am|pm|a\.m\.|p\.m\.)", re.I)
 _CONTACT = re.compile(r"\bwww\.|https?://|\b[\w.+-]+@[\w-]+\.[\w.]+|(?:\+\d{1,3}[ ()0]*|\b0)\d{2,4}[ -]?\d{3,4}[ -]?\d{3,4}\b|\b[\w-]+\.(?:com|org|net|gov|edu|ac|co|nhs)(?:\.[a-z]{2})?\b", re.I)
 _REQUIRED = {"money", "count", "date", "contact"}  # kinds whose value must be in a sentence that answers
 
@@ -250,7 +253,7 @@ class Answerer:
         if not sids:
             return Reading([], rows, linear, logits, checks, np.zeros(0, np.float32), dense, bm25, 0.0)
         fused = self.model.fuse(rows, linear, logits, checks)
-        confidence = self.model.confidence(abstain_features(fused, linear, logits, checks, dense, bm25))
+        confidence = self.model.confidence(fused, linear, logits, checks, dense, bm25)
         return Reading(sids, rows, linear, logits, checks, fused, dense, bm25, confidence)
 
     def _reader_text(self, sid: int) -> str:

@@ -286,6 +286,8 @@ def cmd_fit(config: Config, args) -> int:
                                          f"{candidates} candidates")
     threshold = fit.choose_threshold(model, records["select"])
     report = {split: fit.measure(model, records[split], threshold) for split in ("fit", "select", "report")}
+    report["report"]["abstention_answer_removed"] = fit.measure(model, fit.answer_removed(records["report"]),
+                                                               threshold)["abstention_unanswerable"]
     report["abstention_curve"] = fit.abstention_curve(model, records["report"])
     report["candidates"] = {"chosen": candidates, "select_figure_by_candidates": by_candidates}
     report["ablation"] = fit.ablation(records["fit"], records["select"], records["report"], candidates)

@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +41,12 @@ class Record:
     labels: np.ndarray  # per candidate: holds a gold answer (always False unless kind == "yes")
     dense: float
     bm25: float
+    # What was read, kept so that a study of a new feature needs no re-collection.
+    question: str = ""
+    texts: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "rows": self.rows.round(5).tolist(), "linear": self.linear.round(5).tolist(),
+        return {"kind": self.kind, "question": self.question, "texts": list(self.texts), "rows": self.rows.round(5).tolist(), "linear": self.linear.round(5).tolist(),
                 "logits": self.logits.round(4).tolist(), "checks": self.checks.astype(int).tolist(),
                 "labels": self.labels.astype(int).tolist(), "dense": round(self.dense, 5), "bm25": round(self.bm25, 4)}
 
@@ -52,12 +55,12 @@ class Record:
         n = len(d["linear"])
         return cls(d["kind"], np.array(d["rows"], np.float32).reshape(n, -1), np.array(d["linear"], np.float32),
                    np.array(d["logits"], np.float32), np.array(d["checks"], bool).reshape(n, -1),
-                   np.array(d["labels"], bool), d["dense"], d["bm25"])
+                   np.array(d["labels"], bool), d["dense"], d["bm25"], d.get("question", ""), tuple(d.get("texts", ())))
 
     def top(self, n: int) -> Record:
         """The record as if the reader had read only the best `n` candidates by the linear score."""
         return Record(self.kind, self.rows[:n], self.linear[:n], self.logits[:n], self.checks[:n], self.labels[:n],
-                      self.dense, self.bm25)
+                      self.dense, self.bm25, self.question, self.texts[:n])
 
 
 def collect(qa_runs, holds, progress=None) -> list[Record]:
@@ -73,7 +76,8 @@ def collect(qa_runs, holds, progress=None) -> list[Record]:
         kind = "off" if item.off_corpus else "yes" if item.answerable else "no"
         sentences = [qa.index.sentence_text(sid) for sid in r.sids]
         labels = np.array([kind == "yes" and holds(s, item.answers) for s in sentences], bool)
-        records.append(Record(kind, r.rows, r.linear, r.logits, r.checks, labels, r.dense, r.bm25))
+        records.append(Record(kind, r.rows, r.linear, r.logits, r.checks, labels, r.dense, r.bm25, item.question,
+                              tuple(sentences)))
     return records
 
 
@@ -109,7 +113,9 @@ def _abstain_rows(model: ReaderModel, records: list[Record]) -> tuple[np.ndarray
         if not len(r.linear):
             continue
         fused = model.fuse(r.rows, r.linear, r.logits, r.checks)
-        X.append(abstain_features(fused, r.linear, r.logits, r.checks, r.dense, r.bm25))
+        if not r.checks[int(np.argmax(fused))].all():
+            continue  # a lead that fails a check gets no confidence whatever these weights say
+        X.append(abstain_features(fused, r.linear, r.logits, r.dense, r.bm25))
         y.append(float(r.labels[int(np.argmax(fused))]))
     return np.array(X, np.float32), np.array(y)
 
@@ -125,7 +131,7 @@ def outcomes(model: ReaderModel, records: list[Record]) -> tuple[np.ndarray, np.
             continue
         fused = model.fuse(r.rows, r.linear, r.logits, r.checks)
         right.append(bool(r.labels[int(np.argmax(fused))]))
-        confidence.append(model.confidence(abstain_features(fused, r.linear, r.logits, r.checks, r.dense, r.bm25)))
+        confidence.append(model.confidence(fused, r.linear, r.logits, r.checks, r.dense, r.bm25))
     return np.array(kinds), np.array(right), np.array(confidence)
 
 
@@ -157,6 +163,21 @@ def measure(model: ReaderModel, records: list[Record], threshold: float) -> dict
         "auroc_right_vs_rest": auroc(confidence, right & yes),
         "expected_calibration_error": ece, "reliability": table, "threshold": round(threshold, 4),
     }
+
+
+def answer_removed(records: list[Record]) -> list[Record]:
+    """Each answerable question as if its documents never said the answer: its right
+    candidates cut, so that what leads is a sentence on the topic that does not answer.
+    "What is the annual budget of X?" asked of documents about X that state none is
+    this kind of question; SQuAD 2.0's unanswerable ones are not (their value is there)."""
+    out = []
+    for r in records:
+        if r.kind == "yes" and r.labels.any():
+            keep = ~r.labels
+            out.append(replace(r, kind="no", rows=r.rows[keep], linear=r.linear[keep], logits=r.logits[keep],
+                               checks=r.checks[keep], labels=r.labels[keep],
+                               texts=tuple(t for t, k in zip(r.texts, keep) if k) if r.texts else ()))
+    return out
 
 
 def abstention_curve(model: ReaderModel, records: list[Record],
@@ -204,14 +225,15 @@ def without(records: list[Record], name: str, candidates: int) -> list[Record]:
         if name in CHECKS:
             checks = r.checks.copy()
             checks[:, CHECKS.index(name)] = True
-            r = Record(r.kind, r.rows, r.linear, r.logits, checks, r.labels, r.dense, r.bm25)
+            r = replace(r, checks=checks)
         elif name in SENTENCE_FEATURES:
             k = SENTENCE_FEATURES.index(name)
             linear = r.linear - r.rows[:, k] * WEIGHTS[k]
             order = np.argsort(-linear, kind="stable")
             rows = r.rows[order].copy()
             rows[:, k] = 0.0
-            r = Record(r.kind, rows, linear[order], r.logits[order], r.checks[order], r.labels[order], r.dense, r.bm25)
+            r = replace(r, rows=rows, linear=linear[order], logits=r.logits[order], checks=r.checks[order],
+                        labels=r.labels[order], texts=tuple(r.texts[i] for i in order) if r.texts else ())
         out.append(r.top(candidates))
     return out
 

@@ -266,6 +266,39 @@ def test_a_contact_question_needs_a_contact_detail(qa):
     assert _checks_of_lead(qa, "What is the website of the Liverpool Strategic Partnership?")[0] is False
 
 
+def test_when_asks_for_a_date_only_as_the_asking_word():
+    from qa.question import question_kind
+
+    assert question_kind("When was the LAHP business case endorsed?") == "date"
+    assert question_kind("The price of oil was stable until when?") == "date"
+    assert question_kind("What does water turn into when heated?") is None
+    assert question_kind("How do members vote when there is a division?") is None
+    assert question_kind("Who was chair when it launched?") == "name"
+
+
+@pytest.mark.parametrize("kind, text, question", [
+    ("date", "In the late 19th century, the system was used on marine engines.", "in what century was it used"),
+    ("date", "Well into the nineteenth century they kept French names.", "until what century"),
+    ("date", "The first item of business on Wednesdays is Time for Reflection.", "what day of the week"),
+    ("date", "Each sitting day, normally at 5 pm, members decide.", "what time do members decide"),
+    ("count", "Their engines used half as much coal.", "how much coal did they use"),
+])
+def test_values_a_typed_question_asks_for_are_found(kind, text, question):
+    from qa.answer import has_value
+
+    assert has_value(kind, text, question)
+
+
+@pytest.mark.parametrize("question", [
+    "In what year was Liverpool Health Partners founded?",
+    "How many patients does Leicestershire Partnership NHS Trust treat each year?",
+])
+def test_a_lead_without_the_value_asked_for_is_refused(qa, question):
+    assert not all(_checks_of_lead(qa, question))
+    answer = qa.ask(question)
+    assert answer.abstained and answer.confidence == 0.0
+
+
 @pytest.mark.parametrize("who, then", [("Who is the partnership director at Leeds Academic Health Partnership?", "What did she say about the launch?"),
                                        ("who is the partnership director of leeds academic health partnership", "what did she say about the launch")])
 def test_she_after_a_who_question_is_the_person_its_answer_named(qa, who, then):

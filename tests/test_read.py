@@ -156,6 +156,21 @@ def test_fitting_then_measuring_on_records_separates_the_kinds():
     assert refused == sorted(refused) and curve[-1]["abstention_off_corpus"] > 0.9
     assert json.loads(json.dumps(records[0].to_dict())) == records[0].to_dict()
     assert fit.Record.from_dict(records[0].to_dict()).labels.tolist() == records[0].labels.tolist()
+    # Cutting the right candidates leaves questions the reader cannot answer, and it says so.
+    removed = fit.answer_removed(held_out)
+    assert len(removed) == 300 and all(r.kind == "no" and not r.labels.any() and len(r.linear) == 5 for r in removed)
+    assert fit.measure(model, removed, threshold)["abstention_unanswerable"] > 0.9
+
+
+def test_a_lead_that_fails_an_answer_check_gets_no_confidence():
+    model = ReaderModel.load()
+    n = 3
+    rows, linear, logits = np.zeros((n, len(SENTENCE_FEATURES)), np.float32), np.zeros(n, np.float32), np.array([9.0, 0, 0], np.float32)
+    checks = np.ones((n, len(CHECKS)), bool)
+    fused = model.fuse(rows, linear, logits, checks)
+    assert model.confidence(fused, linear, logits, checks, 0.8, 10.0) > 0.5
+    checks[int(np.argmax(fused)), 0] = False
+    assert model.confidence(fused, linear, logits, checks, 0.8, 10.0) == 0.0
 
 
 def test_an_answer_never_says_the_same_thing_twice(qa):
