@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .read import (ABSTAIN_FEATURES, CHECKS, FUSION_FEATURES, SENTENCE_FEATURES, ReaderModel, abstain_features, auroc,
-                   fit_listwise, fit_logistic, fusion_features, reliability)
+                   fit_listwise, fit_logistic, fusion_features, lead_fails_a_check, reliability)
 
 MAX_FALSE_ABSTENTION = 0.05
 
@@ -57,10 +57,15 @@ class Record:
                    np.array(d["logits"], np.float32), np.array(d["checks"], bool).reshape(n, -1),
                    np.array(d["labels"], bool), d["dense"], d["bm25"], d.get("question", ""), tuple(d.get("texts", ())))
 
+    def take(self, which: np.ndarray) -> Record:
+        """The record with only the candidates `which` (indices), in that order."""
+        return replace(self, rows=self.rows[which], linear=self.linear[which], logits=self.logits[which],
+                       checks=self.checks[which], labels=self.labels[which],
+                       texts=tuple(self.texts[i] for i in which) if self.texts else ())
+
     def top(self, n: int) -> Record:
         """The record as if the reader had read only the best `n` candidates by the linear score."""
-        return Record(self.kind, self.rows[:n], self.linear[:n], self.logits[:n], self.checks[:n], self.labels[:n],
-                      self.dense, self.bm25, self.question, self.texts[:n])
+        return self.take(np.arange(min(n, len(self.linear))))
 
 
 def collect(qa_runs, holds, progress=None) -> list[Record]:
@@ -113,8 +118,8 @@ def _abstain_rows(model: ReaderModel, records: list[Record]) -> tuple[np.ndarray
         if not len(r.linear):
             continue
         fused = model.fuse(r.rows, r.linear, r.logits, r.checks)
-        if not r.checks[int(np.argmax(fused))].all():
-            continue  # a lead that fails a check gets no confidence whatever these weights say
+        if lead_fails_a_check(fused, r.checks):
+            continue  # it gets no confidence whatever these weights say
         X.append(abstain_features(fused, r.linear, r.logits, r.dense, r.bm25))
         y.append(float(r.labels[int(np.argmax(fused))]))
     return np.array(X, np.float32), np.array(y)
@@ -170,14 +175,7 @@ def answer_removed(records: list[Record]) -> list[Record]:
     candidates cut, so that what leads is a sentence on the topic that does not answer.
     "What is the annual budget of X?" asked of documents about X that state none is
     this kind of question; SQuAD 2.0's unanswerable ones are not (their value is there)."""
-    out = []
-    for r in records:
-        if r.kind == "yes" and r.labels.any():
-            keep = ~r.labels
-            out.append(replace(r, kind="no", rows=r.rows[keep], linear=r.linear[keep], logits=r.logits[keep],
-                               checks=r.checks[keep], labels=r.labels[keep],
-                               texts=tuple(t for t, k in zip(r.texts, keep) if k) if r.texts else ()))
-    return out
+    return [replace(r.take(np.flatnonzero(~r.labels)), kind="no") for r in records if r.kind == "yes" and r.labels.any()]
 
 
 def abstention_curve(model: ReaderModel, records: list[Record],
@@ -229,11 +227,8 @@ def without(records: list[Record], name: str, candidates: int) -> list[Record]:
         elif name in SENTENCE_FEATURES:
             k = SENTENCE_FEATURES.index(name)
             linear = r.linear - r.rows[:, k] * WEIGHTS[k]
-            order = np.argsort(-linear, kind="stable")
-            rows = r.rows[order].copy()
-            rows[:, k] = 0.0
-            r = replace(r, rows=rows, linear=linear[order], logits=r.logits[order], checks=r.checks[order],
-                        labels=r.labels[order], texts=tuple(r.texts[i] for i in order) if r.texts else ())
+            r = replace(r, linear=linear).take(np.argsort(-linear, kind="stable"))
+            r.rows[:, k] = 0.0  # `take` made the rows a copy
         out.append(r.top(candidates))
     return out
 

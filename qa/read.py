@@ -207,11 +207,16 @@ class ReaderModel:
         gets none: "In what year was it founded?" asked of documents that never say is the
         question a bot must refuse, and on SQuAD the logistic model could not learn that,
         since its unanswerable questions are written so that the value is there. Held out,
-        the check as a gate costs no accuracy; see README, "Ablation"."""
-        if not checks[int(np.argmax(fused))].all():
+        the gate moved first-sentence accuracy by −0.2 (select) and +0.6 points (report);
+        see README, "Answer checks gate the confidence"."""
+        if lead_fails_a_check(fused, checks):
             return 0.0
         row = abstain_features(fused, linear, logits, dense, bm25)
         return float(_sigmoid(row @ self.abstain[:-1] + self.abstain[-1]))
+
+
+def lead_fails_a_check(fused: np.ndarray, checks: np.ndarray) -> bool:
+    return not checks[int(np.argmax(fused))].all()
 
 
 def _sigmoid(x):
