@@ -9,9 +9,9 @@ gets a linear score over `SENTENCE_FEATURES` (`qa.read`):
   with a token of the sentence (MiniLM's contextual token vectors), averaged. It credits
   paraphrase that one pooled vector blurs ("founded" ~ "established").
 * words: the IDF-weighted share of the question's content words the sentence has, and
-  part credit for those said just before it or elsewhere in its chunk ("It was worth
-  $32 billion in 2011" answers a question about Harvard's endowment when the sentence
-  before names it); the share of the question's word pairs it repeats;
+  part credit for those said just before it ("It was worth $32 billion in 2011" answers
+  a question about Harvard's endowment when the sentence before names it); the share of
+  the question's word pairs it repeats;
 * the document: the words of what the question names that the sentence's document
   says elsewhere (every sentence of a document about Harvard speaks of Harvard).
 
@@ -51,7 +51,7 @@ from .read import CHECKS, SENTENCE_FEATURES, Reader, ReaderModel
 from .types import Answer, AnswerSentence, Citation, Passage, Reading, Stopwatch
 
 # Fitted on the tune half of SQuAD 2.0 dev (see README, "Evaluation").
-WEIGHTS = np.array([0.238, 0.176, 0.35, 0.133, 0.121, 0.077, -0.02, 0.335], dtype=np.float32)
+WEIGHTS = np.array([0.238, 0.176, 0.35, 0.121, 0.077, -0.02, 0.335], dtype=np.float32)
 REDUNDANT_COSINE = 0.9
 REPEAT_OVERLAP = 0.7  # share of the smaller sentence's new words found in the other
 TOKEN_CACHE_SENTENCES = 4096  # token vectors kept for sentences already seen (~25 KB each)
@@ -105,35 +105,30 @@ class Answerer:
 
     def features(self, q: Question, passages: list[Passage]) -> tuple[list[int], np.ndarray]:
         """The candidate sentences of the passages, once each, and their `SENTENCE_FEATURES` rows."""
-        context: dict[int, tuple[float, int]] = {}  # sentence -> (best chunk cosine, that chunk)
+        chunk_cosine: dict[int, float] = {}  # sentence -> cosine of the best chunk holding it
         for p in passages:
             for sid in self.index.chunks[p.chunk_id].sentence_ids:
-                if sid not in self.questions and (sid not in context or p.dense > context[sid][0]):
-                    context[sid] = (p.dense, p.chunk_id)
-        sids = list(context)
+                if sid not in self.questions and p.dense > chunk_cosine.get(sid, -2.0):
+                    chunk_cosine[sid] = p.dense
+        sids = list(chunk_cosine)
         rows = np.zeros((len(sids), len(SENTENCE_FEATURES)), dtype=np.float32)
         if not sids:
             return sids, rows
         rows[:, 0] = self.index.sentence_vectors[sids] @ q.vector
-        rows[:, 7] = self._aligned(q, sids)
+        rows[:, 6] = self._aligned(q, sids)
         lex = self.lexicon
         named = set().union(*q.names) & q.terms
-        chunk_terms: dict[int, set[str]] = {}
         for row, sid in zip(rows, sids):
-            chunk_cos, cid = context[sid]
-            if cid not in chunk_terms:
-                chunk_terms[cid] = set().union(*(lex.sentence_terms[i] for i in self.index.chunks[cid].sentence_ids))
             s_terms = lex.sentence_terms[sid]
             prev = self.previous[sid]
             prev_terms = lex.sentence_terms[prev] if prev is not None else set()
-            row[1] = chunk_cos
+            row[1] = chunk_cosine[sid]
             row[2] = sum(lex.weight(t) for t in q.terms & s_terms) / q.weight
-            row[3] = sum(lex.weight(t) for t in (q.terms & chunk_terms[cid]) - s_terms) / q.weight
-            row[4] = sum(lex.weight(t) for t in (q.terms & prev_terms) - s_terms) / q.weight
-            row[5] = len(q.pairs & self._pairs(sid)) / max(1, len(q.pairs))
+            row[3] = sum(lex.weight(t) for t in (q.terms & prev_terms) - s_terms) / q.weight
+            row[4] = len(q.pairs & self._pairs(sid)) / max(1, len(q.pairs))
             # What the question names is what the document is about: every sentence of a
             # document that names it speaks of it, named again or not.
-            row[6] = sum(lex.weight(t) for t in (named & self.doc_terms[self.index.sentences[sid].doc_id]) - s_terms) / q.weight
+            row[5] = sum(lex.weight(t) for t in (named & self.doc_terms[self.index.sentences[sid].doc_id]) - s_terms) / q.weight
         return sids, rows
 
     def _pairs(self, sid: int) -> frozenset[tuple[str, str]]:
@@ -252,7 +247,7 @@ class Answerer:
         bm25 = max((p.lexical for p in passages), default=0.0)
         if not sids:
             return Reading([], rows, linear, logits, checks, np.zeros(0, np.float32), dense, bm25, 0.0)
-        fused = self.model.fuse(rows, linear, logits, checks)
+        fused = self.model.fuse(rows, logits, checks)
         confidence = self.model.confidence(fused, linear, logits, checks, dense, bm25)
         return Reading(sids, rows, linear, logits, checks, fused, dense, bm25, confidence)
 

@@ -109,7 +109,7 @@ def fit(records: list[Record], keep: list[int] | None = None, note: str = "") ->
 
 
 def _fusion_rows(r: Record) -> np.ndarray:
-    return fusion_features(r.rows, r.linear, r.logits, r.checks)
+    return fusion_features(r.rows, r.logits, r.checks)
 
 
 def _abstain_rows(model: ReaderModel, records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
@@ -117,7 +117,7 @@ def _abstain_rows(model: ReaderModel, records: list[Record]) -> tuple[np.ndarray
     for r in records:
         if not len(r.linear):
             continue
-        fused = model.fuse(r.rows, r.linear, r.logits, r.checks)
+        fused = model.fuse(r.rows, r.logits, r.checks)
         if lead_fails_a_check(fused, r.checks):
             continue  # it gets no confidence whatever these weights say
         X.append(abstain_features(fused, r.linear, r.logits, r.dense, r.bm25))
@@ -134,7 +134,7 @@ def outcomes(model: ReaderModel, records: list[Record]) -> tuple[np.ndarray, np.
             right.append(False)
             confidence.append(0.0)
             continue
-        fused = model.fuse(r.rows, r.linear, r.logits, r.checks)
+        fused = model.fuse(r.rows, r.logits, r.checks)
         right.append(bool(r.labels[int(np.argmax(fused))]))
         confidence.append(model.confidence(fused, r.linear, r.logits, r.checks, r.dense, r.bm25))
     return np.array(kinds), np.array(right), np.array(confidence)
@@ -241,7 +241,7 @@ def ablation(fit_records: list[Record], select_records: list[Record], report_rec
             "expected_calibration_error")
     splits = (fit_records, select_records, report_records)
     rows = []
-    for name in ("",) + SENTENCE_FEATURES + ("logit", "linear", "linear_gap") + CHECKS:
+    for name in ("",) + SENTENCE_FEATURES + ("logit",) + CHECKS:
         fr, sr, rr = (without(x, name, candidates) for x in splits)
         drop = [] if name not in FUSION_FEATURES else [FUSION_FEATURES.index(name)]
         model = fit(fr, [k for k in range(len(FUSION_FEATURES)) if k not in drop])

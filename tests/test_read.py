@@ -167,7 +167,7 @@ def test_a_lead_that_fails_an_answer_check_gets_no_confidence():
     n = 3
     rows, linear, logits = np.zeros((n, len(SENTENCE_FEATURES)), np.float32), np.zeros(n, np.float32), np.array([9.0, 0, 0], np.float32)
     checks = np.ones((n, len(CHECKS)), bool)
-    fused = model.fuse(rows, linear, logits, checks)
+    fused = model.fuse(rows, logits, checks)
     assert model.confidence(fused, linear, logits, checks, 0.8, 10.0) > 0.5
     checks[int(np.argmax(fused)), 0] = False
     assert model.confidence(fused, linear, logits, checks, 0.8, 10.0) == 0.0
