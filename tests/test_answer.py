@@ -238,6 +238,16 @@ def test_a_misspelt_word_is_spelled_as_the_corpus_spells_it():
     assert lex.respell("When did she start rowing with the club?") == "When did she start rowing with the club?"
 
 
+def test_a_common_word_is_no_typo():
+    from qa.text import Lexicon
+
+    sentences = ["The club is overseen by a board.", "Its region is the north west."]
+    lex = Lexicon(sentences, [" ".join(sentences)])
+    # The corpus has "overseen" and "region", each a letter away, but these are words.
+    assert lex.respell("Who oversees the club, and what religion is it?") == "Who oversees the club, and what religion is it?"
+    assert lex.respell("By whom is the club oversene?") == "By whom is the club overseen?"
+
+
 def test_i_d_is_no_name(qa):
     # "I'd" once left the name "d", which no document holds, so the bot abstained.
     answer = qa.ask("I'd like to know who chairs the Leeds Academic Health Partnership")
