@@ -181,22 +181,23 @@ class Lexicon:
             return question
         found = list(_CASED_WORD.finditer(question))
         spelled = [self._spelled(m.group().lower()) for m in found]
-        out, at, i = [], 0, 0
+        cased, i = [], 0
         while i < len(found):
             name = next((n for n in self._names.get(spelled[i], ()) if tuple(spelled[i:i + len(n)]) == n), None)
-            if name:
-                cased, i_end = " ".join(self._names[spelled[i]][name]), i + len(name) - 1
-            else:
-                cased, i_end = self._cased.get(spelled[i], found[i].group()), i
-            out.append(question[at:found[i].start()] + cased)
-            at, i = found[i_end].end(), i_end + 1
+            cased.extend(self._names[spelled[i]][name] if name else [self._cased.get(spelled[i], found[i].group())])
+            i += len(name) if name else 1
+        # Word by word, so what stood between the words stays: "st. mary's", not "St. Mary s".
+        out, at = [], 0
+        for m, word in zip(found, cased):
+            out.append(question[at:m.start()] + word)
+            at = m.end()
         return "".join(out) + question[at:]
 
     def query_terms(self, text: str) -> set[str]:
         return self.canonical({self.correct(w) for w in words(text)})
 
 
-_CASED_WORD = re.compile(r"[A-Za-z][\w&-]*")
+_CASED_WORD = re.compile(r"\b[A-Za-z][\w&-]*")  # a word, not the "st" of "21st"
 
 
 def _swapped(a: str, b: str) -> bool:

@@ -225,6 +225,17 @@ def test_a_question_typed_in_lower_case_gets_the_corpus_capitals_for_its_names()
     assert lex.truecase("When did Kate found the wigan rowing club?") == "When did Kate found the wigan rowing club?"
 
 
+def test_truecasing_changes_letters_only():
+    from qa.text import Lexicon
+
+    sentences = ["Rowers come from St. Helens and St. Albans.", "The St. Mary's crew rows there."]
+    lex = Lexicon(sentences, [" ".join(sentences)])
+    # What stands between a name's words stays, and letters inside a word are no word
+    # ("St" is a name here; the "st" of "21st" is not).
+    assert lex.truecase("who rows in the st. mary's crew") == "who rows in the St. Mary's crew"
+    assert lex.truecase("who rowed in the 21st century") == "who rowed in the 21st century"
+
+
 def test_a_misspelt_word_is_spelled_as_the_corpus_spells_it():
     from qa.text import Lexicon
 
