@@ -147,7 +147,7 @@ MODEL_FILE = Path(__file__).resolve().parent / "reader_model.json"
 def fusion_features(rows: np.ndarray, logits: np.ndarray, checks: np.ndarray) -> np.ndarray:
     """One row per candidate: its sentence features, the reader's logit, and the answer
     checks. (The linear score that chose the candidates, and its gap to the best, were
-    fusion features too; held out they earned nothing and were dropped.)"""
+    fusion features too; on the select split they earned nothing and were dropped.)"""
     return np.column_stack([rows, logits, checks.astype(np.float32)]).astype(np.float32)
 
 

@@ -32,8 +32,8 @@ def cl100k():
 
 
 def is_common_word(word: str) -> bool:
-    """Whether a lower-case word is one token of cl100k_base: every common English word
-    form is ("oversees", "thought", "religion"), a typo seldom is ("stratgic" is three)."""
+    """Whether a lower-case word is one token of cl100k_base: most common English word
+    forms are ("oversees", "thought", "religion"), a typo seldom is ("stratgic" is three)."""
     return len(cl100k().encode(" " + word, disallowed_special=())) == 1
 
 
