@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -181,3 +182,9 @@ class Stopwatch:
         now = time.perf_counter()
         self.ms[stage] = self.ms.get(stage, 0.0) + (now - self._last) * 1000
         self._last = now
+
+
+def percentiles(values: Sequence[float]) -> dict:
+    """Median and 95th percentile, as every timing here is reported."""
+    a = np.asarray(values, dtype=float)
+    return {"p50": round(float(np.median(a)), 2), "p95": round(float(np.percentile(a, 95)), 2), "n": len(a)}

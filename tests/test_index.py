@@ -10,7 +10,7 @@ import pytest
 
 from qa import index as index_module
 from qa.config import Config
-from qa.bench import synthetic_vectors
+from qa.scaling import synthetic_vectors
 from qa.index import build_index, dense_index, expected_settings
 from qa.store import load_index, read_manifest
 from qa.pipeline import QA
