@@ -94,6 +94,11 @@ class Answerer:
                            and is_list_item(index.documents[index.sentences[sid].doc_id].text, index.sentences[sid].start)}
         # Answers are statements: a sentence in question form is never a candidate.
         self.questions = {sid for sid in range(len(index.sentences)) if index.sentence_text(sid).rstrip("\"' )").endswith("?")}
+        # A sentence that ends in a colon ("… said:") introduces the next one, and says
+        # nothing shown alone: it is always followed by that sentence.
+        self.introduces = {sid: sid + 1 for sid in range(len(index.sentences) - 1)
+                           if index.sentence_text(sid).rstrip().endswith(":")
+                           and index.sentences[sid + 1].doc_id == index.sentences[sid].doc_id}
         self.reader, self.model = reader, model
         self.reader_candidates = config.reader_candidates
         self.max_sentences = config.max_answer_sentences
@@ -216,9 +221,12 @@ class Answerer:
                 break
             if can[sid] and not self._repeats(sid, chosen, q):
                 chosen.append(sid)
+        shown = []
+        for sid in chosen:
+            shown += [x for x in (sid, self.introduces.get(sid)) if x is not None and x not in shown]
 
         sentences, citations = [], []
-        for n, sid in enumerate(chosen, start=1):
+        for n, sid in enumerate(shown, start=1):
             s = self.index.sentences[sid]
             doc = self.index.documents[s.doc_id]
             text = doc.text[s.start:s.end]

@@ -184,6 +184,19 @@ def test_bad_questions_are_refused_with_a_reason(qa):
         qa.ask("why " * 1000)
 
 
+def test_a_sentence_ending_in_a_colon_is_shown_with_what_it_introduces(qa):
+    import dataclasses
+
+    from qa.pipeline import QA
+
+    one = QA(dataclasses.replace(qa.config, max_answer_sentences=1), qa.encoder, qa.index, qa.reader)
+    for bot in (qa, one):
+        lead, quote = bot.ask("What did Sir Alan Langlands say?").citations[:2]
+        assert lead.text.endswith("said:") and quote.text.startswith("“We are pleased to be bringing Leeds")
+        doc = qa.index.documents[quote.doc_id]
+        assert quote.doc_id == lead.doc_id and doc.text[quote.start:quote.end] == quote.text and quote.start > lead.end
+
+
 def test_list_items_inherit_the_words_of_the_line_that_introduces_them(qa):
     index = qa.index
     sid = {index.sentence_text(i): i for i in range(len(index.sentences)) if index.sentences[i].doc_id == LSP}
