@@ -15,6 +15,7 @@ from conftest import CORPUS, ROOT
 
 TINY = Path(__file__).parent / "data" / "squad-tiny.json"
 DEFAULT_SET = ROOT / "evals" / "default.jsonl"
+PARAPHRASED_SET = ROOT / "evals" / "paraphrased.jsonl"
 
 
 def test_squad_normalisation():
@@ -24,11 +25,13 @@ def test_squad_normalisation():
     assert holds("over 2,500 jobs", ["2,500"])
 
 
-def test_eval_set_shape_and_coverage():
-    items = load_eval_set(DEFAULT_SET)
-    assert len(items) >= 80
-    unanswerable = [i for i in items if not i.answerable]
-    assert len(unanswerable) >= 15 and all(i.answers == [] for i in unanswerable)
+@pytest.mark.parametrize("path, answerable, unanswerable", [(DEFAULT_SET, 80, 15), (PARAPHRASED_SET, 40, 10)],
+                         ids=["default", "paraphrased"])
+def test_eval_set_shape_and_coverage(path, answerable, unanswerable):
+    items = load_eval_set(path)
+    assert len(items) >= answerable + unanswerable and len({i.id for i in items}) == len(items)
+    refused = [i for i in items if not i.answerable]
+    assert len(refused) >= unanswerable and all(i.answers == [] for i in refused)
     documents = {p.stem for p in CORPUS.glob("*.txt")}
     assert {i.source for i in items if i.answerable} == documents
     texts = {p.stem: p.read_text(encoding="utf-8") for p in CORPUS.glob("*.txt")}
@@ -97,6 +100,15 @@ def test_default_corpus_eval_holds_its_level(qa):
     _assert_guards(m)
     assert m["citation_accuracy_on_correct"] == 1.0, m
     assert m["recall_at_1"] >= 0.98, m  # passages are returned best sentence first
+
+
+def test_paraphrased_eval_holds_its_level(qa):
+    # Questions in other words than the documents' and than `evals/default.jsonl`'s, and
+    # unanswerable ones near the corpus; nothing was chosen on them. 2026-11-29: first
+    # sentence 78.6%, abstention 60%, false abstention 0%.
+    m = summarize(evaluate(qa, load_eval_set(PARAPHRASED_SET)), qa.config.abstain_threshold)
+    assert m["first_sentence_accuracy"] >= 0.76 and m["abstention_on_unanswerable"] >= 0.5, m
+    assert m["false_abstention_on_answerable"] <= 0.05 and m["citation_accuracy_on_correct"] == 1.0, m
 
 
 def _reworded_eval(qa, reword) -> dict:
