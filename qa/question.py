@@ -23,7 +23,7 @@ import numpy as np
 
 from .config import Config
 from .embed import Encoder, TokenVectors
-from .text import Lexicon, match_text, named_spans, named_things, unframed, words
+from .text import STOPWORDS, Lexicon, match_text, named_spans, named_things, unframed, words
 from .types import BadQuestion, Stopwatch
 
 
@@ -159,14 +159,23 @@ def question_kind(question: str) -> str | None:
     return _KINDS[min(found)[1]][0] if found else None
 
 
-# What a "how many" question counts: "How many staff does it employ?" -> "staff does it".
-_COUNTED = re.compile(r"\bhow many\s+((?:[\w'-]+\s+){0,2}[\w'-]+)", re.I)
+# What a "how many" question counts: up to three words after it, to the first function
+# word ("How many staff does Liverpool employ?" -> "staff", not "staff does Liverpool",
+# which a number beside "Liverpool" would satisfy), "of" and "and" let through ("pieces
+# of legislation").
+_COUNTED = re.compile(r"\bhow many\s+((?:[\w'-]+\s+){0,4}[\w'-]+)", re.I)
+_COUNTED_WORD = re.compile(r"[\w'-]+")
 
 
 def _counted(question: str, tokens: TokenVectors) -> np.ndarray | None:
     m = _COUNTED.search(question)
     if not m:
         return None
-    a, b = m.span(1)
+    a, b, named = m.start(1), m.start(1), 0
+    for w in _COUNTED_WORD.finditer(m.group(1)):
+        if named == 3 or (w.group().lower() in STOPWORDS and w.group().lower() not in ("of", "and")):
+            break
+        named += w.group().lower() not in ("of", "and")
+        b = m.start(1) + w.end()
     rows = tokens.content & (tokens.spans[:, 0] >= a) & (tokens.spans[:, 1] <= b)
     return tokens.vectors[rows] if rows.any() else None

@@ -167,6 +167,10 @@ def test_a_count_must_count_what_the_question_counts(qa):
     answer = qa.ask("How many anchor institutions does the LSP bring together?")
     assert "over twenty" in answer.sentences[0].text
     assert qa.ask("How many soldiers guard the Investment Zone?").abstained
+    # What is counted ends at the first function word: "employees", not "employees does
+    # Liverpool", which "nine founding partners of Liverpool Health Partners" would satisfy.
+    assert _checks_of_lead(qa, "How many employees does Liverpool Health Partners have?") == (True, False)
+    assert _checks_of_lead(qa, "How many founding partners does Liverpool Health Partners have?") == (True, True)
 
 
 def test_a_yes_no_question_is_answered_by_the_sentence_that_says_it(qa):
