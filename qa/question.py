@@ -165,17 +165,20 @@ def question_kind(question: str) -> str | None:
 # of legislation").
 _COUNTED = re.compile(r"\bhow many\s+((?:[\w'-]+\s+){0,4}[\w'-]+)", re.I)
 _COUNTED_WORD = re.compile(r"[\w'-]+")
+_COUNTED_JOINS = ("of", "and")
 
 
 def _counted(question: str, tokens: TokenVectors) -> np.ndarray | None:
     m = _COUNTED.search(question)
     if not m:
         return None
-    a, b, named = m.start(1), m.start(1), 0
+    a = b = m.start(1)
+    named = 0
     for w in _COUNTED_WORD.finditer(m.group(1)):
-        if named == 3 or (w.group().lower() in STOPWORDS and w.group().lower() not in ("of", "and")):
+        word = w.group().lower()
+        if named == 3 or (word in STOPWORDS and word not in _COUNTED_JOINS):
             break
-        named += w.group().lower() not in ("of", "and")
-        b = m.start(1) + w.end()
+        named += word not in _COUNTED_JOINS
+        b = a + w.end()
     rows = tokens.content & (tokens.spans[:, 0] >= a) & (tokens.spans[:, 1] <= b)
     return tokens.vectors[rows] if rows.any() else None
