@@ -37,14 +37,18 @@ Say = Callable[[str], None]
 
 
 class _RecordingReader:
-    """The real reader, keeping what it was asked, so its floor can be timed on the same pairs."""
+    """The real reader, keeping what it was asked, so its floor can be timed on the same
+    pairs: per question, every call (the question as asked, and without its names)."""
 
     def __init__(self, inner):
         self.inner, self.model_id, self.weights_sha256 = inner, inner.model_id, inner.weights_sha256
-        self.calls: list[tuple[str, list[str]]] = []
+        self.calls: list[list[tuple[str, list[str]]]] = []
+
+    def next_question(self) -> None:
+        self.calls.append([])
 
     def score(self, question, texts):
-        self.calls.append((question, list(texts)))
+        self.calls[-1].append((question, list(texts)))
         return self.inner.score(question, texts)
 
 
@@ -58,12 +62,14 @@ def question_path(config: Config, questions: list[str], rounds: int = 2) -> dict
     reader = _RecordingReader(load_reader(config))
     qa = QA.load(config, load_encoder(config), reader)
     for q in questions:
+        reader.next_question()
         qa.ask(q)
     stages: dict[str, list[float]] = {}
     totals, encoder_alone, reader_alone = [], [], []
     reader.calls.clear()
     for _ in range(rounds - 1):
         for q in questions:
+            reader.next_question()
             started = time.perf_counter()
             answer = qa.ask(q)
             totals.append((time.perf_counter() - started) * 1000)
@@ -72,9 +78,10 @@ def question_path(config: Config, questions: list[str], rounds: int = 2) -> dict
             started = time.perf_counter()
             qa.encoder.encode_tokens([answer.query])
             encoder_alone.append((time.perf_counter() - started) * 1000)
-    for question, texts in reader.calls:
+    for calls in reader.calls:
         started = time.perf_counter()
-        reader.inner.score(question, texts)
+        for question, texts in calls:
+            reader.inner.score(question, texts)
         reader_alone.append((time.perf_counter() - started) * 1000)
     non_model = [sum(ms for stage, ms in zip(stages, row) if stage not in ("embed", "read"))
                  for row in zip(*stages.values())]
@@ -84,7 +91,7 @@ def question_path(config: Config, questions: list[str], rounds: int = 2) -> dict
         "stages_ms": {stage: percentiles(ms) for stage, ms in stages.items()},
         "non_model_ms": percentiles(non_model),
         "floors_ms": {"query_encoder_alone": percentiles(encoder_alone), "reader_alone": percentiles(reader_alone)},
-        "reader_pairs": percentiles([len(texts) for _, texts in reader.calls]),
+        "reader_pairs": percentiles([sum(len(texts) for _, texts in calls) for calls in reader.calls]),
     }
 
 

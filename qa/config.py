@@ -54,7 +54,7 @@ class Config:
     reader_sha256: str = DEFAULT_READER_SHA256
     reader_max_tokens: int = 256  # question and sentence together; the sentence is cut, never the question
     reader_threads: int = 0  # onnxruntime intra-op threads; 0 lets it use every core
-    reader_candidates: int = 6  # best sentences by the linear score that the reader reads
+    reader_candidates: int = 4  # best sentences by the linear score that the reader reads
 
     # Chunking, in tiktoken cl100k_base tokens.
     chunk_tokens: int = 160
@@ -81,7 +81,7 @@ class Config:
     max_answer_sentences: int = 3
     # Below this confidence (the fitted probability that the first sentence is right) the
     # bot abstains; chosen on the SQuAD select split by `qa fit`.
-    abstain_threshold: float = 0.1233
+    abstain_threshold: float = 0.1112
     extra_sentence_margin: float = 1.0  # later sentences' fused score is at most this far below the first's
 
     # Server.

@@ -25,6 +25,7 @@ import numpy as np
 
 from .read import (ABSTAIN_FEATURES, CHECKS, FUSION_FEATURES, SENTENCE_FEATURES, ReaderModel, abstain_features, auroc,
                    fit_listwise, fit_logistic, fusion_features, lead_fails_a_check, reliability)
+from .types import ConfigError
 
 MAX_FALSE_ABSTENTION = 0.05
 
@@ -37,6 +38,7 @@ class Record:
     rows: np.ndarray
     linear: np.ndarray
     logits: np.ndarray
+    unnamed: np.ndarray
     checks: np.ndarray
     labels: np.ndarray  # per candidate: holds a gold answer (always False unless kind == "yes")
     dense: float
@@ -47,20 +49,21 @@ class Record:
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "question": self.question, "texts": list(self.texts), "rows": self.rows.round(5).tolist(), "linear": self.linear.round(5).tolist(),
-                "logits": self.logits.round(4).tolist(), "checks": self.checks.astype(int).tolist(),
+                "logits": self.logits.round(4).tolist(), "unnamed": self.unnamed.round(4).tolist(), "checks": self.checks.astype(int).tolist(),
                 "labels": self.labels.astype(int).tolist(), "dense": round(self.dense, 5), "bm25": round(self.bm25, 4)}
 
     @classmethod
     def from_dict(cls, d: dict) -> Record:
         n = len(d["linear"])
         return cls(d["kind"], np.array(d["rows"], np.float32).reshape(n, -1), np.array(d["linear"], np.float32),
-                   np.array(d["logits"], np.float32), np.array(d["checks"], bool).reshape(n, -1),
+                   np.array(d["logits"], np.float32), np.array(d["unnamed"], np.float32),
+                   np.array(d["checks"], bool).reshape(n, -1),
                    np.array(d["labels"], bool), d["dense"], d["bm25"], d.get("question", ""), tuple(d.get("texts", ())))
 
     def take(self, which: np.ndarray) -> Record:
         """The record with only the candidates `which` (indices), in that order."""
         return replace(self, rows=self.rows[which], linear=self.linear[which], logits=self.logits[which],
-                       checks=self.checks[which], labels=self.labels[which],
+                       unnamed=self.unnamed[which], checks=self.checks[which], labels=self.labels[which],
                        texts=tuple(self.texts[i] for i in which) if self.texts else ())
 
     def top(self, n: int) -> Record:
@@ -81,7 +84,7 @@ def collect(qa_runs, holds, progress=None) -> list[Record]:
         kind = "off" if item.off_corpus else "yes" if item.answerable else "no"
         sentences = [qa.index.sentence_text(sid) for sid in r.sids]
         labels = np.array([kind == "yes" and holds(s, item.answers) for s in sentences], bool)
-        records.append(Record(kind, r.rows, r.linear, r.logits, r.checks, labels, r.dense, r.bm25, item.question,
+        records.append(Record(kind, r.rows, r.linear, r.logits, r.unnamed, r.checks, labels, r.dense, r.bm25, item.question,
                               tuple(sentences)))
     return records
 
@@ -92,7 +95,11 @@ def save_records(records: list[Record], path: Path) -> None:
 
 
 def load_records(path: Path) -> list[Record]:
-    return [Record.from_dict(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    try:
+        return [Record.from_dict(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    except KeyError as exc:
+        raise ConfigError(f"The readings in {path} have no {exc.args[0]!r}: an older version collected them. "
+                          "Run `qa fit` without --reuse to collect them again.") from None
 
 
 def fit(records: list[Record], keep: list[int] | None = None, note: str = "") -> ReaderModel:
@@ -109,7 +116,7 @@ def fit(records: list[Record], keep: list[int] | None = None, note: str = "") ->
 
 
 def _fusion_rows(r: Record) -> np.ndarray:
-    return fusion_features(r.rows, r.logits, r.checks)
+    return fusion_features(r.rows, r.logits, r.unnamed, r.checks)
 
 
 def _abstain_rows(model: ReaderModel, records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
@@ -117,7 +124,7 @@ def _abstain_rows(model: ReaderModel, records: list[Record]) -> tuple[np.ndarray
     for r in records:
         if not len(r.linear):
             continue
-        fused = model.fuse(r.rows, r.logits, r.checks)
+        fused = model.fuse(r.rows, r.logits, r.unnamed, r.checks)
         if lead_fails_a_check(fused, r.checks):
             continue  # it gets no confidence whatever these weights say
         X.append(abstain_features(fused, r.linear, r.logits, r.dense, r.bm25))
@@ -134,7 +141,7 @@ def outcomes(model: ReaderModel, records: list[Record]) -> tuple[np.ndarray, np.
             right.append(False)
             confidence.append(0.0)
             continue
-        fused = model.fuse(r.rows, r.logits, r.checks)
+        fused = model.fuse(r.rows, r.logits, r.unnamed, r.checks)
         right.append(bool(r.labels[int(np.argmax(fused))]))
         confidence.append(model.confidence(fused, r.linear, r.logits, r.checks, r.dense, r.bm25))
     return np.array(kinds), np.array(right), np.array(confidence)
@@ -241,7 +248,7 @@ def ablation(fit_records: list[Record], select_records: list[Record], report_rec
             "expected_calibration_error")
     splits = (fit_records, select_records, report_records)
     rows = []
-    for name in ("",) + SENTENCE_FEATURES + ("logit",) + CHECKS:
+    for name in ("",) + FUSION_FEATURES:
         fr, sr, rr = (without(x, name, candidates) for x in splits)
         drop = [] if name not in FUSION_FEATURES else [FUSION_FEATURES.index(name)]
         model = fit(fr, [k for k in range(len(FUSION_FEATURES)) if k not in drop])

@@ -11,7 +11,8 @@
    a "who" answer named ("What did she say?");
 4. embed it once: its vector and its token vectors come from one forward pass;
 5. work out its facts: its terms and word pairs, the kind of value it asks for, what it
-   names and where, and what a "how many" question counts.
+   names and where, the question with those names replaced by "it" (for the reader), and
+   what a "how many" question counts.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Question:
     kind: str | None  # see `question_kind`
     names: tuple[frozenset[str], ...]  # the terms of each thing it names
     name_spans: tuple[tuple[int, int], ...]  # where each of those is in the query
+    unnamed: str  # the query with each of those replaced by "it"; see `unnamed`
     counted: np.ndarray | None  # token vectors of what a "how many" question counts
 
 
@@ -62,10 +64,25 @@ def prepare(asked, history, lexicon: Lexicon, encoder: Encoder, config: Config,
         terms=frozenset(q_terms), weight=sum(lexicon.weight(t) for t in q_terms) or 1.0,
         pairs=frozenset(zip(ordered, ordered[1:])), kind=question_kind(query),
         names=tuple(ts for _, ts in named), name_spans=tuple(span for span, _ in named),
-        counted=_counted(query, tokens),
+        unnamed=unnamed(query, [span for span, _ in named]), counted=_counted(query, tokens),
     )
     watch.lap("prepare")
     return question
+
+
+def unnamed(query: str, spans: list[tuple[int, int]]) -> str:
+    """The query with the things it names replaced by "it" ("Who brings the LSP partners
+    together?" -> "Who brings the it partners together?"). The reader, an MS MARCO
+    relevance model, rewards a sentence for naming what the question names: it scored "The
+    Liverpool Strategic Partnership (LSP) brings together …" far above "Liverpool City
+    Council plays a convening role in bringing partners together …". Read beside the query
+    as asked, this reading judges what is asked of the thing; as a fusion feature it moved
+    the held-out report split from 79.8% to 82.0% (README, "The reader")."""
+    out, at = [], 0
+    for start, end in spans:
+        out.append(query[at:start] + "it")
+        at = end
+    return " ".join(("".join(out) + query[at:]).split())
 
 
 def check_text(text, what: str, limit: int) -> str:

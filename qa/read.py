@@ -138,17 +138,17 @@ def load_reader(config: Config) -> Reader:
 SENTENCE_FEATURES = ("sentence_cosine", "chunk_cosine", "words", "previous_words", "word_pairs", "named_in_document",
                      "aligned_words")
 CHECKS = ("has_value", "counts")  # see `Answerer.checks`
-FUSION_FEATURES = SENTENCE_FEATURES + ("logit",) + CHECKS
+FUSION_FEATURES = SENTENCE_FEATURES + ("logit", "unnamed_logit") + CHECKS
 # The checks are no abstention features: a lead that fails one gets no confidence at all.
 ABSTAIN_FEATURES = ("fused", "fused_margin", "logit", "logit_margin", "linear", "dense", "bm25")
 MODEL_FILE = Path(__file__).resolve().parent / "reader_model.json"
 
 
-def fusion_features(rows: np.ndarray, logits: np.ndarray, checks: np.ndarray) -> np.ndarray:
-    """One row per candidate: its sentence features, the reader's logit, and the answer
-    checks. (The linear score that chose the candidates, and its gap to the best, were
+def fusion_features(rows: np.ndarray, logits: np.ndarray, unnamed: np.ndarray, checks: np.ndarray) -> np.ndarray:
+    """One row per candidate: its sentence features, the reader's logits (for the question,
+    and for the question with what it names replaced by "it"), and the answer checks. (The linear score that chose the candidates, and its gap to the best, were
     fusion features too; on the select split they earned nothing and were dropped.)"""
-    return np.column_stack([rows, logits, checks.astype(np.float32)]).astype(np.float32)
+    return np.column_stack([rows, logits, unnamed, checks.astype(np.float32)]).astype(np.float32)
 
 
 def abstain_features(fused: np.ndarray, linear: np.ndarray, logits: np.ndarray, dense: float, bm25: float) -> np.ndarray:
@@ -196,8 +196,8 @@ class ReaderModel:
             "fitted_on": self.fitted_on,
         }, indent=1) + "\n", encoding="utf-8")
 
-    def fuse(self, rows: np.ndarray, logits: np.ndarray, checks: np.ndarray) -> np.ndarray:
-        return fusion_features(rows, logits, checks) @ self.fusion
+    def fuse(self, rows: np.ndarray, logits: np.ndarray, unnamed: np.ndarray, checks: np.ndarray) -> np.ndarray:
+        return fusion_features(rows, logits, unnamed, checks) @ self.fusion
 
     def confidence(self, fused: np.ndarray, linear: np.ndarray, logits: np.ndarray, checks: np.ndarray,
                    dense: float, bm25: float) -> float:

@@ -137,6 +137,7 @@ class Reading:
     rows: np.ndarray  # each candidate's sentence features (`qa.read.SENTENCE_FEATURES`)
     linear: np.ndarray  # the fitted linear sentence score that chose the candidates
     logits: np.ndarray  # the cross-encoder's
+    unnamed: np.ndarray  # its logits for the question with what it names replaced by "it"
     checks: np.ndarray  # (candidates, len(CHECKS)) bool: `Answerer.checks`
     fused: np.ndarray
     dense: float  # best passage cosine
