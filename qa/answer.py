@@ -10,10 +10,7 @@ gets a linear score over `SENTENCE_FEATURES` (`qa.read`):
   paraphrase that one pooled vector blurs ("founded" ~ "established").
 * words: the IDF-weighted share of the question's content words the sentence has, and
   part credit for those said just before it ("It was worth $32 billion in 2011" answers
-  a question about Harvard's endowment when the sentence before names it); the share of
-  the question's word pairs it repeats;
-* the document: the words of what the question names that the sentence's document
-  says elsewhere (every sentence of a document about Harvard speaks of Harvard).
+  a question about Harvard's endowment when the sentence before names it).
 
 A sentence that is itself a question ("What is the purpose of the framework?") is never
 a candidate: answers are statements.
@@ -45,13 +42,13 @@ from .chunk import is_list_item
 from .embed import Encoder, TokenVectors
 from .store import Index
 from .question import Question
-from .text import Lexicon, match_text, terms
+from .text import Lexicon, match_text
 from .config import Config
 from .read import CHECKS, SENTENCE_FEATURES, Reader, ReaderModel
 from .types import Answer, AnswerSentence, Citation, Passage, Reading, Stopwatch
 
 # Fitted on the tune half of SQuAD 2.0 dev (see README, "Evaluation").
-WEIGHTS = np.array([0.238, 0.176, 0.35, 0.121, 0.077, -0.02, 0.335], dtype=np.float32)
+WEIGHTS = np.array([0.238, 0.176, 0.35, 0.121, 0.335], dtype=np.float32)
 REDUNDANT_COSINE = 0.9
 REPEAT_OVERLAP = 0.7  # share of the smaller sentence's new words found in the other
 TOKEN_CACHE_SENTENCES = 4096  # token vectors kept for sentences already seen (~25 KB each)
@@ -86,7 +83,6 @@ class Answerer:
         self.encoder = encoder
         self._tokens: OrderedDict[int, TokenVectors] = OrderedDict()  # least recently used first
         self._tokens_lock = threading.Lock()
-        self._term_pairs: dict[int, frozenset[tuple[str, str]]] = {}
         self.previous = self._lead_in()
         # A list item ("- Merseyside Police") means nothing to the reader without the line
         # that introduces its list ("Our partners").
@@ -120,9 +116,8 @@ class Answerer:
         if not sids:
             return sids, rows
         rows[:, 0] = self.index.sentence_vectors[sids] @ q.vector
-        rows[:, 6] = self._aligned(q, sids)
+        rows[:, 4] = self._aligned(q, sids)
         lex = self.lexicon
-        named = set().union(*q.names) & q.terms
         for row, sid in zip(rows, sids):
             s_terms = lex.sentence_terms[sid]
             prev = self.previous[sid]
@@ -130,25 +125,13 @@ class Answerer:
             row[1] = chunk_cosine[sid]
             row[2] = sum(lex.weight(t) for t in q.terms & s_terms) / q.weight
             row[3] = sum(lex.weight(t) for t in (q.terms & prev_terms) - s_terms) / q.weight
-            row[4] = len(q.pairs & self._pairs(sid)) / max(1, len(q.pairs))
-            # What the question names is what the document is about: every sentence of a
-            # document that names it speaks of it, named again or not.
-            row[5] = sum(lex.weight(t) for t in (named & self.doc_terms[self.index.sentences[sid].doc_id]) - s_terms) / q.weight
         return sids, rows
-
-    def _pairs(self, sid: int) -> frozenset[tuple[str, str]]:
-        """The sentence's consecutive term pairs, made on first use and kept (a dict write
-        is atomic, and every thread would write the same value)."""
-        pairs = self._term_pairs.get(sid)
-        if pairs is None:
-            ordered = terms(match_text(self.index.sentence_text(sid)))
-            pairs = self._term_pairs[sid] = frozenset(zip(ordered, ordered[1:]))
-        return pairs
 
     def _aligned(self, q: Question, sids: list[int]) -> np.ndarray:
         """Per sentence: each question content token's best cosine with one of its tokens,
         averaged. A token of something the question names counts as matched in every
-        sentence of a document that names it (as `named_in_document` does for words)."""
+        sentence of a document that names it: what the question names is what the
+        document is about, and its every sentence speaks of it, named again or not."""
         sentence_tokens = self._sentence_tokens(sids)
         keep = q.tokens.content if q.tokens.content.any() else np.ones(len(q.tokens.content), dtype=bool)
         q_rows, q_spans = q.tokens.vectors[keep], q.tokens.spans[keep]

@@ -10,7 +10,7 @@
 3. make it standalone: a follow-up borrows the subject of the turn before, or the person
    a "who" answer named ("What did she say?");
 4. embed it once: its vector and its token vectors come from one forward pass;
-5. work out its facts: its terms and word pairs, the kind of value it asks for, what it
+5. work out its facts: its terms, the kind of value it asks for, what it
    names and where, the question with those names replaced by "it" (for the reader), and
    what a "how many" question counts.
 """
@@ -24,7 +24,7 @@ import numpy as np
 
 from .config import Config
 from .embed import Encoder, TokenVectors
-from .text import STOPWORDS, Lexicon, match_text, named_spans, named_things, unframed, words
+from .text import STOPWORDS, Lexicon, match_text, named_spans, named_things, unframed
 from .types import BadQuestion, Stopwatch
 
 
@@ -37,7 +37,6 @@ class Question:
     text: str  # the query normalised for matching
     terms: frozenset[str]
     weight: float  # summed IDF of its terms
-    pairs: frozenset[tuple[str, str]]
     kind: str | None  # see `question_kind`
     names: tuple[frozenset[str], ...]  # the terms of each thing it names
     name_spans: tuple[tuple[int, int], ...]  # where each of those is in the query
@@ -56,13 +55,12 @@ def prepare(asked, history, lexicon: Lexicon, encoder: Encoder, config: Config,
     vectors, (tokens,) = encoder.encode_tokens([query])
     watch.lap("embed")
     q_terms = lexicon.query_terms(query)
-    ordered = [lexicon.correct(w) for w in words(query)]
     named = [(span, frozenset(lexicon.query_terms(query[span[0]:span[1]]))) for span in named_spans(query)]
     named = [(span, ts) for span, ts in named if ts]
     question = Question(
         asked=asked, query=query, vector=vectors[0], tokens=tokens, text=match_text(query),
         terms=frozenset(q_terms), weight=sum(lexicon.weight(t) for t in q_terms) or 1.0,
-        pairs=frozenset(zip(ordered, ordered[1:])), kind=question_kind(query),
+        kind=question_kind(query),
         names=tuple(ts for _, ts in named), name_spans=tuple(span for span, _ in named),
         unnamed=unnamed(query, [span for span, _ in named]), counted=_counted(query, tokens),
     )

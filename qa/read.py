@@ -135,8 +135,7 @@ def load_reader(config: Config) -> Reader:
 # split (answerable, unanswerable and off-corpus questions) and checked on the others;
 # see README, "Evaluation".
 
-SENTENCE_FEATURES = ("sentence_cosine", "chunk_cosine", "words", "previous_words", "word_pairs", "named_in_document",
-                     "aligned_words")
+SENTENCE_FEATURES = ("sentence_cosine", "chunk_cosine", "words", "previous_words", "aligned_words")
 CHECKS = ("has_value", "counts")  # see `Answerer.checks`
 FUSION_FEATURES = SENTENCE_FEATURES + ("logit", "unnamed_logit") + CHECKS
 # The checks are no abstention features: a lead that fails one gets no confidence at all.
