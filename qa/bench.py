@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +28,11 @@ import numpy as np
 from .config import Config
 from .eval import load_eval_set, squad_articles
 from .scaling import scaling
-from .types import QAError, percentiles
+from .types import QAError, Say, percentiles
 
 # The installed `qa` script, as a user runs it.
 QA_COMMAND = [str(Path(sys.executable).with_name("qa"))] if Path(sys.executable).with_name("qa").exists() \
     else [sys.executable, "-m", "qa.cli"]
-Say = Callable[[str], None]
-
-
 class _RecordingReader:
     """The real reader, keeping what it was asked, so its floor can be timed on the same
     pairs: per question, every call (the question as asked, and without its names)."""

@@ -49,7 +49,8 @@ class Record:
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "question": self.question, "texts": list(self.texts), "rows": self.rows.round(5).tolist(), "linear": self.linear.round(5).tolist(),
-                "logits": self.logits.round(4).tolist(), "unnamed": self.unnamed.round(4).tolist(), "checks": self.checks.astype(int).tolist(),
+                "logits": self.logits.round(4).tolist(), "unnamed": self.unnamed.round(4).tolist(),
+                "checks": self.checks.astype(int).tolist(),
                 "labels": self.labels.astype(int).tolist(), "dense": round(self.dense, 5), "bm25": round(self.bm25, 4)}
 
     @classmethod

@@ -145,8 +145,9 @@ MODEL_FILE = Path(__file__).resolve().parent / "reader_model.json"
 
 def fusion_features(rows: np.ndarray, logits: np.ndarray, unnamed: np.ndarray, checks: np.ndarray) -> np.ndarray:
     """One row per candidate: its sentence features, the reader's logits (for the question,
-    and for the question with what it names replaced by "it"), and the answer checks. (The linear score that chose the candidates, and its gap to the best, were
-    fusion features too; on the select split they earned nothing and were dropped.)"""
+    and for the question with what it names replaced by "it"), and the answer checks.
+    (The linear score that chose the candidates, and its gap to the best, were fusion
+    features too; on the select split they earned nothing and were dropped.)"""
     return np.column_stack([rows, logits, unnamed, checks.astype(np.float32)]).astype(np.float32)
 
 

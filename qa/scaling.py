@@ -7,12 +7,12 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from .config import Config
-from .types import percentiles
+from .types import Say, percentiles
 
 
 def synthetic_vectors(n: int, dim: int, seed: int, topics: int = 1024, subtopics: int = 16) -> np.ndarray:
@@ -38,7 +38,7 @@ def synthetic_vectors(n: int, dim: int, seed: int, topics: int = 1024, subtopics
 
 
 def scaling(config: Config, sizes: Sequence[int], kinds: Sequence[str] = ("auto",), queries: int = 200,
-            dim: int = 384, say: Callable[[str], None] = print) -> list[dict]:
+            dim: int = 384, say: Say = print) -> list[dict]:
     """Per size (and per index kind asked for; "auto" is what `index.dense_index` chooses):
     build time, single-query latency and recall@10 against exact search on the same vectors."""
     import faiss

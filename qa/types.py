@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -183,6 +183,10 @@ class Stopwatch:
         now = time.perf_counter()
         self.ms[stage] = self.ms.get(stage, 0.0) + (now - self._last) * 1000
         self._last = now
+
+
+# Where long work reports progress (`print`, or a test's collector).
+Say = Callable[[str], None]
 
 
 def percentiles(values: Sequence[float]) -> dict:
