@@ -112,20 +112,24 @@ class Answerer:
                 if sid not in self.questions and p.dense > chunk_cosine.get(sid, -2.0):
                     chunk_cosine[sid] = p.dense
         sids = list(chunk_cosine)
-        rows = np.zeros((len(sids), len(SENTENCE_FEATURES)), dtype=np.float32)
         if not sids:
-            return sids, rows
-        rows[:, 0] = self.index.sentence_vectors[sids] @ q.vector
-        rows[:, 4] = self._aligned(q, sids)
+            return sids, np.zeros((0, len(SENTENCE_FEATURES)), dtype=np.float32)
         lex = self.lexicon
-        for row, sid in zip(rows, sids):
-            s_terms = lex.sentence_terms[sid]
-            prev = self.previous[sid]
-            prev_terms = lex.sentence_terms[prev] if prev is not None else set()
-            row[1] = chunk_cosine[sid]
-            row[2] = sum(lex.weight(t) for t in q.terms & s_terms) / q.weight
-            row[3] = sum(lex.weight(t) for t in (q.terms & prev_terms) - s_terms) / q.weight
-        return sids, rows
+
+        def share(found: set[str]) -> float:
+            return sum(lex.weight(t) for t in found) / q.weight
+
+        said = [lex.sentence_terms[sid] for sid in sids]
+        said_before = [lex.sentence_terms[prev] if prev is not None else set() for prev in (self.previous[sid] for sid in sids)]
+        # Named, so that the columns follow SENTENCE_FEATURES whatever its order.
+        columns = {
+            "sentence_cosine": self.index.sentence_vectors[sids] @ q.vector,
+            "chunk_cosine": [chunk_cosine[sid] for sid in sids],
+            "words": [share(q.terms & s) for s in said],
+            "previous_words": [share((q.terms & before) - s) for s, before in zip(said, said_before)],
+            "aligned_words": self._aligned(q, sids),
+        }
+        return sids, np.column_stack([columns[name] for name in SENTENCE_FEATURES]).astype(np.float32)
 
     def _aligned(self, q: Question, sids: list[int]) -> np.ndarray:
         """Per sentence: each question content token's best cosine with one of its tokens,
