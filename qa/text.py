@@ -101,7 +101,9 @@ class Lexicon:
         self.acronyms: dict[str, tuple[str, ...]] = {}
         for text in documents:
             for acronym, long_form in find_acronyms(text).items():
-                self.acronyms.setdefault(terms(acronym)[0], tuple(terms(long_form)))
+                short = terms(acronym)
+                if short:  # "United States (US)": "us" is a stop word, no term to expand
+                    self.acronyms.setdefault(short[0], tuple(terms(long_form)))
         sentence_words = [words(t) for t in sentence_texts]
         self.sentence_terms = [self.canonical(set(_stemmer().stemWords(ws))) for ws in sentence_words]
         df: dict[str, int] = {}

@@ -84,6 +84,15 @@ def test_acronym_definitions_are_found():
     assert find_acronyms("a Very Odd Thing (XYZ)") == {}
 
 
+def test_an_acronym_that_is_a_stop_word_does_not_stop_the_corpus_loading():
+    # Found in a SQuAD train article: an acronym such as "(IT)", whose only word is a stop
+    # word, made `Lexicon` fail on load.
+    text = "Troops of the United States (US) and the Information Technology (IT) office met."
+    assert set(find_acronyms(text)) == {"US", "IT"}
+    lexicon = Lexicon([text], [text])
+    assert list(lexicon.acronyms) == ["us"] and lexicon.idf
+
+
 def test_misspelt_words_are_corrected_to_corpus_words_before_acronyms_fold():
     lexicon = Lexicon(
         ["The Liverpool Strategic Partnership (LSP) meets monthly.", "Its strategies are public.",
