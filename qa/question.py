@@ -83,12 +83,23 @@ def unnamed(query: str, spans: list[tuple[int, int]]) -> str:
     return " ".join(("".join(out) + query[at:]).split())
 
 
+_INVISIBLE = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff]")
+
+
 def check_text(text, what: str, limit: int) -> str:
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str) or not _INVISIBLE.sub("", text).strip():
         raise BadQuestion(f"The {what} is empty. Type a {what} in words.")
     if len(text) > limit:
         raise BadQuestion(f"The {what} is {len(text)} characters long; the limit is {limit}. Shorten it.")
+    _check_unicode(text, what)
     return text.strip()
+
+
+def _check_unicode(text: str, what: str) -> None:
+    # JSON may escape half of a UTF-16 pair ("\ud800"); no model can read that.
+    if any("\ud800" <= c <= "\udfff" for c in text):
+        raise BadQuestion(f"The {what} holds a broken character (half of a UTF-16 surrogate pair, such as \\ud800). "
+                          "Send it as valid Unicode text.")
 
 
 def check_history(history, limit: int) -> list[dict]:
@@ -101,6 +112,8 @@ def check_history(history, limit: int) -> list[dict]:
         raise BadQuestion('history must be a list of {"question": "...", "answer": "..."} objects.')
     if len(history) > limit:
         raise BadQuestion(f"history has {len(history)} turns; the limit is {limit}. Send only the latest turns.")
+    for turn in history:
+        _check_unicode(turn["question"] + turn.get("answer", ""), "history")
     return history
 
 

@@ -6,6 +6,7 @@ CI run is reproducible; `FUZZ_EXAMPLES=500 FUZZ_SEED=random` explores further by
 with Hypothesis here.)"""
 
 import dataclasses
+import json
 import os
 
 import pytest
@@ -50,3 +51,39 @@ def test_the_api_never_fails_and_keeps_to_its_schema(api_schema, mode):
         except Unsatisfiable:  # nothing invalid can be sent to an operation with no inputs
             assert mode is GenerationMode.NEGATIVE and not operation.label.startswith("POST")
     assert {"POST /api/ask", "POST /api/search", "POST /v1/chat/completions"} <= set(fuzzed)
+
+
+# Questions within the limits that once made the reader's tokenizer or the embedder raise
+# (500s): longer than the reader's window in tokens, or holding half a surrogate pair.
+HOSTILE = {
+    "chinese": "这是一个关于伙伴关系的问题吗" * 18,
+    "repeated name": "LAHP " * 125,
+    "years": " ".join(str(y) for y in range(1800, 1990)),
+    "long url": "http://example.org/" + "a/" * 300,
+    "lone surrogate": "Who chairs \ud800 the partnership?",
+    "zero width only": "\u200b\u200b\u200d",
+}
+
+
+@pytest.fixture(scope="module")
+def client(qa, corpus_config):
+    return create_app(dataclasses.replace(corpus_config, rate_limit_per_minute=0), qa).test_client()
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_questions_get_an_answer_or_a_clear_400_on_every_route(client, name):
+    text = HOSTILE[name]
+    assert len(text) <= 1000
+    calls = [("/api/ask", {"question": text}), ("/api/search", {"query": text}),
+             ("/api/ask", {"question": "Who chairs it?", "history": [{"question": text, "answer": text}]}),
+             ("/v1/chat/completions", {"messages": [{"role": "user", "content": text}]}),
+             ("/v1/chat/completions", {"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": "ok"},
+                                                    {"role": "user", "content": "Who chairs it?"}]})]
+    for route, body in calls:
+        r = client.post(route, data=json.dumps(body), content_type="application/json")
+        assert r.status_code in (200, 400), (route, r.status_code, r.data[:300])
+        assert r.is_json
+        if r.status_code == 400:
+            assert r.get_json()["error"]["message"]
+    expected = 400 if name in ("lone surrogate", "zero width only") else 200
+    assert client.post("/api/ask", data=json.dumps({"question": text}), content_type="application/json").status_code == expected
