@@ -97,6 +97,12 @@ class Config:
     # empty, the API and the page cannot change the corpus.
     api_token: str = ""
     max_upload_bytes: int = 32 * 1024 * 1024  # per file
+    # Reading one PDF or Word file, in a child process (`qa.formats.extract`): past any of
+    # these it fails alone, with the reason, and every other document is read as usual.
+    extract_seconds: float = 60.0
+    extract_memory_mb: int = 2048
+    extract_inflated_mb: int = 256  # a Word file's parts, inflated
+    extract_pages: int = 5000  # a PDF's pages
     max_upload_files: int = 10  # per request
 
     def with_overrides(self, **overrides) -> Config:

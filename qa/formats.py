@@ -16,13 +16,84 @@ two-column page drawn line by line across in drawing order, mixing the columns.
 from __future__ import annotations
 
 import io
+import math
+import multiprocessing
 import re
+import zipfile
 from dataclasses import dataclass, field
 
 from .chunk import starts_item
 
 EXTRACTOR_VERSION = 1  # bump when the text made of a file changes, so stored documents are read again
 BAND = 0.09  # the top and bottom share of a page where running headers and footers sit
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What reading one PDF or Word file may cost (`extract_*` settings): a hostile file
+    (a compression bomb, drawings nested to make pages of work) fails alone, with a reason."""
+
+    seconds: float = 60.0  # wall-clock and CPU time
+    memory_mb: int = 2048  # address space of the process that reads it
+    inflated_mb: int = 256  # a Word file's parts, inflated, all together
+    pages: int = 5000  # a PDF's pages
+
+
+def extract(suffix: str, raw: bytes, limits: Limits) -> Extracted:
+    """A PDF or Word file read in a child process under `limits`: a file that needs more
+    time or memory, or whose parser raises what no reader expects, fails with a reason
+    (ValueError) and the process that asked (a server, `qa ingest`) is untouched. The
+    child forks from a small server that imported only the readers, so a start costs
+    milliseconds, and never inherits the models or the server's threads."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["qa.formats"])
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_read_in_child, args=(suffix, raw, limits, send), daemon=True)
+    child.start()
+    send.close()
+    try:
+        if not receive.poll(limits.seconds):
+            raise ValueError(f"reading it took over {limits.seconds:g} s (extract_seconds); it may be built to "
+                             "make work, or split it into smaller files")
+        ok, value = receive.recv()
+    except EOFError:  # the child died: the CPU limit's signal, or the kernel out of memory
+        ok, value = False, (f"reading it took over {limits.seconds:g} s of CPU (extract_seconds)" if
+                            _killed_for_cpu(child) else "reading it stopped the reader process (over "
+                            f"{limits.memory_mb} MB, extract_memory_mb?); it may be a compression bomb")
+    finally:
+        child.kill()
+        child.join()
+        receive.close()
+    if not ok:
+        raise ValueError(value)
+    return value
+
+
+def _killed_for_cpu(child) -> bool:
+    import signal
+
+    child.join(1)
+    return child.exitcode == -signal.SIGXCPU
+
+
+def _read_in_child(suffix: str, raw: bytes, limits: Limits, send) -> None:
+    import resource
+
+    cap = limits.memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    cpu = math.ceil(limits.seconds)
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    try:
+        result = (True, READERS[suffix](raw, limits))
+    except MemoryError:
+        result = (False, f"reading it needs more than {limits.memory_mb} MB (extract_memory_mb); it may be a "
+                         "compression bomb")
+    except ValueError as exc:
+        result = (False, str(exc))
+    except Exception as exc:  # a parser's own error (XML, a zip method, recursion): this file fails, alone
+        result = (False, f"it cannot be read ({type(exc).__name__}: {str(exc)[:200]}); it may be damaged")
+    send.send(result)
+    send.close()
 
 
 @dataclass
@@ -34,7 +105,7 @@ class Extracted:
     warnings: list[str] = field(default_factory=list)  # said per file, the file is still read
 
 
-def read_pdf(raw: bytes) -> Extracted:
+def read_pdf(raw: bytes, limits: Limits = Limits()) -> Extracted:
     from pdfminer.high_level import extract_pages
     from pdfminer.layout import LAParams, LTTextContainer
     from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
@@ -43,7 +114,9 @@ def read_pdf(raw: bytes) -> Extracted:
         raise ValueError("not a PDF file (it does not start with %PDF)")
     pages: list[list[tuple[str, str]]] = []  # per page: (place, text) with place "head", "body" or "foot"
     try:
-        for page in extract_pages(io.BytesIO(raw), laparams=LAParams()):
+        for page in extract_pages(io.BytesIO(raw), laparams=LAParams(), maxpages=limits.pages + 1):
+            if len(pages) == limits.pages:
+                raise ValueError(f"it has more than {limits.pages} pages (extract_pages); split it into smaller files")
             boxes = []
             for box in page:
                 if not isinstance(box, LTTextContainer) or not box.get_text().strip():
@@ -53,6 +126,8 @@ def read_pdf(raw: bytes) -> Extracted:
             pages.append(boxes)
     except (PDFPasswordIncorrect, PDFEncryptionError):
         raise ValueError("the PDF is password-protected; save a copy without the password and add that") from None
+    except (ValueError, MemoryError):
+        raise
     except Exception as exc:  # pdfminer raises many kinds, from its parser down to zlib
         raise ValueError(f"the PDF cannot be read ({type(exc).__name__}: {exc}); it may be damaged") from None
 
@@ -137,14 +212,13 @@ def _pdf_title(raw: bytes) -> dict:
     return {"title": title.strip()} if isinstance(title, str) and title.strip() else {}
 
 
-def read_docx(raw: bytes) -> Extracted:
+def read_docx(raw: bytes, limits: Limits = Limits()) -> Extracted:
     """Paragraphs, headings and list items one to a line, table rows as their cells
     joined by " | ", in the order the document has them."""
-    import zipfile
-
     import docx
     from docx.table import Table
 
+    _check_zip(raw, limits)
     try:
         document = docx.Document(io.BytesIO(raw))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
@@ -174,3 +248,26 @@ def read_docx(raw: bytes) -> Extracted:
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
     title = (document.core_properties.title or "").strip()
     return Extracted(text, meta={"title": title} if title else {})
+
+
+def _check_zip(raw: bytes, limits: Limits) -> None:
+    """Refuse a Word file before inflating it: parts encrypted or compressed by a method
+    it cannot be read with, or more inflated bytes than the limit (a zip says each part's
+    size, and reading stops there, so what it says bounds what is inflated)."""
+    try:
+        parts = zipfile.ZipFile(io.BytesIO(raw)).infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ValueError(f"not a readable Word .docx file ({exc})") from None
+    for part in parts:
+        if part.flag_bits & 0x1:
+            raise ValueError(f"its part {part.filename[:80]} is encrypted; save a copy without a password and add that")
+        if part.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ValueError(f"its part {part.filename[:80]} is compressed with method {part.compress_type}, which "
+                             "Word does not write; re-save it from Word")
+    inflated = sum(part.file_size for part in parts)
+    if inflated > limits.inflated_mb * 1024 * 1024:
+        raise ValueError(f"it inflates to {inflated / 2 ** 20:,.0f} MB, over the {limits.inflated_mb} MB limit "
+                         "(extract_inflated_mb); it may be a compression bomb")
+
+
+READERS = {".pdf": read_pdf, ".docx": read_docx}

@@ -18,6 +18,7 @@ import numpy as np
 from .chunk import chunk_document, tiktoken_count
 from .config import Config
 from .embed import Encoder, TokenVectors
+from .formats import Limits
 from .ingest import read_corpus
 from .store import Index, TokenStore, load_index, save_index, writing
 from .text import terms
@@ -72,7 +73,8 @@ def _build(config: Config, encoder: Encoder, progress: Progress | None) -> Build
     expected = expected_settings(config, encoder.model_id, encoder.weights_sha256, encoder.dim)
     old = _previous(config.index_dir, expected)
     old_docs = old.documents if old else {}
-    read = read_corpus(config.corpus_dir, config.clean_patterns, {d.source: d for d in old_docs.values()})
+    limits = Limits(config.extract_seconds, config.extract_memory_mb, config.extract_inflated_mb, config.extract_pages)
+    read = read_corpus(config.corpus_dir, config.clean_patterns, {d.source: d for d in old_docs.values()}, limits)
     report = BuildReport(skipped=read.skipped, warnings=read.warnings)
     if not read.documents:
         why = f" ({len(read.skipped)} file(s) skipped as unreadable)" if read.skipped else ""

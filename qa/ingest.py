@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
-from .formats import EXTRACTOR_VERSION, Extracted, read_docx, read_pdf
+from .formats import EXTRACTOR_VERSION, READERS, Extracted, Limits, extract
 from .types import Document
 
 log = logging.getLogger(__name__)
@@ -33,10 +33,11 @@ class CorpusReadResult:
 
 
 def read_corpus(corpus_dir: str | Path, clean_patterns: tuple[str, ...],
-                known: dict[str, Document] | None = None) -> CorpusReadResult:
+                known: dict[str, Document] | None = None, limits: Limits = Limits()) -> CorpusReadResult:
     """Every document of the folder. `known` (documents read before, by source path) are
     reused when their file, sidecar and the cleaning rules are unchanged: a PDF is parsed
-    once, not on every ingest."""
+    once, not on every ingest. A file that cannot be read is skipped with the reason,
+    whatever went wrong: one bad file never stops the others being read."""
     root = Path(corpus_dir)
     result = CorpusReadResult()
     if not root.is_dir():
@@ -61,9 +62,10 @@ def read_corpus(corpus_dir: str | Path, clean_patterns: tuple[str, ...],
             stamp = file_hash(raw, path, clean_patterns)
             doc = known.get(rel)
             if doc is None or doc.file_hash != stamp or doc.doc_id != ids[path]:
-                doc = read_document(path, ids[path], rel, rules, raw, stamp)
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            reason = str(exc) or type(exc).__name__
+                doc = read_document(path, ids[path], rel, rules, raw, stamp, limits)
+        except Exception as exc:  # noqa: BLE001 - the reason is said, the build goes on
+            reason = (str(exc) or type(exc).__name__) if isinstance(exc, OSError | UnicodeDecodeError | ValueError) \
+                else f"it cannot be read ({type(exc).__name__}: {str(exc)[:200]})"
             log.warning("skipped %s: %s", rel, reason)
             result.skipped.append((rel, reason))
             continue
@@ -90,12 +92,13 @@ def _doc_ids(root: Path, paths: list[Path]) -> dict[Path, str]:
     }
 
 
-def read_document(path: Path, doc_id: str, rel: str, rules: list[re.Pattern], raw: bytes, stamp: str = "") -> Document:
+def read_document(path: Path, doc_id: str, rel: str, rules: list[re.Pattern], raw: bytes, stamp: str = "",
+                  limits: Limits | None = None) -> Document:
+    """`limits`: PDF and Word files are read in a child process under them (`formats.extract`);
+    without, in this process."""
     suffix = path.suffix.lower()
-    if suffix == ".pdf":
-        got = read_pdf(raw)
-    elif suffix == ".docx":
-        got = read_docx(raw)
+    if suffix in READERS:
+        got = extract(suffix, raw, limits) if limits else READERS[suffix](raw)
     else:
         got = read_text(raw, suffix)
     meta = {**got.meta, **_sidecar(path)}

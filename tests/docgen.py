@@ -115,3 +115,100 @@ def minutes_docx(path: Path) -> dict:
     d.save(str(path))
     return {"heading": "Minutes of the board", "items": ["Approve the research strategy.", "Appoint a new finance director."],
             "row": "Ruth Ellison | Chair of the board"}
+
+
+# --- Hostile files, built small: each is refused by limits lowered in the test ---
+
+_W = b'<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>%s</w:body></w:document>'
+
+
+def word_of(body: bytes, method: int | None = None, encrypted: bool = False) -> bytes:
+    """A minimal .docx whose document.xml body is `body` (XML, well-formed or not)."""
+    import io
+    import zipfile
+
+    method = zipfile.ZIP_DEFLATED if method is None else method
+    parts = {
+        "[Content_Types].xml": '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.'
+        'wordprocessingml.document.main+xml"/></Types>',
+        "_rels/.rels": '<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" '
+        'Target="word/document.xml"/></Relationships>',
+        "word/document.xml": _W % body,
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in parts.items():
+            info = zipfile.ZipInfo(name)
+            info.compress_type = method
+            z.writestr(info, data)
+    raw = bytearray(buf.getvalue())
+    if encrypted:  # zipfile writes no encrypted parts: set the flag in document.xml's central directory entry
+        at = raw.index(b"PK\x01\x02", raw.index(b"word/document.xml") + 1)
+        while raw[at + 46: at + 46 + 17] != b"word/document.xml":
+            at = raw.index(b"PK\x01\x02", at + 1)
+        raw[at + 8] |= 0x1
+    return bytes(raw)
+
+
+def paragraph(text: str) -> bytes:
+    return b"<w:p><w:r><w:t>" + text.encode() + b"</w:t></w:r></w:p>"
+
+
+def pdf_of(objects: list[bytes]) -> bytes:
+    """A PDF of the given objects (1-based; 1 is the catalog), with a true xref table."""
+    out, offsets = [b"%PDF-1.4\n"], []
+    for n, body in enumerate(objects, 1):
+        offsets.append(sum(map(len, out)))
+        out.append(b"%d 0 obj\n" % n + body + b"\nendobj\n")
+    xref = sum(map(len, out))
+    out.append(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    out += [b"%010d 00000 n \n" % o for o in offsets]
+    out.append(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return b"".join(out)
+
+
+def _stream(data: bytes, extra: bytes = b"", compress: bool = False) -> bytes:
+    import zlib
+
+    if compress:
+        data, extra = zlib.compress(data, 9), extra + b" /Filter /FlateDecode"
+    return b"<< /Length %d%s >>\nstream\n" % (len(data), extra) + data + b"\nendstream"
+
+
+_TEXT = b"BT /F1 12 Tf 72 700 Td (The hostile file says one sentence here.) Tj ET"
+
+
+def _pages(contents: list[bytes], resources: bytes = b"") -> list[bytes]:
+    """Catalog, page tree, each page and its content stream, then the font (object 3 + 2n)."""
+    n = len(contents)
+    kids = b" ".join(b"%d 0 R" % (3 + 2 * i) for i in range(n))
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, n)]
+    for i, content in enumerate(contents):
+        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R /Resources << /Font "
+                       b"<< /F1 %d 0 R >> %s >> >>" % (4 + 2 * i, 3 + 2 * n, resources))
+        objects.append(content)
+    return objects + [b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+
+
+def pages_pdf(pages: int) -> bytes:
+    return pdf_of(_pages([_stream(_TEXT)] * pages))
+
+
+def inflating_pdf(megabytes: int) -> bytes:
+    """One page whose content stream is a few hundred KB that inflates to `megabytes`."""
+    return pdf_of(_pages([_stream(_TEXT + b"\n" + b" " * (megabytes << 20), compress=True)]))
+
+
+def nested_pdf(depth: int, fan: int = 10) -> bytes:
+    """One page drawing a form that draws the next `fan` times, `depth` levels down:
+    fan ** depth drawings from 2 KB."""
+    objects = _pages([_stream(b"/X0 Do " + _TEXT)], b"/XObject << /X0 6 0 R >>")
+    for level in range(depth):
+        last = level == depth - 1
+        body = _TEXT if last else b" ".join([b"/X Do"] * fan)
+        resources = b"/Font << /F1 5 0 R >>" if last else b"/XObject << /X %d 0 R >>" % (7 + level)
+        objects.append(_stream(body, b" /Type /XObject /Subtype /Form /BBox [0 0 612 792] /Resources << %s >>" % resources))
+    return pdf_of(objects)

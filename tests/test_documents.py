@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CORPUS, CountingEncoder
-from docgen import minutes_docx, report_pdf
+from docgen import minutes_docx, paragraph, report_pdf, word_of
 from qa.cli import main
 from qa.config import Config
 from qa.index import build_index
@@ -107,6 +107,25 @@ def test_a_word_file_and_text_in_one_upload(client, tmp_path):
     assert {d["title"] for d in docs.values()} >= {"Board minutes", "Note"}
     answer = client.post("/api/ask", json={"question": "What does the Quokka Fund pay for?"}).get_json()
     assert "two research nurses" in answer["answer"]
+
+
+def test_one_unreadable_word_file_fails_alone_and_the_rest_of_its_batch_is_added(client, small_config, tmp_path):
+    minutes_docx(tmp_path / "m.docx")
+    minutes = (tmp_path / "m.docx").read_bytes()
+    [first] = upload(client, ("minutes.docx", minutes)).get_json()["documents"]
+    assert wait_ready(client)[first["doc_id"]]["state"] == "ready"
+    reply = upload(client, ("minutes.docx", minutes), ("note.md", b"# Note\n\nThe Quokka Fund pays for two research nurses.\n"),
+                   ("broken.docx", word_of(paragraph("An unclosed run")[:-12])))
+    assert reply.status_code == 202
+    jobs = {j["filename"]: j for j in reply.get_json()["documents"]}
+    docs = wait_ready(client)
+    assert docs[jobs["broken.docx"]["doc_id"]]["state"] == "failed"
+    assert "XMLSyntaxError" in docs[jobs["broken.docx"]["doc_id"]]["reason"]
+    assert docs[jobs["note.md"]["doc_id"]]["state"] == docs[first["doc_id"]]["state"] == "ready"
+    uploads = Path(small_config.corpus_dir) / "uploads"
+    assert {p.suffix for p in uploads.iterdir() if not p.name.endswith(".meta.json")} == {".docx", ".md"}
+    found = client.post("/api/search", json={"query": "Quokka Fund research nurses", "k": 1}).get_json()
+    assert found["passages"][0]["doc_id"] == jobs["note.md"]["doc_id"]
 
 
 def test_an_unreadable_upload_fails_with_its_reason_and_leaves_the_corpus(client, small_config, tmp_path):
