@@ -66,8 +66,13 @@ def display_name(filename: str) -> str:
     """The file's own name without any folders (a client may send "../../x.pdf" or
     "C:\\x.pdf") or control characters, for titles and listings."""
     name = re.split(r"[\\/]", filename or "")[-1]
-    name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip()
-    return name[:200] or "upload"
+    # Control characters, and the direction marks that would make "evil\u202egnp.pdf" show
+    # as "evilfdp.png", are dropped.
+    name = re.sub(r"[\x00-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]", "", name).strip()
+    if len(name) > 200:  # cut the stem, so that the type stays readable from the name
+        suffix = Path(name).suffix[:20]
+        name = name[: 200 - len(suffix)] + suffix
+    return name or "upload"
 
 
 def check(upload: Upload, max_bytes: int) -> str:

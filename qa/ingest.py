@@ -123,7 +123,7 @@ def read_document(path: Path, doc_id: str, rel: str, rules: list[re.Pattern], ra
 
 
 def read_text(raw: bytes, suffix: str) -> Extracted:
-    if b"\x00" in raw[:8192]:
+    if b"\x00" in raw:
         raise ValueError("binary file (contains NUL bytes)")
     try:
         text = raw.decode("utf-8-sig")

@@ -256,7 +256,9 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
         question, history = chat_turns(body.get("messages"))
         if not isinstance(body.get("stream", False), bool):
             raise BadQuestion("stream must be true or false.")
-        answer = live.get().ask(question, history)
+        # A chat client sends the whole conversation: the latest turns are what a follow-up
+        # can refer to, as the page keeps them.
+        answer = live.get().ask(question, history[-config.max_history_turns:] if config.max_history_turns else [])
         reply = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": str(body.get("model") or "qa")}
         if body.get("stream"):
             return Response(stream_chat(reply, answer), mimetype="text/event-stream",

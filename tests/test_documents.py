@@ -156,6 +156,15 @@ def test_writes_need_the_token(client, small_config, encoder, reader, pdf_bytes)
     assert off.get("/api/documents").get_json()["uploads"]["enabled"] is False
 
 
+def test_upload_names_are_shown_as_sent_but_never_spoof_or_lose_their_type():
+    from qa.documents import display_name
+
+    assert display_name("../../Annual review.pdf") == "Annual review.pdf"
+    assert display_name("evil\u202egnp.pdf") == "evilgnp.pdf"  # no right-to-left override: shown as it is
+    long = display_name("r" * 300 + ".pdf")
+    assert len(long) == 200 and long.endswith(".pdf")
+
+
 @pytest.mark.parametrize("files, status, words", [
     ([("tool.exe", b"MZ\x90\x00")], 415, "cannot be read"),
     ([("report.pdf", b"not really a pdf")], 415, "not a PDF"),

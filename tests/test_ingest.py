@@ -43,6 +43,7 @@ def test_reads_txt_md_html_and_skips_bad_files(tmp_path):
         "<footer>Copyright</footer></body></html>"
     )
     (tmp_path / "binary.txt").write_bytes(b"\x00\x01\x02abc")
+    (tmp_path / "late-nul.txt").write_bytes(b"Plain text for a while. " * 500 + b"\x00 then binary")  # past the first 8 KB
     (tmp_path / "latin.txt").write_bytes("caf\xe9".encode("latin-1"))
     (tmp_path / "empty.txt").write_text("   \n")
     (tmp_path / "ignored.rtf").write_bytes(b"{\\rtf1 not a type we read}")
@@ -56,7 +57,7 @@ def test_reads_txt_md_html_and_skips_bad_files(tmp_path):
     assert page.title == "A Page"
     assert "alert" not in page.text and "Home | About" not in page.text and "Copyright" not in page.text
     assert "Welcome" in page.text and "First\u00a0para." in page.text and "- One" in page.text
-    assert {p for p, _ in result.skipped} == {"binary.txt", "latin.txt", "empty.txt", "damaged.pdf"}
+    assert {p for p, _ in result.skipped} == {"binary.txt", "late-nul.txt", "latin.txt", "empty.txt", "damaged.pdf"}
     assert all(reason for _, reason in result.skipped)
 
 

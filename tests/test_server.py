@@ -165,6 +165,18 @@ def test_chat_completions_bad_messages_are_400(client, messages):
     error_of(client.post("/v1/chat/completions", json={"messages": messages}), 400)
 
 
+def test_a_long_chat_keeps_its_latest_turns_instead_of_failing(client):
+    # A standard chat client resends the whole conversation; from its 12th question it
+    # had more earlier turns than max_history_turns, and every question failed.
+    messages = []
+    for n in range(14):
+        messages += [{"role": "user", "content": f"Question number {n} about the partnership?"},
+                     {"role": "assistant", "content": "An answer."}]
+    messages += [{"role": "user", "content": "Who chairs the Leeds Academic Health Partnership?"}]
+    r = client.post("/v1/chat/completions", json={"messages": messages})
+    assert r.status_code == 200 and r.get_json()["choices"][0]["message"]["content"]
+
+
 def test_chat_completions_stream_must_be_a_boolean(client):
     err = error_of(client.post("/v1/chat/completions", json={"stream": [True], "messages": [
         {"role": "user", "content": "Who chairs LAHP?"}]}), 400)
