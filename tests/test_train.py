@@ -1,0 +1,119 @@
+"""`qa train`: training groups from the product's own prefilter, a few real training steps
+on a tiny fixture (the loss falls, a run resumes), and the int8 ONNX export it ships."""
+
+import json
+from pathlib import Path
+
+import gzip
+import numpy as np
+import pytest
+
+from qa import train, traindata
+from qa.config import Config
+from qa.export import export_reader
+from qa.read import OnnxCrossEncoder, packaged_reader_folder
+from qa.traindata import Group
+from qa.types import ConfigError
+
+TINY = Path(__file__).parent / "data" / "squad-tiny.json"
+START = packaged_reader_folder()
+
+GROUPS = [
+    Group("When was the Corran lighthouse built?",
+          ["Corran Point lighthouse stands on the Corran Narrows.", "The lighthouse was built in 1860 by David Stevenson.",
+           "Loch Linnhe is a sea loch.", "The light was automated in 1970."],
+          [0, 1, 0, 0], [None, [28, 32], None, None]),
+    Group("Who designed the glass harmonica?",
+          ["The glass harmonica was invented by Benjamin Franklin in 1761.", "It uses glass bowls.",
+           "Mozart wrote music for it.", "It fell out of fashion."],
+          [1, 0, 0, 0], [[36, 53], None, None, None]),
+    Group("What is the lighthouse's range?", ["Corran Point lighthouse stands on the Corran Narrows.",
+                                               "Loch Linnhe is a sea loch."], [0, 0], [None, None], removed=True),
+    Group("How many bowls does it use?", ["The instrument uses 37 glass bowls.", "It was invented in 1761.",
+                                          "Franklin played it."], [1, 0, 0], [[20, 22], None, None]),
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("train")
+    said: list[str] = []
+    final = train.train(GROUPS, folder, START / "model.onnx", START / "tokenizer.json", steps=8, batch=2, lr=1e-4,
+                        say=said.append, checkpoint_every=4)
+    return folder, final, said
+
+
+def test_training_on_a_tiny_fixture_lowers_the_loss_and_reports_progress(trained):
+    folder, final, said = trained
+    losses = json.loads((folder / "losses.json").read_text())
+    assert len(losses) == 8 and final.is_file()
+    assert np.mean(losses[-2:]) < np.mean(losses[:2]) * 0.8
+    assert any(line.startswith("step 8/8") and "pairs/s" in line for line in said)
+    assert {p.name for p in folder.glob("*.pt")} == {"checkpoint.pt", "quarter.pt", "half.pt", "final.pt"}
+
+
+def test_a_finished_or_interrupted_run_resumes_from_its_checkpoint(trained):
+    folder, _, _ = trained
+    said: list[str] = []
+    train.train(GROUPS, folder, START / "model.onnx", START / "tokenizer.json", steps=8, batch=2, lr=1e-4,
+                say=said.append, checkpoint_every=4)
+    assert said[0] == "resumed at step 8/8" and not any(line.startswith("step ") for line in said)
+
+
+def test_the_dequantised_start_reads_as_the_int8_reader_does(msmarco_reader):
+    import torch
+
+    net = train.build_network(START / "model.onnx").eval()
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(START / "tokenizer.json"))
+    tokenizer.enable_padding()
+    texts = GROUPS[0].texts
+    ids, mask, types, _, _ = train.encode(tokenizer, [GROUPS[0].question] * 4, texts, [None] * 4)
+    with torch.no_grad():
+        logits = net(torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(types))[0][:, 0].numpy()
+    assert np.abs(logits - msmarco_reader.score(GROUPS[0].question, texts)).max() < 0.3
+
+
+def test_span_targets_are_the_answer_tokens_or_cls():
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(START / "tokenizer.json"))
+    tokenizer.enable_padding()
+    g = GROUPS[0]
+    ids, _, _, starts, ends = train.encode(tokenizer, [g.question] * 4, g.texts, g.spans)
+    assert starts.tolist()[0] == ends.tolist()[0] == 0  # no answer here: [CLS]
+    assert tokenizer.decode(ids[1][starts[1]: ends[1] + 1].tolist()) == "1860"
+
+
+def test_the_export_is_int8_onnx_with_a_span_head_and_a_pinned_hash(trained, tmp_path):
+    _, final, _ = trained
+    card = export_reader(final, START, tmp_path / "reader", {"steps": 8})
+    assert card["outputs"] == ["logits", "start_logits", "end_logits"]
+    assert json.loads((tmp_path / "reader" / "reader.json").read_text())["sha256"] == card["sha256"]
+    r = OnnxCrossEncoder(tmp_path / "reader", "tiny", card["sha256"])
+    logits, spans = r.read(GROUPS[1].question, GROUPS[1].texts)
+    assert logits.shape == (4,) and len(spans) == 4
+    for text, span in zip(GROUPS[1].texts, spans):
+        assert span is None or 0 <= span.start < span.end <= len(text)
+    with pytest.raises(ConfigError, match="sha256"):
+        OnnxCrossEncoder(tmp_path / "reader", "tiny", "0" * 64)
+
+
+def test_training_groups_come_from_the_products_prefilter(tmp_path, encoder):
+    data = json.loads(TINY.read_text())
+    path = tmp_path / "train.json.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    articles = traindata.train_articles(path)
+    assert sorted(a["title"] for a in articles) == sorted(a["title"] for a in data["data"])
+    groups = traindata.collect_groups(Config(), encoder, articles, tmp_path / "work", progress=lambda _: None)
+    answerable = [g for g in groups if not g.removed]
+    assert answerable and all(any(g.labels) and len(g.texts) <= traindata.GROUP for g in answerable)
+    for g in answerable:
+        for text, label, span in zip(g.texts, g.labels, g.spans):
+            assert span is None or (label and 0 <= span[0] < span[1] <= len(text))
+    assert any(s is not None for g in answerable for s in g.spans)
+    assert all(not any(g.labels) for g in groups if g.removed)
+    traindata.save_groups(groups, tmp_path / "groups.jsonl")
+    assert traindata.load_groups(tmp_path / "groups.jsonl") == groups
