@@ -44,7 +44,7 @@ from .store import Index
 from .question import Question
 from .text import Lexicon, match_text
 from .config import Config
-from .read import CHECKS, SENTENCE_FEATURES, Reader, ReaderModel
+from .read import CHECKS, SENTENCE_FEATURES, Reader, ReaderModel, Span, span_margins
 from .types import Answer, AnswerSentence, Citation, Passage, Reading, Stopwatch
 
 # Fitted on the tune half of SQuAD 2.0 dev (see README, "Evaluation").
@@ -213,12 +213,13 @@ class Answerer:
             shown += [x for x in (sid, self.introduces.get(sid)) if x is not None and x not in shown]
 
         sentences, citations = [], []
+        spans = dict(zip(reading.sids, reading.spans))
         for n, sid in enumerate(shown, start=1):
             s = self.index.sentences[sid]
             doc = self.index.documents[s.doc_id]
             text = doc.text[s.start:s.end]
             citations.append(Citation(n, doc.doc_id, doc.title, doc.date, s.start, s.end, text, doc.page_of(s.start)))
-            sentences.append(AnswerSentence(text, n))
+            sentences.append(AnswerSentence(text, n, self._in_document(sid, spans.get(sid))))
         answer = " ".join(f"{s.text} [{s.citation}]" for s in sentences)
         return Answer(q.asked, answer, False, confidence, sentences, citations, q.query, "", passages, lead_text, reading)
 
@@ -236,17 +237,29 @@ class Answerer:
         rows = np.array([c.row for c in top], dtype=np.float32).reshape(len(top), len(SENTENCE_FEATURES))
         texts = [self._reader_text(sid) for sid in sids]
         watch.lap("compose")
-        logits = self.reader.score(q.query, texts)
+        logits, spans = self.reader.read(q.query, texts)
         unnamed = self.reader.score(q.unnamed, texts) if q.unnamed != q.query else logits
         watch.lap("read")
         checks = np.array([self.checks(q, sid) for sid in sids], dtype=bool).reshape(len(top), len(CHECKS))
         dense = max((p.dense for p in passages), default=0.0)
         bm25 = max((p.lexical for p in passages), default=0.0)
         if not sids:
-            return Reading([], rows, linear, logits, unnamed, checks, np.zeros(0, np.float32), dense, bm25, 0.0)
-        fused = self.model.fuse(rows, logits, unnamed, checks)
-        confidence = self.model.confidence(fused, linear, logits, checks, dense, bm25)
-        return Reading(sids, rows, linear, logits, unnamed, checks, fused, dense, bm25, confidence)
+            return Reading([], rows, linear, logits, unnamed, spans, checks, np.zeros(0, np.float32), dense, bm25, 0.0)
+        span_scores = span_margins(spans)
+        fused = self.model.fuse(rows, logits, unnamed, span_scores, checks)
+        confidence = self.model.confidence(fused, linear, logits, span_scores, checks, dense, bm25)
+        return Reading(sids, rows, linear, logits, unnamed, spans, checks, fused, dense, bm25, confidence)
+
+    def _in_document(self, sid: int, span: Span | None) -> tuple[int, int] | None:
+        """The reader's span (offsets into the text it read) as document offsets, when it
+        falls inside the sentence itself (a list item is read after its introduction)."""
+        if span is None:
+            return None
+        s = self.index.sentences[sid]
+        lead = len(self._reader_text(sid)) - (s.end - s.start)
+        if span.start < lead:
+            return None
+        return s.start + span.start - lead, s.start + span.end - lead
 
     def _reader_text(self, sid: int) -> str:
         text = self.index.sentence_text(sid)

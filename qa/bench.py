@@ -39,14 +39,18 @@ class _RecordingReader:
 
     def __init__(self, inner):
         self.inner, self.model_id, self.weights_sha256 = inner, inner.model_id, inner.weights_sha256
-        self.calls: list[list[tuple[str, list[str]]]] = []
+        self.calls: list[list[tuple[str, str, list[str]]]] = []  # per question: (method, question, texts)
 
     def next_question(self) -> None:
         self.calls.append([])
 
     def score(self, question, texts):
-        self.calls[-1].append((question, list(texts)))
+        self.calls[-1].append(("score", question, list(texts)))
         return self.inner.score(question, texts)
+
+    def read(self, question, texts):
+        self.calls[-1].append(("read", question, list(texts)))
+        return self.inner.read(question, texts)
 
 
 def question_path(config: Config, questions: list[str], rounds: int = 2) -> dict:
@@ -77,8 +81,8 @@ def question_path(config: Config, questions: list[str], rounds: int = 2) -> dict
             encoder_alone.append((time.perf_counter() - started) * 1000)
     for calls in reader.calls:
         started = time.perf_counter()
-        for question, texts in calls:
-            reader.inner.score(question, texts)
+        for method, question, texts in calls:
+            getattr(reader.inner, method)(question, texts)
         reader_alone.append((time.perf_counter() - started) * 1000)
     non_model = [sum(ms for stage, ms in zip(stages, row) if stage not in ("embed", "read"))
                  for row in zip(*stages.values())]
@@ -88,7 +92,7 @@ def question_path(config: Config, questions: list[str], rounds: int = 2) -> dict
         "stages_ms": {stage: percentiles(ms) for stage, ms in stages.items()},
         "non_model_ms": percentiles(non_model),
         "floors_ms": {"query_encoder_alone": percentiles(encoder_alone), "reader_alone": percentiles(reader_alone)},
-        "reader_pairs": percentiles([sum(len(texts) for _, texts in calls) for calls in reader.calls]),
+        "reader_pairs": percentiles([sum(len(texts) for _, _, texts in calls) for calls in reader.calls]),
     }
 
 

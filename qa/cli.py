@@ -17,6 +17,7 @@ BENCH_UPLOAD = "/usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf"  # a 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="qa", description="Ask questions of a folder of documents; answers quote them.")
     parser.add_argument("--config", help="a TOML settings file (default: ./qa.toml or $QA_CONFIG)")
+    parser.add_argument("--version", action="version", version=f"qa {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", help="build or update the index from a folder of documents")
@@ -68,6 +69,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="a reproducible sample of each split's in-corpus questions (default: all)")
     p.add_argument("--off-corpus", type=int, default=400, help="off-corpus questions per split (default 400)")
 
+    p = sub.add_parser("train", help="fine-tune the reader on SQuAD 1.1 train (resumable) and export it as int8 ONNX")
+    p.add_argument("--train-file", default=None, help="the SQuAD 1.1 train file (default: ../shared/benchmarks/squad1.1-train/...)")
+    p.add_argument("--articles", type=int, default=64, help="train articles sampled, with a fixed seed (default 64)")
+    p.add_argument("--steps", type=int, default=1500, help="training steps (default 1500)")
+    p.add_argument("--batch", type=int, default=8, help="questions per step (default 8)")
+    p.add_argument("--folder", default="reports/train", help="training groups, checkpoints and snapshots (default reports/train)")
+    p.add_argument("--out", default="models/reader", help="where the int8 ONNX model is written (default models/reader)")
+    p.add_argument("--weights", help="export these weights (a snapshot .pt) instead of the run's final ones")
+    p.add_argument("--curve", metavar="READINGS", help="instead: the learning curve, each snapshot's reader alone on "
+                   "these readings (e.g. reports/readings-select.jsonl from `qa fit`)")
+
     p = sub.add_parser("bench", help="measure speed and memory: question path, HTTP, cold starts, ingest, index scaling")
     p.add_argument("--index", dest="index_dir", help="the index the question path is measured on (default: index)")
     p.add_argument("--corpus", dest="corpus_dir", help="its corpus, ingested again when --squad is not given")
@@ -95,6 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     except QAError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("qa")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 class Progress:
@@ -307,6 +328,35 @@ def cmd_fit(config: Config, args) -> int:
     return 0
 
 
+def cmd_train(config: Config, args) -> int:
+    from pathlib import Path
+
+    from . import train, traindata
+    from .embed import load_encoder
+    from .export import export_reader
+    from .read import packaged_reader_folder
+
+    folder, start = Path(args.folder), packaged_reader_folder()
+    if args.curve:
+        from .fit import load_records
+
+        print(json.dumps(train.learning_curve(folder, start, load_records(Path(args.curve))), indent=1))
+        return 0
+    groups_file = folder / "groups.jsonl"
+    if not groups_file.is_file():  # collected once; a resumed run reuses them
+        articles = traindata.train_articles(args.train_file or traindata.TRAIN_FILE, args.articles)
+        groups = traindata.collect_groups(config, load_encoder(config), articles, folder / "indexes")
+        traindata.save_groups(groups, groups_file)
+    groups = traindata.load_groups(groups_file)
+    print(f"{len(groups)} groups, {sum(len(g.texts) for g in groups)} pairs ({sum(g.removed for g in groups)} answer-removed)")
+    weights = Path(args.weights) if args.weights else train.train(groups, folder, start / "model.onnx",
+                                                                   start / "tokenizer.json", args.steps, args.batch)
+    card = export_reader(weights, start, Path(args.out), {"articles": args.articles, "steps": args.steps,
+                                                          "batch": args.batch, "groups": len(groups)})
+    print(f"Wrote {args.out} (sha256 {card['sha256']}); set reader_sha256 to it in qa/config.py")
+    return 0
+
+
 def cmd_bench(config: Config, args) -> int:
     from pathlib import Path
 
@@ -344,7 +394,7 @@ def cmd_serve(config: Config, args) -> int:
 
 
 COMMANDS = {"ingest": cmd_ingest, "add": cmd_add, "remove": cmd_remove, "ask": cmd_ask, "search": cmd_search, "serve": cmd_serve, "eval": cmd_eval,
-            "fit": cmd_fit, "bench": cmd_bench}
+            "fit": cmd_fit, "train": cmd_train, "bench": cmd_bench}
 
 if __name__ == "__main__":
     sys.exit(main())

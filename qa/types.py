@@ -126,6 +126,9 @@ class Citation:
 class AnswerSentence:
     text: str
     citation: int  # Citation.id
+    # The words that answer, as offsets into the cited document (inside the sentence), where
+    # the reader names them; None where it names none.
+    answer_span: tuple[int, int] | None = None
 
 
 @dataclass
@@ -138,6 +141,7 @@ class Reading:
     linear: np.ndarray  # the fitted linear sentence score that chose the candidates
     logits: np.ndarray  # the cross-encoder's
     unnamed: np.ndarray  # its logits for the question with what it names replaced by "it"
+    spans: list  # per candidate, the reader's answer span in the text it read (`qa.read.Span`) or None
     checks: np.ndarray  # (candidates, len(CHECKS)) bool: `Answerer.checks`
     fused: np.ndarray
     dense: float  # best passage cosine

@@ -62,6 +62,14 @@ def reader():
 
 
 @pytest.fixture(scope="session")
+def msmarco_reader():
+    """The MS MARCO cross-encoder as it ships, before `qa train` (still selectable)."""
+    from qa.config import MSMARCO_READER
+
+    return load_reader(Config(reader=MSMARCO_READER))
+
+
+@pytest.fixture(scope="session")
 def corpus_config(tmp_path_factory) -> Config:
     return Config(corpus_dir=str(CORPUS), index_dir=str(tmp_path_factory.mktemp("index")))
 

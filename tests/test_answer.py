@@ -93,6 +93,35 @@ def test_citation_offsets_slice_the_stored_text_for_many_answers(qa):
     assert checked >= 60
 
 
+def test_answer_spans_are_exact_slices_inside_their_sentence_and_name_the_fact(qa):
+    spans = named = 0
+    for question, expected, _ in FACTS:
+        answer = qa.ask(question)
+        for sentence in answer.sentences:
+            if sentence.answer_span is None:
+                continue
+            c = answer.citations[sentence.citation - 1]
+            start, end = sentence.answer_span
+            assert c.start <= start < end <= c.end
+            phrase = qa.index.documents[c.doc_id].text[start:end]
+            assert phrase == sentence.text[start - c.start: end - c.start] == phrase.strip()
+            spans += 1
+            named += sentence is answer.sentences[0] and expected in phrase
+    # The trained reader names the words that answer for most of these, and they are the fact asked for.
+    assert spans >= len(FACTS) * 0.8 and named >= len(FACTS) * 0.6
+
+
+def test_a_span_read_in_a_list_items_introduction_is_not_the_items(qa):
+    from qa.read import Span
+
+    sid = next(iter(qa.answerer.list_intro))
+    s = qa.index.sentences[sid]
+    lead = len(qa.answerer._reader_text(sid)) - (s.end - s.start)
+    assert lead > 0
+    assert qa.answerer._in_document(sid, Span(lead + 1, lead + 4, 1.0)) == (s.start + 1, s.start + 4)
+    assert qa.answerer._in_document(sid, Span(0, 3, 1.0)) is None
+
+
 def test_sentences_asked_back_are_quoted_first(qa):
     # A question that is a document's sentence is answered by that sentence, or by one
     # that says all of it ("… LAHP chair elect, Professor Phil Wood, said: …" for

@@ -56,6 +56,10 @@ def test_ask_click_citation_highlights_the_cited_sentence(page, live_server):
     assert expected["sentences"][0]["text"] in answer.locator(".answer-text").inner_text()
     expect(answer.locator(".sources li")).to_have_count(len(expected["citations"]))
     expect(answer.locator(".sources li").first).to_contain_text("2024-01-20")
+    # The words the reader says answer are marked inside the quoted sentence.
+    start, end = expected["sentences"][0]["answer_span"]
+    words = first["text"][start - first["start"]: end - first["start"]]
+    expect(answer.locator(".answer-text strong.phrase").first).to_have_text(words)
 
     answer.locator(".answer-text a.cite").first.click()
     mark = page.locator("#viewer #highlight")

