@@ -75,3 +75,14 @@ def test_errors_are_one_line_with_non_zero_exit(dirs, capsys, tmp_path):
 
     code, _, err = run(capsys, "ask", "   ", "--index", str(index))
     assert code == 2 and "empty" in err
+
+
+def test_python_dash_m_qa_is_the_qa_command_and_says_its_version():
+    import subprocess
+    import sys
+    from importlib.metadata import version
+
+    done = subprocess.run([sys.executable, "-m", "qa", "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == f"qa {version('qa')}"
+    done = subprocess.run([sys.executable, "-m", "qa", "ask"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "question" in done.stderr  # argparse: the question is missing
