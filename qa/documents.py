@@ -98,10 +98,10 @@ def check(upload: Upload, max_bytes: int) -> str:
     return suffix
 
 
-def store(corpus_dir: str | Path, upload: Upload, suffix: str) -> tuple[str, Path]:
-    """Write the file into `<corpus>/uploads/<sha256[:16]><suffix>` with its sidecar, each
-    whole or not at all; returns its document id and path."""
-    digest = hashlib.sha256(upload.data).hexdigest()[:16]
+def store(corpus_dir: str | Path, upload: Upload, suffix: str, digest: str) -> tuple[str, Path]:
+    """Write the file into `<corpus>/uploads/<digest><suffix>` (the digest: the first 16
+    hex digits of its sha256) with its sidecar, each whole or not at all; returns its
+    document id and path."""
     folder = Path(corpus_dir) / UPLOADS
     path = folder / f"{digest}{suffix}"
     try:
@@ -148,34 +148,91 @@ def delete_files(corpus_dir: str | Path, source: str) -> None:
         raise _storage_error(path.parent, exc) from None
 
 
-def add_files(config: Config, uploads: list[Upload]) -> list[dict]:
-    """Check every file, then store each; returns a queued job for each."""
+def add_files(config: Config, uploads: list[Upload], journal: Callable[[list[dict]], None] | None = None) -> list[dict]:
+    """Check every file, then store each; returns a queued job for each. `journal`, if
+    given, is told the jobs before any file is stored, so that a crash between the two
+    leaves a job that says so rather than a file nobody knows of."""
     if not uploads:
         raise DocumentError("No file was sent. Send one or more files in the multipart field \"file\".")
     suffixes = [check(u, config.max_upload_bytes) for u in uploads]
-    jobs = []
-    for upload, suffix in zip(uploads, suffixes):
-        doc_id, path = store(config.corpus_dir, upload, suffix)
-        jobs.append({"doc_id": doc_id, "source": path.relative_to(config.corpus_dir).as_posix(),
-                     "filename": display_name(upload.filename), "state": "queued"})
+    digests = [hashlib.sha256(u.data).hexdigest()[:16] for u in uploads]
+    jobs = [{"doc_id": f"{UPLOADS}/{digest}", "source": f"{UPLOADS}/{digest}{suffix}",
+             "filename": display_name(upload.filename), "state": "queued"}
+            for upload, suffix, digest in zip(uploads, suffixes, digests)]
+    if journal:
+        journal(jobs)
+    for upload, suffix, digest in zip(uploads, suffixes, digests):
+        store(config.corpus_dir, upload, suffix, digest)
     return jobs
+
+
+JOURNAL = ".jobs.json"  # in the uploads folder: the pending jobs, so that they outlive the process
+MAX_INTERRUPTED = 2  # builds a document may be in when the server stops, before it is set aside
 
 
 class Indexer:
     """Builds the index on a background thread whenever documents were added or removed,
-    and calls `swap` once the build is committed; keeps each pending document's state."""
+    and calls `swap` once the build is committed; keeps each pending document's state.
+
+    The states are journalled (`JOURNAL`, written whole before an upload's 202): after a
+    crash or a restart every upload is listed again, queued ones are built, failed ones
+    say why and can be deleted. A document that was being indexed when the server stopped
+    is queued once more; after `MAX_INTERRUPTED` such stops it fails and its file leaves
+    the corpus, so a file that kills the server is never retried in a loop."""
 
     def __init__(self, config: Config, encoder: Encoder, swap: Callable[[], None]):
         self.config, self.encoder, self.swap = config, encoder, swap
-        self._jobs: dict[str, dict] = {}  # doc id -> {"doc_id", "source", "filename", "state", ...}
+        self._journal = Path(config.corpus_dir) / UPLOADS / JOURNAL
         self._lock = threading.Lock()
+        self._jobs: dict[str, dict] = self._recover()  # doc id -> {"doc_id", "source", "filename", "state", ...}
         self._wake = threading.Event()
         threading.Thread(target=self._run, name="indexer", daemon=True).start()
+        if any(j["state"] in {"queued", "removing"} for j in self._jobs.values()):
+            self._wake.set()
+
+    def _recover(self) -> dict[str, dict]:
+        try:
+            jobs = {j["doc_id"]: j for j in json.loads(self._journal.read_text(encoding="utf-8"))}
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("the upload journal %s cannot be read (%s); starting without it", self._journal, exc)
+            return {}
+        for job in jobs.values():
+            if job["state"] != "indexing":
+                continue
+            job["interrupted"] = job.get("interrupted", 0) + 1
+            if job["interrupted"] < MAX_INTERRUPTED:
+                job["state"] = "queued"
+                continue
+            job.update(state="failed", reason=f"the server stopped {job['interrupted']} times while indexing this "
+                                              "file, so it was set aside; check the server log, then add it again "
+                                              "or remove it")
+            delete_files(self.config.corpus_dir, job["source"])
+        with self._lock:
+            self._save(jobs)
+        return jobs
+
+    def _save(self, jobs: dict[str, dict] | None = None, strict: bool = False) -> None:
+        """Write the journal (the caller holds the lock). `strict`: a journal that cannot be
+        written refuses the upload; elsewhere it is logged, and the states in memory hold."""
+        jobs = self._jobs if jobs is None else jobs
+        try:
+            self._journal.parent.mkdir(parents=True, exist_ok=True)
+            _write(self._journal, json.dumps([{k: v for k, v in j.items() if k != "progress"}
+                                              for j in jobs.values()]).encode())
+        except OSError as exc:
+            if strict:
+                raise _storage_error(self._journal.parent, exc) from None
+            log.warning("cannot write the upload journal %s: %s", self._journal, exc)
 
     def add(self, uploads: list[Upload]) -> list[dict]:
         """Store the files and queue them (all checked first: a bad one stores none)."""
         with self._lock:
-            added = add_files(self.config, uploads)
+            def journal(jobs: list[dict]) -> None:
+                self._save({**self._jobs, **{j["doc_id"]: j for j in jobs}}, strict=True)
+
+            added = add_files(self.config, uploads, journal)
             for job in added:
                 self._jobs[job["doc_id"]] = job
             added = [dict(job) for job in added]
@@ -190,6 +247,7 @@ class Indexer:
                 raise unknown(doc_id)
             if job and job["state"] == "failed":  # its file is already gone
                 del self._jobs[doc_id]
+                self._save()
                 return {"doc_id": doc_id, "state": "removed"}
             staying = {d for d in index.documents if d != doc_id} - {
                 j["doc_id"] for j in self._jobs.values() if j["state"] == "removing"}
@@ -199,6 +257,7 @@ class Indexer:
             delete_files(self.config.corpus_dir, source)
             self._jobs[doc_id] = {"doc_id": doc_id, "source": source,
                                   "filename": job["filename"] if job else Path(source).name, "state": "removing"}
+            self._save()
         self._wake.set()
         return {"doc_id": doc_id, "state": "removing"}
 
@@ -214,6 +273,7 @@ class Indexer:
                 batch = [j for j in self._jobs.values() if j["state"] in {"queued", "indexing", "removing"}]
                 for j in batch:
                     j["state"] = "indexing" if j["state"] == "queued" else j["state"]
+                self._save()
             try:
                 report = self._build()
                 self.swap()
@@ -251,3 +311,4 @@ class Indexer:
                     delete_files(self.config.corpus_dir, job["source"])
                 elif job["state"] in {"indexing", "removing"}:
                     del self._jobs[job["doc_id"]]
+            self._save()

@@ -72,7 +72,7 @@ def test_upload_a_pdf_ask_it_then_remove_it(client, small_config, pdf_bytes):
     assert job["state"] == "queued" and job["filename"] == "Annual review.pdf"
     assert job["doc_id"].startswith("uploads/") and "Annual" not in job["doc_id"]
     # Stored under a content-hash name inside the corpus, never under the name it came with.
-    stored = sorted(p.name for p in (Path(small_config.corpus_dir) / "uploads").iterdir())
+    stored = sorted(p.name for p in (Path(small_config.corpus_dir) / "uploads").iterdir() if p.name != ".jobs.json")
     assert stored == [job["doc_id"].split("/")[1] + ".meta.json", job["doc_id"].split("/")[1] + ".pdf"]
 
     docs = wait_ready(client)
@@ -123,9 +123,56 @@ def test_one_unreadable_word_file_fails_alone_and_the_rest_of_its_batch_is_added
     assert "XMLSyntaxError" in docs[jobs["broken.docx"]["doc_id"]]["reason"]
     assert docs[jobs["note.md"]["doc_id"]]["state"] == docs[first["doc_id"]]["state"] == "ready"
     uploads = Path(small_config.corpus_dir) / "uploads"
-    assert {p.suffix for p in uploads.iterdir() if not p.name.endswith(".meta.json")} == {".docx", ".md"}
+    assert {p.suffix for p in uploads.iterdir() if not p.name.endswith(".meta.json") and p.name != ".jobs.json"} == {".docx", ".md"}
     found = client.post("/api/search", json={"query": "Quokka Fund research nurses", "k": 1}).get_json()
     assert found["passages"][0]["doc_id"] == jobs["note.md"]["doc_id"]
+
+
+def _journal_a_pending_upload(config, state: str, interrupted: int = 0) -> str:
+    """What a server killed mid-build leaves: an upload on disk and its journalled job."""
+    from qa.documents import JOURNAL, UPLOADS
+
+    uploads = Path(config.corpus_dir) / UPLOADS
+    uploads.mkdir(exist_ok=True)
+    (uploads / "0123456789abcdef.md").write_text("# Otters\n\nThe Otter Trust funds three river wardens.\n")
+    (uploads / "0123456789abcdef.meta.json").write_text(json.dumps({"filename": "otters.md"}))
+    job = {"doc_id": f"{UPLOADS}/0123456789abcdef", "source": f"{UPLOADS}/0123456789abcdef.md",
+           "filename": "otters.md", "state": state, "interrupted": interrupted}
+    (uploads / JOURNAL).write_text(json.dumps([job]))
+    return job["doc_id"]
+
+
+def test_uploads_pending_when_the_server_stopped_are_listed_and_indexed_after_a_restart(small_config, encoder, reader):
+    doc_id = _journal_a_pending_upload(small_config, "indexing")
+    client = create_app(small_config, QA.load(small_config, encoder, reader)).test_client()
+    docs = wait_ready(client)
+    assert docs[doc_id]["state"] == "ready"
+    found = client.post("/api/search", json={"query": "Otter Trust river wardens", "k": 1}).get_json()
+    assert found["passages"][0]["doc_id"] == doc_id
+
+
+def test_a_file_that_stopped_the_server_twice_is_set_aside_not_retried(small_config, encoder, reader):
+    doc_id = _journal_a_pending_upload(small_config, "indexing", interrupted=1)
+    client = create_app(small_config, QA.load(small_config, encoder, reader)).test_client()
+    docs = wait_ready(client)
+    assert docs[doc_id]["state"] == "failed" and "set aside" in docs[doc_id]["reason"]
+    assert not (Path(small_config.corpus_dir) / "uploads" / "0123456789abcdef.md").exists()
+    assert client.delete(f"/api/documents/{doc_id}", headers=AUTH).get_json()["state"] == "removed"
+    # Gone for good: a restart does not bring it back.
+    client = create_app(small_config, QA.load(small_config, encoder, reader)).test_client()
+    assert doc_id not in wait_ready(client)
+
+
+def test_an_upload_is_journalled_before_its_file_is_stored(small_config):
+    from qa.documents import Upload, add_files
+
+    def crash(jobs):
+        assert jobs[0]["state"] == "queued" and jobs[0]["filename"] == "note.md"
+        raise RuntimeError("the process dies here")
+
+    with pytest.raises(RuntimeError):
+        add_files(small_config, [Upload("note.md", b"# Note\n\nA sentence.\n")], crash)
+    assert not (Path(small_config.corpus_dir) / "uploads").exists()
 
 
 def test_an_unreadable_upload_fails_with_its_reason_and_leaves_the_corpus(client, small_config, tmp_path):
