@@ -147,6 +147,23 @@ def test_keyboard_only_and_phone_width(browser, live_server):
     context.close()
 
 
+@pytest.mark.parametrize("width, height", [(1280, 800), (390, 844)])
+def test_the_newest_reply_is_in_view_above_the_question_box(browser, live_server, width, height):
+    # Once the conversation is taller than the screen, a reply used to land behind the
+    # question box (which stays at the bottom of the screen), and asking seemed to do nothing.
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.goto(live_server)
+    for question in ["Who chairs the Leeds Academic Health Partnership?", "How many jobs will the Investment Zone support?",
+                     "What does the LSP do?", "Which university did the trusts partner with?"]:
+        reply = ask(page, question)
+        top, box = reply.evaluate("r => r.getBoundingClientRect().top"), page.locator("#ask").evaluate(
+            "b => b.getBoundingClientRect().top")
+        assert 0 <= top < box - 20, (question, top, box)
+    assert page.evaluate("document.documentElement.scrollHeight") > height  # the conversation outgrew the screen
+    context.close()
+
+
 UPLOAD_TOKEN = "browser-token"
 
 

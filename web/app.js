@@ -43,8 +43,17 @@ async function postJSON(url, body) {
 
 function addMessage(node) {
   log.append(node);
-  node.scrollIntoView({ block: "nearest" });
+  reveal(node);
   return node;
+}
+
+// Scroll so that a new message is seen above the question box, which stays at the bottom
+// of the screen over the conversation: all of it where it fits, else from its top.
+function reveal(node) {
+  const room = $("ask").getBoundingClientRect().top - 8;
+  const r = node.getBoundingClientRect();
+  const by = r.height > room - 8 ? r.top - 8 : r.bottom - room;
+  if (by > 0 || r.top < 0) window.scrollBy(0, by);
 }
 
 function citationLink(citation) {
@@ -110,11 +119,15 @@ async function ask(question) {
   input.value = "";
   try {
     const answer = await postJSON("/api/ask", { question, history: history.slice(-MAX_TURNS) });
-    waiting.replaceWith(renderAnswer(answer));
+    const reply = renderAnswer(answer);
+    waiting.replaceWith(reply);
+    reveal(reply);
     history.push({ question, answer: answer.answer });
   } catch (error) {
-    waiting.replaceWith(el("li", { class: "msg bot error", role: "alert" },
-      el("p", { class: "label" }, "Something went wrong"), el("p", {}, error.message)));
+    const failed = el("li", { class: "msg bot error", role: "alert" },
+      el("p", { class: "label" }, "Something went wrong"), el("p", {}, error.message));
+    waiting.replaceWith(failed);
+    reveal(failed);
   } finally {
     send.disabled = false;
     input.focus();
