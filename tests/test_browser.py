@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from conftest import CORPUS, post_json, running_server
-from docgen import report_pdf
+from docgen import paragraph, report_pdf, word_of
 from qa.config import Config
 from qa.index import build_index
 
@@ -215,4 +215,21 @@ def test_upload_a_pdf_ask_it_see_its_page_then_remove_it(browser, upload_server,
     assert confirms and "Northwind Annual Review" in confirms[0]
     expect(row).to_have_count(0, timeout=120_000)
     expect(ask(page, question)).to_have_class("msg bot abstained")
+    context.close()
+
+
+def test_a_file_that_fails_says_so_in_the_status_line_and_the_good_ones_are_added(browser, upload_server, tmp_path):
+    (tmp_path / "broken.docx").write_bytes(word_of(paragraph("An unclosed run")[:-12]))
+    (tmp_path / "otters.md").write_text("# Otters\n\nThe Otter Trust funds three river wardens.\n")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(upload_server)
+    page.locator("#docs summary").click()
+    page.fill("#token", UPLOAD_TOKEN)
+    page.set_input_files("#file-input", [str(tmp_path / "broken.docx"), str(tmp_path / "otters.md")])
+    status = page.locator("#docs-status")
+    expect(status).to_contain_text("broken.docx could not be added", timeout=120_000)
+    expect(status).to_contain_text("XMLSyntaxError")
+    expect(status).to_contain_text("The other files were added.")
+    expect(page.locator("#doc-list li", has_text="Otters").locator(".state")).to_have_text("ready")
     context.close()

@@ -224,6 +224,7 @@ const PENDING = new Set(["queued", "indexing", "removing"]);
 let uploadsEnabled = false;
 let pollTimer = null;
 let changing = false; // an upload or removal this page started is still being indexed
+const added = new Set(); // the uploads this page sent, until their indexing is over
 
 function authHeaders() {
   return { Authorization: `Bearer ${$("token").value.trim()}` };
@@ -268,7 +269,13 @@ async function loadDocuments() {
       pollTimer = setTimeout(loadDocuments, 700);
     } else if (changing) {
       changing = false;
-      $("docs-status").textContent = "Indexing finished: the list shows what the answers now come from.";
+      // A file that could not be read is said here, where the eye is, not only in its row.
+      const failed = data.documents.filter((d) => d.state === "failed" && added.has(d.doc_id));
+      $("docs-status").textContent = failed.length
+        ? failed.map((d) => `${d.filename || d.doc_id} could not be added: ${d.reason}`).join(" ") +
+          (failed.length < added.size ? " The other files were added." : "")
+        : "Indexing finished: the list shows what the answers now come from.";
+      added.clear();
     }
   } catch (error) {
     $("docs-status").textContent = error.message;
@@ -294,7 +301,7 @@ function upload(files) {
     if (request.status === 202) {
       status.textContent = `Added ${data.documents.map((d) => d.filename).join(", ")}: indexing…`;
       changing = true;
-      data.documents.forEach((d) => docCache.delete(d.doc_id));
+      data.documents.forEach((d) => { docCache.delete(d.doc_id); added.add(d.doc_id); });
     } else {
       status.textContent = errorMessage(data, request.status);
     }
