@@ -53,6 +53,7 @@ REDUNDANT_COSINE = 0.9
 REPEAT_OVERLAP = 0.7  # share of the smaller sentence's new words found in the other
 TOKEN_CACHE_SENTENCES = 4096  # token vectors kept for sentences already seen (~25 KB each)
 ABSTAIN_MESSAGE = "I could not find an answer to that question in the documents."
+CLOSEST_PASSAGES = 3  # shown, as no answer, when the bot abstains
 
 _NUMBER_WORDS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|(?:hundred|thousand|million|billion|dozen)s?|single|once|twice|none|majority|half|double|triple|quarter"
 _COUNT = re.compile(rf"\d[\d,.]*%?|\b(?:{_NUMBER_WORDS})\b", re.I)
@@ -194,11 +195,13 @@ class Answerer:
         order = [reading.sids[i] for i in np.argsort(-np.asarray(reading.fused), kind="stable")]
         passages = self.rerank(passages, order + [c.sid for c in ranked])[:k]
         if not order:
-            return Answer(q.asked, "", True, 0.0, [], [], q.query, ABSTAIN_MESSAGE, passages, "", reading)
+            return Answer(q.asked, "", True, 0.0, [], [], q.query, ABSTAIN_MESSAGE, passages, "", reading,
+                          closest=self.closest(passages))
         confidence = round(reading.confidence, 4)
         lead_text = self.index.sentence_text(order[0])
         if confidence < self.threshold:
-            return Answer(q.asked, "", True, confidence, [], [], q.query, ABSTAIN_MESSAGE, passages, lead_text, reading)
+            return Answer(q.asked, "", True, confidence, [], [], q.query, ABSTAIN_MESSAGE, passages, lead_text, reading,
+                          closest=self.closest(passages))
 
         fused = dict(zip(reading.sids, reading.fused))
         can = dict(zip(reading.sids, reading.checks.all(axis=1)))
@@ -222,6 +225,15 @@ class Answerer:
             sentences.append(AnswerSentence(text, n, self._in_document(sid, spans.get(sid))))
         answer = " ".join(f"{s.text} [{s.citation}]" for s in sentences)
         return Answer(q.asked, answer, False, confidence, sentences, citations, q.query, "", passages, lead_text, reading)
+
+    def closest(self, passages: list[Passage]) -> list[Citation]:
+        """The passages that came nearest (best sentence first), as citations of whole chunks."""
+        out = []
+        for n, p in enumerate(passages[:CLOSEST_PASSAGES], start=1):
+            doc = self.index.documents[p.doc_id]
+            out.append(Citation(n, doc.doc_id, doc.title, doc.date, p.start, p.end, doc.text[p.start:p.end],
+                                doc.page_of(p.start)))
+        return out
 
     def read(self, q: Question, ranked: list[Scored], passages: list[Passage], watch: Stopwatch) -> Reading:
         """The reader reads the best `reader_candidates` sentences by the linear score with

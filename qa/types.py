@@ -166,6 +166,9 @@ class Answer:
     reading: Reading | None = None
     timings: dict[str, float] = field(default_factory=dict)  # ms per stage (`Stopwatch`); HTTP: Server-Timing
     index_version: str = ""  # the generation of the index that answered (set by `QA.ask`)
+    # When abstaining: the passages that came closest, shown as no answer, so that a
+    # misunderstood question can be told from a fact the documents lack.
+    closest: list[Citation] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """The answer object the CLI and API return."""

@@ -82,7 +82,12 @@ def test_follow_up_and_abstention_look_different(page):
     off = ask(page, "What is the capital of France?")
     expect(off).to_have_class("msg bot abstained")
     expect(off).to_contain_text("No answer in the documents")
-    expect(off.locator("a.cite")).to_have_count(0)
+    # What was searched, and the passages that came closest, clearly not an answer, each opening its source.
+    expect(off.locator(".searched")).to_contain_text("Searched for: What is the capital of France?")
+    expect(off).to_contain_text("Closest passages (not an answer)")
+    off.locator(".closest a.cite").first.click()
+    expect(page.locator("#viewer #highlight")).to_be_visible()
+    expect(off.locator(".answer-text a.cite")).to_have_count(0)  # nothing is quoted as the answer
 
 
 def test_document_text_is_shown_never_run(page):

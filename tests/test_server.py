@@ -38,6 +38,17 @@ def test_ask_returns_the_answer_object(client, qa):
         assert doc["text"][c["start"]:c["end"]] == c["text"]
 
 
+def test_an_abstention_says_what_was_searched_and_shows_the_closest_passages(client):
+    a = client.post("/api/ask", json={"question": "What is the annual budget of Liverpool Health Partners?"}).get_json()
+    assert a["abstained"] and a["query"] and a["sentences"] == [] and a["citations"] == []
+    assert 1 <= len(a["closest"]) <= 3 and [c["id"] for c in a["closest"]] == list(range(1, len(a["closest"]) + 1))
+    for c in a["closest"]:
+        doc = client.get(f"/api/documents/{c['doc_id']}").get_json()
+        assert doc["text"][c["start"]:c["end"]] == c["text"] and c["title"] == doc["title"]
+    answered = client.post("/api/ask", json={"question": "Who chairs the Leeds Academic Health Partnership?"}).get_json()
+    assert not answered["abstained"] and answered["closest"] == []
+
+
 def test_follow_up_uses_history(client):
     first = client.post("/api/ask", json={"question": "Who chairs the Leeds Academic Health Partnership?"}).get_json()
     assert any("Alan Langlands" in s["text"] or "Phil Wood" in s["text"] for s in first["sentences"])

@@ -82,9 +82,20 @@ function withPhrase(sentence, citation) {
 
 function renderAnswer(answer) {
   if (answer.abstained) {
-    return el("li", { class: "msg bot abstained" },
+    const node = el("li", { class: "msg bot abstained" },
       el("p", { class: "label" }, "No answer in the documents"),
-      el("p", { class: "answer-text" }, answer.message));
+      el("p", { class: "answer-text" }, answer.message),
+      el("p", { class: "searched" }, `Searched for: ${answer.query}`));
+    if ((answer.closest || []).length) {
+      const near = el("ol", { class: "sources closest", "aria-label": "Closest passages, not an answer" });
+      for (const c of answer.closest) {
+        const snippet = c.text.length > 160 ? c.text.slice(0, 157) + "…" : c.text;
+        near.append(el("li", { value: String(c.id) }, el("span", { class: "title" }, c.title), " ", citationLink(c),
+          el("span", { class: "snippet" }, snippet)));
+      }
+      node.append(el("p", { class: "label near" }, "Closest passages (not an answer):"), near);
+    }
+    return node;
   }
   const byId = new Map(answer.citations.map((c) => [c.id, c]));
   const text = el("p", { class: "answer-text" });
