@@ -15,6 +15,7 @@ from conftest import CORPUS, CountingEncoder
 from docgen import minutes_docx, paragraph, report_pdf, word_of
 from qa.cli import main
 from qa.config import Config
+from qa.documents import JOURNAL, UPLOADS
 from qa.index import build_index
 from qa.store import read_manifest
 from qa.pipeline import QA
@@ -72,7 +73,8 @@ def test_upload_a_pdf_ask_it_then_remove_it(client, small_config, pdf_bytes):
     assert job["state"] == "queued" and job["filename"] == "Annual review.pdf"
     assert job["doc_id"].startswith("uploads/") and "Annual" not in job["doc_id"]
     # Stored under a content-hash name inside the corpus, never under the name it came with.
-    stored = sorted(p.name for p in (Path(small_config.corpus_dir) / "uploads").iterdir() if p.name != ".jobs.json")
+    # The upload journal (and, while it is being written, its temporary copy) sits beside them.
+    stored = sorted(p.name for p in (Path(small_config.corpus_dir) / "uploads").iterdir() if not p.name.startswith(JOURNAL))
     assert stored == [job["doc_id"].split("/")[1] + ".meta.json", job["doc_id"].split("/")[1] + ".pdf"]
 
     docs = wait_ready(client)
@@ -123,15 +125,14 @@ def test_one_unreadable_word_file_fails_alone_and_the_rest_of_its_batch_is_added
     assert "XMLSyntaxError" in docs[jobs["broken.docx"]["doc_id"]]["reason"]
     assert docs[jobs["note.md"]["doc_id"]]["state"] == docs[first["doc_id"]]["state"] == "ready"
     uploads = Path(small_config.corpus_dir) / "uploads"
-    assert {p.suffix for p in uploads.iterdir() if not p.name.endswith(".meta.json") and p.name != ".jobs.json"} == {".docx", ".md"}
+    stored = [p for p in uploads.iterdir() if not p.name.endswith(".meta.json") and not p.name.startswith(JOURNAL)]
+    assert {p.suffix for p in stored} == {".docx", ".md"}
     found = client.post("/api/search", json={"query": "Quokka Fund research nurses", "k": 1}).get_json()
     assert found["passages"][0]["doc_id"] == jobs["note.md"]["doc_id"]
 
 
 def _journal_a_pending_upload(config, state: str, interrupted: int = 0) -> str:
     """What a server killed mid-build leaves: an upload on disk and its journalled job."""
-    from qa.documents import JOURNAL, UPLOADS
-
     uploads = Path(config.corpus_dir) / UPLOADS
     uploads.mkdir(exist_ok=True)
     (uploads / "0123456789abcdef.md").write_text("# Otters\n\nThe Otter Trust funds three river wardens.\n")
