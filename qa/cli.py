@@ -353,7 +353,7 @@ def cmd_train(config: Config, args) -> int:
                                                                    start / "tokenizer.json", args.steps, args.batch)
     card = export_reader(weights, start, Path(args.out), {"articles": args.articles, "steps": args.steps,
                                                           "batch": args.batch, "groups": len(groups)})
-    print(f"Wrote {args.out} (sha256 {card['sha256']}); set reader_sha256 to it in qa/config.py")
+    print(f"Wrote {args.out} (sha256 {card['sha256']}); pin it as READER_SHA256[TRAINED_READER] in qa/config.py")
     return 0
 
 

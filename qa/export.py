@@ -65,13 +65,7 @@ def export_encoder(source: Path, source_sha256: str, target: Path, name: str) ->
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        names = ["input_ids", "attention_mask", "token_type_ids"]
-        example = tuple(torch.ones(2, 8, dtype=torch.long) for _ in names)
-        with warnings.catch_warnings():  # the tracer's notes on shape-dependent Python branches
-            warnings.simplefilter("ignore")
-            torch.onnx.export(LastHidden(), example, str(work / "model.onnx"), input_names=names,
-                              output_names=["last_hidden_state"], opset_version=17, dynamo=False,
-                              dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names + ["last_hidden_state"]})
+        _to_onnx(LastHidden(), work / "model.onnx", ["last_hidden_state"])
         _optimise(work / "model.onnx")
         shutil.copyfile(source / "tokenizer.json", work / "tokenizer.json")
         from .embed import weights_hash
@@ -89,6 +83,22 @@ def export_encoder(source: Path, source_sha256: str, target: Path, name: str) ->
         os.replace(work, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+BERT_INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
+
+
+def _to_onnx(module, path: Path, outputs: list[str], per_pair: tuple[str, ...] = ()) -> None:
+    """Trace a BERT-input module to ONNX, batch and token axes dynamic (for `per_pair`
+    outputs, one value per pair, the batch axis only)."""
+    import torch
+
+    example = tuple(torch.ones(2, 8, dtype=torch.long) for _ in BERT_INPUTS)
+    axes = {n: {0: "batch"} if n in per_pair else {0: "batch", 1: "tokens"} for n in BERT_INPUTS + outputs}
+    with warnings.catch_warnings():  # the tracer's notes on shape-dependent Python branches
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, example, str(path), input_names=BERT_INPUTS, output_names=outputs,
+                          opset_version=17, dynamo=False, dynamic_axes=axes)
 
 
 def _optimise(path: Path) -> None:
@@ -136,14 +146,8 @@ def export_reader(weights: Path, start: Path, target: Path, run: dict) -> dict:
     target.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        names = ["input_ids", "attention_mask", "token_type_ids"]
-        example = tuple(torch.ones(2, 8, dtype=torch.long) for _ in names)
         outputs = ["logits", "start_logits", "end_logits"]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(net, example, str(work / "float.onnx"), input_names=names, output_names=outputs,
-                              opset_version=17, dynamo=False,
-                              dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names + outputs[1:]} | {"logits": {0: "batch"}})
+        _to_onnx(net, work / "float.onnx", outputs, per_pair=("logits",))
         quantize_dynamic(str(work / "float.onnx"), str(work / "model.onnx"), weight_type=QuantType.QInt8)
         (work / "float.onnx").unlink()
         shutil.copyfile(start / "tokenizer.json", work / "tokenizer.json")

