@@ -21,7 +21,7 @@ with the question; a fusion fitted by `qa fit` on the SQuAD fit split weighs its
 the features above and two checks of whether the sentence can answer (it holds the
 value a money, count, date or contact question asks for; for "how many X", a number
 beside a word close in meaning to X) into one score. Features and rules that did not
-earn their place on held-out questions were deleted (README, "Ablation"). The best fused
+earn their place on held-out questions were deleted (docs/studies.md, "Ablation"). The best fused
 sentence leads; the fitted abstention model gives the probability that it holds the
 answer (`confidence`; none for a lead that fails a check), and below
 `abstain_threshold` the bot abstains. Up to `max_answer_sentences - 1` more follow when they can answer,
@@ -47,7 +47,7 @@ from .config import Config
 from .read import CHECKS, SENTENCE_FEATURES, Reader, ReaderModel, Span, span_margins
 from .types import Answer, AnswerSentence, Citation, Passage, Reading, Stopwatch
 
-# Fitted on the tune half of SQuAD 2.0 dev (see README, "Evaluation").
+# Fitted on the tune half of SQuAD 2.0 dev (docs/evaluation.md).
 WEIGHTS = np.array([0.238, 0.176, 0.35, 0.121, 0.335], dtype=np.float32)
 REDUNDANT_COSINE = 0.9
 REPEAT_OVERLAP = 0.7  # share of the smaller sentence's new words found in the other

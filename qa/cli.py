@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folder", default="reports/train", help="training groups, checkpoints and snapshots (default reports/train)")
     p.add_argument("--out", default="models/reader", help="where the int8 ONNX model is written (default models/reader)")
     p.add_argument("--weights", help="export these weights (a snapshot .pt) instead of the run's final ones")
+    p.add_argument("--init", help="start from an earlier run's weights (its final.pt) instead of the MS MARCO reader")
     p.add_argument("--curve", metavar="READINGS", help="instead: the learning curve, each snapshot's reader alone on "
                    "these readings (e.g. reports/readings-select.jsonl from `qa fit`)")
 
@@ -350,9 +351,11 @@ def cmd_train(config: Config, args) -> int:
     groups = traindata.load_groups(groups_file)
     print(f"{len(groups)} groups, {sum(len(g.texts) for g in groups)} pairs ({sum(g.removed for g in groups)} answer-removed)")
     weights = Path(args.weights) if args.weights else train.train(groups, folder, start / "model.onnx",
-                                                                   start / "tokenizer.json", args.steps, args.batch)
+                                                                   start / "tokenizer.json", args.steps, args.batch,
+                                                                   init=Path(args.init) if args.init else None)
     card = export_reader(weights, start, Path(args.out), {"articles": args.articles, "steps": args.steps,
-                                                          "batch": args.batch, "groups": len(groups)})
+                                                          "batch": args.batch, "groups": len(groups),
+                                                          "init": args.init or "ms-marco-MiniLM-L-12-v2"})
     print(f"Wrote {args.out} (sha256 {card['sha256']}); pin it as READER_SHA256[TRAINED_READER] in qa/config.py")
     return 0
 

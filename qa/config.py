@@ -77,7 +77,7 @@ class Config:
     read_passages: int = 7  # passages whose sentences compete for the answer (at least top_k)
     candidates: int = 50  # per retriever, before fusion
     # The FAISS indexes over chunk and sentence vectors: "auto" is exact ("flat") below
-    # ann_threshold vectors and "ivf" (approximate) above it; see README, "Performance".
+    # ann_threshold vectors and "ivf" (approximate) above it; see docs/performance.md.
     dense_index: str = "auto"
     ann_threshold: int = 20_000
     ivf_nprobe: int = 32

@@ -8,7 +8,7 @@ Running headers and footers (text in a page's top or bottom band that recurs on
 other pages, numbers aside) stay in the text but are returned as furniture, to be
 masked like the text the cleaning rules match: never indexed or quoted.
 
-pdfminer.six over pypdf by measurement (`scripts/pdf_study.py`, README "Documents"):
+pdfminer.six over pypdf by measurement (`studies/pdf_study.py`, docs/documents.md):
 both recover the same sentences of a real single-column manual, but pypdf reads a
 two-column page drawn line by line across in drawing order, mixing the columns.
 """

@@ -192,8 +192,8 @@ def dense_index(vectors: np.ndarray, config: Config) -> tuple[faiss.Index, dict]
 
     Exact search below `ann_threshold` vectors, where it takes under 3 ms a query. Above
     it IVF: k-means cells (about 4·√n of them), of which a query scans the `ivf_nprobe`
-    nearest. IVF over HNSW by measurement (`qa bench --kinds flat,ivf,hnsw`, README,
-    "Performance"): at 1M vectors on 2 cores IVF built in 73 s against 186 s, gave
+    nearest. IVF over HNSW by measurement (`qa bench --kinds flat,ivf,hnsw`,
+    docs/performance.md): at 1M vectors on 2 cores IVF built in 73 s against 186 s, gave
     recall@10 1.0 against 0.93 at 1.1 ms a query, and needs no graph memory.
     """
     n, dim = vectors.shape

@@ -75,7 +75,7 @@ def unnamed(query: str, spans: list[tuple[int, int]]) -> str:
     Liverpool Strategic Partnership (LSP) brings together …" far above "Liverpool City
     Council plays a convening role in bringing partners together …". Read beside the query
     as asked, this reading judges what is asked of the thing; as a fusion feature it moved
-    the held-out report split from 79.8% to 81.8% (README, "The reader and what was learned")."""
+    the held-out report split from 79.8% to 81.8% (docs/studies.md)."""
     out, at = [], 0
     for start, end in spans:
         out.append(query[at:start] + "it")

@@ -208,7 +208,7 @@ def load_reader(config: Config) -> Reader:
 # the probability that the lead holds the answer: that is `confidence`, and the bot
 # abstains below `abstain_threshold`. Both were fitted by `qa fit` on the SQuAD fitting
 # split (answerable, unanswerable and off-corpus questions) and checked on the others;
-# see README, "Evaluation".
+# see docs/evaluation.md.
 
 SENTENCE_FEATURES = ("sentence_cosine", "chunk_cosine", "words", "previous_words", "aligned_words")
 CHECKS = ("has_value", "counts")  # see `Answerer.checks`
@@ -290,7 +290,7 @@ class ReaderModel:
         question a bot must refuse, and on SQuAD the logistic model could not learn that,
         since its unanswerable questions are written so that the value is there. Held out,
         the gate moved first-sentence accuracy by −0.2 (select) and +0.6 points (report);
-        see README, "Answer checks gate the confidence"."""
+        see docs/studies.md, "Answer checks gate the confidence"."""
         if lead_fails_a_check(fused, checks):
             return 0.0
         row = abstain_features(fused, linear, logits, span_scores, dense, bm25)

@@ -128,9 +128,11 @@ def encode(tokenizer, questions: list[str], texts: list[str], spans: list[list[i
 
 
 def train(groups: list[Group], folder: Path, onnx_file: Path, tokenizer_file: Path, steps: int, batch: int = 8,
-          lr: float = 3e-5, seed: int = 0, say: Say = print, checkpoint_every: int = CHECKPOINT_STEPS) -> Path:
+          lr: float = 3e-5, seed: int = 0, say: Say = print, checkpoint_every: int = CHECKPOINT_STEPS,
+          init: Path | None = None) -> Path:
     """Train for `steps` steps of `batch` groups, resuming from `folder/checkpoint.pt`;
-    returns the final weights' path (`folder/final.pt`)."""
+    returns the final weights' path (`folder/final.pt`). `init` (an earlier run's weights)
+    continues that run on these groups instead of starting from the MS MARCO reader."""
     import torch
     from tokenizers import Tokenizer
 
@@ -144,6 +146,8 @@ def train(groups: list[Group], folder: Path, onnx_file: Path, tokenizer_file: Pa
     tokenizer.enable_padding()
 
     net = build_network(onnx_file)
+    if init is not None:
+        net.load_state_dict(torch.load(init, weights_only=True))
     frozen = [net.cross.bert.embeddings] + list(net.cross.bert.encoder.layer[:FROZEN_LAYERS])
     for module in frozen:
         module.requires_grad_(False)

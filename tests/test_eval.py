@@ -82,8 +82,7 @@ def test_qa_eval_on_tiny_squad_writes_reports(tmp_path, capsys):
     assert "| first_sentence_accuracy |" in md and "## Failures" in md
 
 
-# Regression guards below the level measured with the trained reader (README,
-# "Evaluation"): first sentence 91.4%, abstention 77.8%, false abstention 1.2%, the lead's
+# Regression guards below the level measured with the trained reader (docs/evaluation.md): first sentence 91.4%, abstention 77.8%, false abstention 1.2%, the lead's
 # passage first 97.5%. The targets (95%, 90%) are not met; the abstention model
 # is fitted on SQuAD, not on this set.
 FIRST_SENTENCE, ABSTENTION, FALSE_ABSTENTION = 0.90, 0.50, 0.05

@@ -34,7 +34,7 @@ def test_the_reader_prefers_the_sentence_that_answers_to_the_topic_sentence(read
 def test_read_without_the_names_it_asks_about_the_question_prefers_the_sentence_that_answers(msmarco_reader):
     # The MS MARCO reader's liking for a sentence that names what the question names, from
     # the default corpus; the reading with the names replaced is the fusion's second logit
-    # (it still pays with the trained reader: README ablation).
+    # (it still pays with the trained reader: docs/reader.md ablation).
     reader = msmarco_reader
     question = "Who brings the LSP partners together?"
     topic = "The Liverpool Strategic Partnership (LSP) brings together over twenty of the city's largest anchor institutions."

@@ -7,7 +7,7 @@ made whole), and the time taken. The known texts:
     HTML edition is the reference;
   - tests/docgen.py's report: headers, footers, and a two-column page drawn line by
     line across the page.
-Run: .venv/bin/pip install pypdf==7.1.1 && .venv/bin/python scripts/pdf_study.py
+Run: .venv/bin/pip install pypdf==7.1.1 && .venv/bin/python studies/pdf_study.py
 """
 
 from __future__ import annotations
