@@ -8,6 +8,7 @@ import logging
 import sys
 import time
 
+from . import version
 from .config import Config, load_config
 from .types import Passage, QAError
 
@@ -17,7 +18,7 @@ BENCH_UPLOAD = "/usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf"  # a 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="qa", description="Ask questions of a folder of documents; answers quote them.")
     parser.add_argument("--config", help="a TOML settings file (default: ./qa.toml or $QA_CONFIG)")
-    parser.add_argument("--version", action="version", version=f"qa {_version()}")
+    parser.add_argument("--version", action="version", version=f"qa {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", help="build or update the index from a folder of documents")
@@ -48,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("serve", help="run the chat page and API under waitress")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8000)")
+    p.add_argument("--index", dest="index_dir")
+
+    p = sub.add_parser("mcp", help="serve the documents to an assistant over the Model Context Protocol (stdio)")
     p.add_argument("--index", dest="index_dir")
 
     p = sub.add_parser("eval", help="measure answer accuracy on an eval set or on SQuAD 2.0")
@@ -108,15 +112,6 @@ def main(argv: list[str] | None = None) -> int:
     except QAError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("qa")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        return "unknown (not installed)"
 
 
 class Progress:
@@ -396,7 +391,14 @@ def cmd_serve(config: Config, args) -> int:
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "add": cmd_add, "remove": cmd_remove, "ask": cmd_ask, "search": cmd_search, "serve": cmd_serve, "eval": cmd_eval,
+def cmd_mcp(config: Config, args) -> int:
+    from .mcpserver import run_stdio
+
+    run_stdio(config)
+    return 0
+
+
+COMMANDS = {"ingest": cmd_ingest, "add": cmd_add, "remove": cmd_remove, "ask": cmd_ask, "search": cmd_search, "serve": cmd_serve, "mcp": cmd_mcp, "eval": cmd_eval,
             "fit": cmd_fit, "train": cmd_train, "bench": cmd_bench}
 
 if __name__ == "__main__":
