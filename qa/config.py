@@ -16,6 +16,13 @@ from pathlib import Path
 
 from .types import ConfigError
 
+
+def shipped(checkout: str, installed: str) -> Path:
+    """A folder that ships with the product: at `checkout` beside the package in a source
+    tree, at `qa/<installed>` inside an installed wheel (pyproject maps one to the other)."""
+    here = Path(__file__).resolve().parent
+    return here / installed if (here / installed).is_dir() else here.parent / checkout
+
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 # The readers that ship, by name, with the sha256 their weights must have:

@@ -26,7 +26,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .config import MSMARCO_READER, READER_SHA256, TRAINED_READER, Config
+from .config import MSMARCO_READER, READER_SHA256, TRAINED_READER, Config, shipped
 from .embed import checked_hash, hash_memo
 from .types import ConfigError
 
@@ -53,7 +53,7 @@ class Reader(Protocol):
         or where [CLS] beats every span)."""
 
 
-TRAINED_FOLDER = Path(__file__).resolve().parent.parent / "models" / "reader"
+TRAINED_FOLDER = shipped("models/reader", "trained_reader")
 
 
 def packaged_reader_folder() -> Path:

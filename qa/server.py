@@ -19,7 +19,7 @@ from flask import Flask, Response, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
 from .answer import render_text
-from .config import Config
+from .config import Config, shipped
 from .documents import Indexer, Upload
 from .ingest import SUFFIXES
 from .pipeline import QA
@@ -27,7 +27,7 @@ from .types import Answer, BadQuestion, Document, QAError
 
 log = logging.getLogger(__name__)
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+WEB_DIR = shipped("web", "web")
 OPENAPI = Path(__file__).resolve().parent / "openapi.json"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")

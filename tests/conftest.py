@@ -109,13 +109,13 @@ def live_server(tmp_path_factory, encoder):
 
 
 @contextlib.contextmanager
-def running_server(config: Config, root: Path, env: dict | None = None):
+def running_server(config: Config, root: Path, env: dict | None = None, python: str = sys.executable):
     """`qa serve` on a free loopback port over `config.index_dir`, until the block ends:
-    gives its base URL and its process."""
+    gives its base URL and its process. `python`: the interpreter it runs under."""
     port = free_port()
     log = open(root / "server.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qa.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--index", config.index_dir],
+        [python, "-m", "qa.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--index", config.index_dir],
         cwd=root, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
     )
     base = f"http://127.0.0.1:{port}"
