@@ -99,7 +99,7 @@ class Answerer:
         self.reader, self.model = reader, model
         self.reader_candidates = config.reader_candidates
         self.max_sentences = config.max_answer_sentences
-        self.threshold = config.abstain_threshold
+        self.threshold, self.sure = config.abstain_threshold, config.sure_threshold
         self.extra_margin = config.extra_sentence_margin
         self.doc_terms: dict[str, set[str]] = {}
         for sentence, ts in zip(index.sentences, lexicon.sentence_terms):
@@ -224,7 +224,8 @@ class Answerer:
             citations.append(Citation(n, doc.doc_id, doc.title, doc.date, s.start, s.end, text, doc.page_of(s.start)))
             sentences.append(AnswerSentence(text, n, self._in_document(sid, spans.get(sid))))
         answer = " ".join(f"{s.text} [{s.citation}]" for s in sentences)
-        return Answer(q.asked, answer, False, confidence, sentences, citations, q.query, "", passages, lead_text, reading)
+        return Answer(q.asked, answer, False, confidence, sentences, citations, q.query, "", passages, lead_text, reading,
+                      assurance="sure" if confidence >= self.sure else "possible")
 
     def closest(self, passages: list[Passage]) -> list[Citation]:
         """The passages that came nearest (best sentence first), as citations of whole chunks."""

@@ -302,7 +302,8 @@ def cmd_fit(config: Config, args) -> int:
     model = fit.fit(records["fit"], note=f"qa fit on the SQuAD fit split of {Path(args.squad).name}, "
                                          f"{candidates} candidates")
     threshold = fit.choose_threshold(model, records["select"])
-    report = {split: fit.measure(model, records[split], threshold) for split in ("fit", "select", "report")}
+    sure = fit.choose_sure(model, records["select"], threshold)
+    report = {split: fit.measure(model, records[split], threshold, sure) for split in ("fit", "select", "report")}
     report["report"]["abstention_answer_removed"] = fit.measure(model, fit.answer_removed(records["report"]),
                                                                threshold)["abstention_unanswerable"]
     report["abstention_curve"] = fit.abstention_curve(model, records["report"])
@@ -319,8 +320,8 @@ def cmd_fit(config: Config, args) -> int:
         print("  " + ", ".join(f"{k} {v}" for k, v in row.items()))
     if args.write:
         model.save()
-        print(f"Wrote qa/reader_model.json; set abstain_threshold = {threshold:.4f} and reader_candidates = "
-              f"{candidates} in qa/config.py")
+        print(f"Wrote qa/reader_model.json; set abstain_threshold = {threshold:.4f}, sure_threshold = {sure:.4f} "
+              f"and reader_candidates = {candidates} in qa/config.py")
     return 0
 
 

@@ -69,6 +69,7 @@ class ItemResult:
     seconds: float
     cited: list[str] = field(default_factory=list)
     off_corpus: bool = False
+    assurance: str = "none"
 
 
 def load_eval_set(path: str | Path) -> list[EvalItem]:
@@ -159,6 +160,7 @@ def _judge(item: EvalItem, answer: Answer, seconds: float) -> ItemResult:
         item.id, item.question, item.answerable, item.answers, item.source, answer.answer, answer.abstained,
         first_ok, any_ok, citation_ok, rank, answer.confidence, best_ok,
         len(" ".join(texts).split()), round(seconds, 4), [c.doc_id for c in answer.citations], item.off_corpus,
+        answer.assurance,
     )
 
 
@@ -198,6 +200,12 @@ def summarize(results: list[ItemResult], threshold: float) -> dict:
         "latency_p95_ms": round(float(np.percentile(seconds, 95)) * 1000, 1) if seconds else None,
         "threshold": threshold,
     }
+    # Each band's answers, to any question, and how many are right (one to a question that
+    # has no answer is wrong): "sure" should be right 9 times in 10.
+    for band in ("sure", "possible"):
+        given = [r for r in results if r.assurance == band]
+        metrics[f"{band}_answers"] = len(given)
+        metrics[f"{band}_answers_right"] = share([r for r in given if r.answerable and r.first_ok], given)
     # Confidence is the probability that the lead sentence is right: AUROC says how well it
     # ranks answerable questions above each kind that must abstain; ECE how true it is.
     confidence = np.array([r.best_score for r in results])
@@ -351,7 +359,8 @@ def metrics_table(metrics: dict) -> str:
 
 
 _RATES = {"abstention_off_corpus", "first_sentence_accuracy", "any_sentence_accuracy", "first_sentence_accuracy_ignoring_abstention", "citation_accuracy_on_correct", "recall_at_1",
-          "recall_at_5", "abstention_on_unanswerable", "false_abstention_on_answerable", "overall_accuracy"}
+          "recall_at_5", "abstention_on_unanswerable", "false_abstention_on_answerable", "overall_accuracy",
+          "sure_answers_right", "possible_answers_right"}
 
 
 def _fmt(key: str, v) -> str:

@@ -169,6 +169,10 @@ class Answer:
     # When abstaining: the passages that came closest, shown as no answer, so that a
     # misunderstood question can be told from a fact the documents lack.
     closest: list[Citation] = field(default_factory=list)
+    # How far to trust it, from `confidence`: "sure" (answers this confident are right at least
+    # 9 times in 10, chosen on the select split by `qa fit`), "possible" (it may answer), or
+    # "none" (abstained).
+    assurance: str = "none"
 
     def to_dict(self) -> dict:
         """The answer object the CLI and API return."""

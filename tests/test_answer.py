@@ -57,6 +57,16 @@ def test_factual_questions_are_answered_from_the_right_source(qa, question, expe
     assert expected.lower() in first.text.lower()
 
 
+def test_assurance_follows_the_confidence_bands(qa):
+    for question in ("How many jobs will the West Yorkshire Investment Zone support?",
+                     "Which area does Liverpool Health Partners cover?", "What is the capital of France?"):
+        answer = qa.ask(question)
+        expected = ("none" if answer.abstained else "sure" if answer.confidence >= qa.config.sure_threshold
+                    else "possible")
+        assert answer.assurance == expected and answer.to_dict()["assurance"] == expected
+    assert qa.config.abstain_threshold < qa.config.sure_threshold < 1
+
+
 def test_every_document_is_covered_by_the_facts():
     assert {doc for *_, doc in FACTS} == {LHP, LSP, LEEDS_2016, LEICESTER, LEEDS_2024}
 

@@ -90,6 +90,20 @@ def test_follow_up_and_abstention_look_different(page):
     expect(off.locator(".answer-text a.cite")).to_have_count(0)  # nothing is quoted as the answer
 
 
+def test_a_doubtful_answer_is_shown_as_one_that_may_answer(page, live_server):
+    question = "Which area does Liverpool Health Partners cover?"
+    assert post_json(f"{live_server}/api/ask", {"question": question})["assurance"] == "possible"
+    doubtful = ask(page, question)
+    expect(doubtful).to_have_class("msg bot answer possible")
+    expect(doubtful.locator(".label")).to_have_text("This may answer it (the closest match, not a sure one):")
+    assert doubtful.evaluate("n => getComputedStyle(n).borderStyle") == "dashed"
+    ARTIFACTS.mkdir(exist_ok=True)
+    doubtful.screenshot(path=str(ARTIFACTS / "chat-possible.png"))
+    sure = ask(page, "How many jobs will the West Yorkshire Investment Zone support?")  # `doubtful` now finds this one
+    expect(sure).to_have_class("msg bot answer")
+    expect(sure.locator(".label")).to_have_count(0)
+
+
 def test_document_text_is_shown_never_run(page):
     answer = ask(page, "What markup does the Quantum Widget Board review?")
     text = answer.locator(".answer-text").inner_text()

@@ -224,6 +224,24 @@ def test_fitting_then_measuring_on_records_separates_the_kinds():
     assert fit.measure(model, removed, threshold)["abstention_unanswerable"] > 0.9
 
 
+def test_the_sure_band_starts_where_answers_in_the_mix_people_ask_are_right_nine_times_in_ten(monkeypatch):
+    # Confidence runs down 1.0 .. 0.01; answerable questions are right above 0.5 and wrong
+    # below; one unanswerable question in ten, each counting as UNANSWERABLE_SHARE of the mix.
+    confidence = np.linspace(1.0, 0.01, 100)
+    kinds = np.array(["no" if i % 10 == 5 else "yes" for i in range(100)])
+    right = (confidence > 0.5) & (kinds == "yes")
+    monkeypatch.setattr(fit, "outcomes", lambda model, records: (kinds, right, confidence))
+    sure = fit.choose_sure(None, [], threshold=0.05)
+    given = confidence >= sure
+    weights = fit._mix_weights(kinds)
+    assert (right & given).sum() / weights[given].sum() >= fit.SURE_PRECISION
+    lower = confidence >= confidence[given].min() - 0.02
+    assert (right & lower).sum() / weights[lower].sum() < fit.SURE_PRECISION  # the lowest floor that holds
+    assert weights[kinds == "no"].sum() / weights.sum() == pytest.approx(fit.UNANSWERABLE_SHARE)
+    m = fit.measure(None, [], 0.05, sure)
+    assert m["sure_right_in_mix"] >= fit.SURE_PRECISION and m["possible_right"] < m["sure_right"]
+
+
 def test_a_lead_that_fails_an_answer_check_gets_no_confidence():
     model = ReaderModel.load()
     n = 3

@@ -112,7 +112,11 @@ function renderAnswer(answer) {
       ...(c.page ? [el("span", { class: "page" }, `p. ${c.page}`), " "] : []), citationLink(c),
       el("span", { class: "snippet" }, snippet)));
   }
-  const node = el("li", { class: "msg bot answer" }, text, sources,
+  // A "possible" answer is one the reader doubts: said before the quote, not after it.
+  const possible = answer.assurance === "possible";
+  const node = el("li", { class: possible ? "msg bot answer possible" : "msg bot answer" },
+    ...(possible ? [el("p", { class: "label" }, "This may answer it (the closest match, not a sure one):")] : []),
+    text, sources,
     el("p", { class: "confidence" }, `Confidence ${Math.round(answer.confidence * 100)}%`));
   if (answer.query && answer.query !== answer.question) {
     node.insertBefore(el("p", { class: "searched" }, `Searched for: ${answer.query}`), sources);
