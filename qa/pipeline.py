@@ -15,7 +15,7 @@ from .embed import Encoder, load_encoder
 from .index import expected_settings
 from .store import Index, load_index
 from .read import Reader, ReaderModel, load_reader
-from .question import Question, check_text, plain, prepare
+from .question import Question, check_history, check_text, help_reply, plain, prepare
 from .retrieve import Retriever
 from .text import Lexicon
 from .types import Answer, BadQuestion, Passage, Stopwatch
@@ -51,6 +51,9 @@ class QA:
     def ask(self, question: str, history: list[dict] | None = None, top_k: int | None = None) -> Answer:
         watch = Stopwatch()
         k = self._check_count(top_k, "top_k") or self.config.top_k
+        if (reply := help_reply(question)) is not None:  # nothing to search: `query` stays empty
+            check_history(history, self.config.max_history_turns)
+            return Answer(question.strip(), "", True, 0.0, [], [], "", reply, index_version=self.index_version)
         q = self.prepare(question, history, watch)
         passages = self.retriever.search(q.query, q.vector, max(k, self.config.read_passages))
         watch.lap("search")

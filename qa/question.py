@@ -86,6 +86,36 @@ def unnamed(query: str, spans: list[tuple[int, int]]) -> str:
 _INVISIBLE = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff]")
 
 
+# Not questions about the documents: a greeting or thanks, a question about the bot, or a
+# task it does not do. These get a reply that says what it can do, instead of a search
+# whose nearest sentence would look like an answer.
+_GREETING = re.compile(r"(?:hi|hello|hey|hiya|good (?:morning|afternoon|evening))(?: there)?")
+_THANKS = re.compile(r"(?:thanks?|thank you|cheers|bye|goodbye|ok|okay|great)(?: you| very much| again| a lot)?")
+_ABOUT_BOT = re.compile(r"(?:help|who are you|what are you|what can you do|what do you do|how do you work"
+                        r"|what can i ask(?: you)?)")
+_TASK = re.compile(r"(?:(?:can|could|would|will) you |please )?(?:please )?"
+                   r"(?:summari[sz]e|translate|write|draft|compose|rewrite|paraphrase|generate|tell me a joke|draw)\b")
+HELP_MESSAGE = ("I answer questions about the documents listed here, with sentences quoted from them and a link "
+                "to each source. Ask about one fact at a time: who, what, when, where or how many.")
+THANKS_MESSAGE = "Glad to help. Ask another question about the documents whenever you like."
+TASK_MESSAGE = ("I cannot summarise, translate or write text: I only answer questions with sentences quoted from "
+                "the documents, each with its source. Ask about one fact at a time: who, what, when, where or how many.")
+
+
+def help_reply(asked) -> str | None:
+    """The reply to something that is not a question about the documents, or None."""
+    if not isinstance(asked, str):
+        return None
+    said = " ".join(re.sub(r"[^\w\s']", " ", asked.lower()).split())
+    if _GREETING.fullmatch(said) or _ABOUT_BOT.fullmatch(said):
+        return HELP_MESSAGE
+    if _THANKS.fullmatch(said):
+        return THANKS_MESSAGE
+    if _TASK.match(said):
+        return TASK_MESSAGE
+    return None
+
+
 def check_text(text, what: str, limit: int) -> str:
     if not isinstance(text, str) or not _INVISIBLE.sub("", text).strip():
         raise BadQuestion(f"The {what} is empty. Type a {what} in words.")

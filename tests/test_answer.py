@@ -67,6 +67,24 @@ def test_assurance_follows_the_confidence_bands(qa):
     assert qa.config.abstain_threshold < qa.config.sure_threshold < 1
 
 
+@pytest.mark.parametrize("said, reply", [
+    ("hi", "I answer questions about the documents"), ("Good morning!", "I answer questions about the documents"),
+    ("What can you do?", "I answer questions about the documents"), ("thanks a lot", "Glad to help"),
+    ("Summarise the documents", "I cannot summarise, translate or write"),
+    ("Could you please translate the LHP article into French?", "I cannot summarise, translate or write"),
+])
+def test_a_greeting_or_a_task_it_does_not_do_gets_a_reply_saying_what_it_can_do(qa, said, reply):
+    answer = qa.ask(said)
+    assert answer.abstained and answer.message.startswith(reply)
+    assert answer.query == "" and answer.sentences == [] and answer.closest == [] and answer.passages == []
+
+
+def test_a_question_that_opens_with_a_greeting_is_still_answered(qa):
+    answer = qa.ask("Hi, how many founding partners does Liverpool Health Partners have?")
+    assert not answer.abstained and "nine" in answer.sentences[0].text
+    assert not qa.ask("Who wrote the Leeds Academic Health Partnership's business case?").query == ""
+
+
 def test_every_document_is_covered_by_the_facts():
     assert {doc for *_, doc in FACTS} == {LHP, LSP, LEEDS_2016, LEICESTER, LEEDS_2024}
 

@@ -90,6 +90,14 @@ def test_follow_up_and_abstention_look_different(page):
     expect(off.locator(".answer-text a.cite")).to_have_count(0)  # nothing is quoted as the answer
 
 
+def test_a_greeting_gets_a_short_reply_not_a_search(page):
+    reply = ask(page, "hello")
+    expect(reply).to_have_class("msg bot help")
+    expect(reply).to_contain_text("I answer questions about the documents")
+    expect(reply.locator(".searched")).to_have_count(0)
+    expect(reply).not_to_contain_text("No answer in the documents")
+
+
 def test_a_doubtful_answer_is_shown_as_one_that_may_answer(page, live_server):
     question = "Which area does Liverpool Health Partners cover?"
     assert post_json(f"{live_server}/api/ask", {"question": question})["assurance"] == "possible"

@@ -81,6 +81,9 @@ function withPhrase(sentence, citation) {
 }
 
 function renderAnswer(answer) {
+  if (answer.abstained && !answer.query) {  // a greeting or a task it does not do: nothing was searched
+    return el("li", { class: "msg bot help" }, el("p", { class: "answer-text" }, answer.message));
+  }
   if (answer.abstained) {
     const node = el("li", { class: "msg bot abstained" },
       el("p", { class: "label" }, "No answer in the documents"),
