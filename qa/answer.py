@@ -349,13 +349,14 @@ def has_value(kind: str, text: str, question: str) -> bool:
     return bool(_CONTACT.search(text))
 
 
-def render_text(answer: Answer) -> str:
-    """The answer as plain text: quoted sentences with markers, then one line per source."""
+def render_text(answer: Answer, ids: bool = True) -> str:
+    """The answer as plain text: quoted sentences with markers, then one line per source:
+    its title, date and page, and with `ids` (the command line) where it is exactly."""
     if answer.abstained:
         return answer.message
     lines = [answer.answer, ""]
     for c in answer.citations:
-        date = f", {c.date}" if c.date else ""
-        page = f"p. {c.page}, " if c.page else ""
-        lines.append(f"[{c.id}] {c.title}{date} ({c.doc_id}, {page}characters {c.start}-{c.end})")
+        where = [c.date or "", f"p. {c.page}" if c.page else ""]
+        exact = f" ({c.doc_id}, characters {c.start}-{c.end})" if ids else ""
+        lines.append(f"[{c.id}] {', '.join([c.title, *filter(None, where)])}{exact}")
     return "\n".join(lines)

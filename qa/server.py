@@ -182,6 +182,10 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
     def index():
         return send_from_directory(WEB_DIR, "index.html")
 
+    @app.get("/favicon.ico")
+    def favicon():
+        return send_from_directory(WEB_DIR, "favicon.svg", mimetype="image/svg+xml")
+
     @app.get("/web/<path:name>")
     def web_file(name: str):
         return send_from_directory(WEB_DIR, name)
@@ -253,18 +257,22 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
     @app.post("/v1/chat/completions")
     def chat_completions():
         body = json_body()
+        if body.get("model", "qa") != "qa":  # as OpenAI answers a model it does not have
+            return jsonify({"error": {"code": "model_not_found", "type": "invalid_request_error", "param": "model",
+                                      "message": f"The model {body['model']!r} does not exist here: the only model "
+                                                 "is 'qa' (GET /v1/models)."}}), 404
         question, history = chat_turns(body.get("messages"))
         if not isinstance(body.get("stream", False), bool):
             raise BadQuestion("stream must be true or false.")
         # A chat client sends the whole conversation: the latest turns are what a follow-up
         # can refer to, as the page keeps them.
         answer = live.get().ask(question, history[-config.max_history_turns:] if config.max_history_turns else [])
-        reply = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": str(body.get("model") or "qa")}
+        reply = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": "qa"}
         if body.get("stream"):
             return Response(stream_chat(reply, answer), mimetype="text/event-stream",
                             headers={"Cache-Control": "no-cache"})
-        message = {"role": "assistant", "content": render_text(answer)}
-        words = len(render_text(answer).split())
+        message = {"role": "assistant", "content": render_text(answer, ids=False)}
+        words = len(message["content"].split())
         return jsonify({**reply, "object": "chat.completion",
                         "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
                         "usage": {"prompt_tokens": len(question.split()), "completion_tokens": words,
@@ -362,7 +370,7 @@ def stream_chat(reply: dict, answer: Answer):
         return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
 
     yield event({"role": "assistant", "content": ""})
-    for piece in re.findall(r"\S+\s*|\s+", render_text(answer)):
+    for piece in re.findall(r"\S+\s*|\s+", render_text(answer, ids=False)):
         yield event({"content": piece})
     yield event({}, "stop", structured(answer))
     yield "data: [DONE]\n\n"

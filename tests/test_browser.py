@@ -90,6 +90,36 @@ def test_follow_up_and_abstention_look_different(page):
     expect(off.locator(".answer-text a.cite")).to_have_count(0)  # nothing is quoted as the answer
 
 
+def test_the_source_shows_no_internal_ids_and_a_removed_one_says_so(page, live_server):
+    answer = ask(page, "How many founding partners does Liverpool Health Partners have?")
+    doc_id = post_json(f"{live_server}/api/ask", {"question": "How many founding partners does Liverpool Health Partners have?"})[
+        "citations"][0]["doc_id"]
+    answer.locator(".answer-text a.cite").first.click()
+    expect(page.locator("#viewer #highlight")).to_be_visible()
+    assert doc_id not in page.locator(".viewer-head").inner_text()
+    page.click("#viewer-close")
+    # The document is removed while the answer is still on screen.
+    page.route(f"**/api/documents/{doc_id}", lambda route: route.fulfill(
+        status=404, content_type="application/json",
+        body='{"error": {"code": "not_found", "message": "No document has the id. GET /api/documents lists them."}}'))
+    page.evaluate("docCache.clear()")
+    answer.locator(".answer-text a.cite").first.click()
+    expect(page.locator("#viewer-text")).to_have_text("This document has been removed from the collection.")
+
+
+def test_a_failed_request_keeps_the_question_and_offers_retry(page):
+    question = "Who chairs the Leeds Academic Health Partnership?"
+    page.route("**/api/ask", lambda route: route.abort())
+    failed = ask(page, question)
+    expect(failed).to_have_class("msg bot error")
+    expect(page.locator("#question")).to_have_value(question)
+    page.unroute("**/api/ask")
+    failed.locator("button.retry").click()
+    expect(page.locator(".msg.bot.answer")).to_have_count(1, timeout=30_000)
+    expect(page.locator(".msg.bot.error")).to_have_count(0)
+    expect(page.locator(".msg.bot.answer .answer-text")).to_contain_text("Langlands")
+
+
 def test_a_greeting_gets_a_short_reply_not_a_search(page):
     reply = ask(page, "hello")
     expect(reply).to_have_class("msg bot help")

@@ -1,6 +1,7 @@
 """The official openai client, pointed at `qa serve` on loopback."""
 
-from openai import OpenAI
+import pytest
+from openai import NotFoundError, OpenAI
 
 
 def client(base):
@@ -17,6 +18,11 @@ def test_openai_client_non_streaming(live_server):
     citations = reply.model_extra["citations"]
     assert citations[0]["doc_id"] == "000_203956cee7abdc96"
     assert citations[0]["text"] in content
+
+
+def test_an_unknown_model_is_the_clients_not_found_error(live_server):
+    with pytest.raises(NotFoundError, match="does not exist here"):
+        client(live_server).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Who chairs LAHP?"}])
 
 
 def test_openai_client_streaming_with_history(live_server):

@@ -152,6 +152,10 @@ def test_chat_completions_non_streaming(client):
     content = body["choices"][0]["message"]["content"]
     assert "20 April" in content and "[1]" in content
     assert body["citations"][0]["doc_id"] == "002_ef368537357c7e56"
+    # The text a person reads names sources by title and date, not by id and offsets;
+    # the structured citations keep those.
+    first = body["citations"][0]
+    assert f"[1] {first['title']}" in content and first["doc_id"] not in content and "characters" not in content
     assert body["answer"]["query"] != body["answer"]["question"]
 
 
@@ -186,6 +190,18 @@ def test_a_long_chat_keeps_its_latest_turns_instead_of_failing(client):
     messages += [{"role": "user", "content": "Who chairs the Leeds Academic Health Partnership?"}]
     r = client.post("/v1/chat/completions", json={"messages": messages})
     assert r.status_code == 200 and r.get_json()["choices"][0]["message"]["content"]
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "", 5])
+def test_chat_completions_with_a_model_it_does_not_have_is_openais_404(client, model):
+    r = client.post("/v1/chat/completions", json={"model": model, "messages": [{"role": "user", "content": "Who chairs LAHP?"}]})
+    err = error_of(r, 404)
+    assert err["code"] == "model_not_found" and err["param"] == "model" and "'qa'" in err["message"]
+
+
+def test_the_favicon_is_served(client):
+    r = client.get("/favicon.ico")
+    assert r.status_code == 200 and r.mimetype == "image/svg+xml" and b"<svg" in r.data
 
 
 def test_chat_completions_stream_must_be_a_boolean(client):

@@ -142,10 +142,14 @@ async function ask(question) {
     reveal(reply);
     history.push({ question, answer: answer.answer });
   } catch (error) {
+    // The question is not lost: it goes back in the box, and Retry asks it again.
+    const retry = el("button", { type: "button", class: "secondary retry" }, "Retry");
     const failed = el("li", { class: "msg bot error", role: "alert" },
-      el("p", { class: "label" }, "Something went wrong"), el("p", {}, error.message));
+      el("p", { class: "label" }, "Something went wrong"), el("p", {}, error.message), retry);
+    retry.addEventListener("click", () => { failed.remove(); ask(question); });
     waiting.replaceWith(failed);
     reveal(failed);
+    if (!input.value) input.value = question;
   } finally {
     send.disabled = false;
     input.focus();
@@ -155,8 +159,10 @@ async function ask(question) {
 async function loadDocument(docId) {
   if (!docCache.has(docId)) {
     const response = await fetch(`/api/documents/${encodeURIComponent(docId).replace(/%2F/g, "/")}`);
-    const data = await response.json();
-    if (!response.ok) throw new Error(data.error ? data.error.message : "The source could not be loaded.");
+    if (response.status === 404) throw new Error("This document has been removed from the collection.");
+    let data = null;
+    try { data = await response.json(); } catch (e) { /* not JSON: said below */ }
+    if (!response.ok || !data) throw new Error("The source could not be loaded. Try again in a moment.");
     docCache.set(docId, data);
   }
   return docCache.get(docId);
@@ -186,10 +192,12 @@ async function openSource(citation, opener) {
   viewer.hidden = false;
   $("viewer-title").textContent = citation.title;
   const page = citation.page ? `p. ${citation.page}` : "";
-  $("viewer-meta").textContent = [citation.date, page, citation.doc_id].filter(Boolean).join(" · ");
+  const meta = (filename) => [citation.date, page, filename].filter(Boolean).join(" · ");
+  $("viewer-meta").textContent = meta("");
   body.replaceChildren("Loading the source…");
   try {
     const doc = await loadDocument(citation.doc_id);
+    $("viewer-meta").textContent = meta(doc.meta && doc.meta.filename);  // an upload's own file name
     // A paged source shows the page the sentence is on; other sources show all their text.
     let from = 0, to = doc.text.length;
     if (citation.page && doc.pages.length) {
