@@ -290,3 +290,35 @@ def test_a_file_that_fails_says_so_in_the_status_line_and_the_good_ones_are_adde
     expect(status).to_contain_text("The other files were added.")
     expect(page.locator("#doc-list li", has_text="Otters").locator(".state")).to_have_text("ready")
     context.close()
+
+
+def test_the_token_in_plain_words_and_kept_with_the_chat_for_the_session(browser, upload_server, tmp_path):
+    note = tmp_path / "note.md"
+    note.write_text("# Note\n\nThe Heron Fund pays two wardens.\n")
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.goto(upload_server)
+    page.locator("#docs summary").click()
+    rows = page.locator("#doc-list li .state", has_text="ready")
+    expect(rows.first).to_be_visible()
+    expect(page.get_by_role("button", name="Remove")).to_have_count(0)  # nothing to remove with until a token
+    page.set_input_files("#file-input", str(note))
+    expect(page.locator("#docs-status")).to_have_text("Enter the token first: the server's API token (QA_API_TOKEN).")
+    page.fill("#token", "not-the-token")
+    expect(page.get_by_role("button", name="Remove")).to_have_count(rows.count())
+    page.set_input_files("#file-input", str(note))
+    expect(page.locator("#docs-status")).to_contain_text("That token is not right.")
+    page.fill("#token", UPLOAD_TOKEN)
+
+    answer = ask(page, "Who is the chief executive of Liverpool Health Partners?")
+    question_count = page.locator(".msg.user").count()
+    page.reload()  # the conversation and the token survive it
+    expect(page.locator(".msg.user")).to_have_count(question_count)
+    expect(page.locator(".msg.bot").last).to_have_class(answer.get_attribute("class"))
+    page.locator("#docs summary").click()
+    expect(page.locator("#token")).to_have_value(UPLOAD_TOKEN)
+    page.get_by_role("button", name="New chat").click()
+    expect(page.locator(".msg")).to_have_count(0)
+    page.reload()
+    expect(page.locator(".msg")).to_have_count(0)
+    context.close()

@@ -4,6 +4,10 @@
 const MAX_TURNS = 10;
 const history = []; // [{question, answer}], sent with each question so follow-ups work
 const docCache = new Map();
+// The conversation and the API token last as long as the browser tab (sessionStorage): a
+// reload keeps them, closing the tab forgets them.
+const CHAT_KEY = "qa.chat", TOKEN_KEY = "qa.token", KEPT_ANSWERS = 50;
+const kept = JSON.parse(sessionStorage.getItem(CHAT_KEY) || "[]"); // [{question, answer object}]
 
 const $ = (id) => document.getElementById(id);
 const log = $("log");
@@ -141,6 +145,8 @@ async function ask(question) {
     waiting.replaceWith(reply);
     reveal(reply);
     history.push({ question, answer: answer.answer });
+    kept.push({ question, answer });
+    sessionStorage.setItem(CHAT_KEY, JSON.stringify(kept.slice(-KEPT_ANSWERS)));
   } catch (error) {
     // The question is not lost: it goes back in the box, and Retry asks it again.
     const retry = el("button", { type: "button", class: "secondary retry" }, "Retry");
@@ -236,6 +242,8 @@ document.querySelectorAll("button.example").forEach((button) => {
 });
 $("clear").addEventListener("click", () => {
   history.length = 0;
+  kept.length = 0;
+  sessionStorage.removeItem(CHAT_KEY);
   log.replaceChildren();
   $("examples").hidden = false;
   input.focus();
@@ -257,7 +265,16 @@ function authHeaders() {
 }
 
 function errorMessage(data, status) {
+  if (status === 401) return "That token is not right. Enter the server's API token (QA_API_TOKEN) above.";
   return data && data.error ? data.error.message : `The server answered ${status}.`;
+}
+
+// Changing documents needs the token: say so before sending, rather than after a refusal.
+function needToken() {
+  if ($("token").value.trim()) return false;
+  $("docs-status").textContent = "Enter the token first: the server's API token (QA_API_TOKEN).";
+  $("token").focus();
+  return true;
 }
 
 function documentRow(doc) {
@@ -268,7 +285,7 @@ function documentRow(doc) {
     el("span", { class: "title" }, doc.title || doc.filename || doc.doc_id),
     ...(doc.pages ? [el("span", { class: "page" }, `${doc.pages} pages`)] : []),
     el("span", { class: `state ${state}` }, label));
-  if (uploadsEnabled && !PENDING.has(state)) {
+  if (uploadsEnabled && $("token").value.trim() && !PENDING.has(state)) {
     const remove = el("button", { type: "button", class: "secondary", "aria-label": `Remove ${doc.title || doc.doc_id}` }, "Remove");
     remove.addEventListener("click", () => removeDocument(doc));
     row.append(remove);
@@ -309,7 +326,7 @@ async function loadDocuments() {
 }
 
 function upload(files) {
-  if (!files.length) return;
+  if (!files.length || needToken()) return;
   const form = new FormData();
   for (const file of files) form.append("file", file, file.name);
   const bar = $("upload-progress");
@@ -371,4 +388,15 @@ drop.addEventListener("drop", (event) => {
   drop.classList.remove("over");
   upload([...event.dataTransfer.files]);
 });
+$("token").value = sessionStorage.getItem(TOKEN_KEY) || "";
+$("token").addEventListener("input", () => {
+  sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
+  loadDocuments(); // Remove buttons show only with a token
+});
+for (const turn of kept) {
+  addMessage(el("li", { class: "msg user" }, turn.question));
+  addMessage(renderAnswer(turn.answer));
+  history.push({ question: turn.question, answer: turn.answer.answer });
+}
+if (kept.length) $("examples").hidden = true;
 loadDocuments();
