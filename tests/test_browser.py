@@ -54,8 +54,8 @@ def test_ask_click_citation_highlights_the_cited_sentence(page, live_server):
     expected = post_json(f"{live_server}/api/ask", {"question": question})
     first = expected["citations"][0]
     assert expected["sentences"][0]["text"] in answer.locator(".answer-text").inner_text()
-    expect(answer.locator(".sources li")).to_have_count(len(expected["citations"]))
-    expect(answer.locator(".sources li").first).to_contain_text("2024-01-20")
+    expect(answer.locator(".sources .quotes li")).to_have_count(len(expected["citations"]))
+    expect(answer.locator(".sources li.source").first).to_contain_text("2024-01-20")
     # The words the reader says answer are marked inside the quoted sentence.
     start, end = expected["sentences"][0]["answer_span"]
     words = first["text"][start - first["start"]: end - first["start"]]
@@ -142,6 +142,17 @@ def test_a_doubtful_answer_is_shown_as_one_that_may_answer(page, live_server):
     expect(sure.locator(".label")).to_have_count(0)
 
 
+def test_sources_are_grouped_by_document(page, live_server):
+    question = "Why is now a good time for the university and the NHS to work closely?"
+    expected = post_json(f"{live_server}/api/ask", {"question": question})
+    documents = list(dict.fromkeys(c["doc_id"] for c in expected["citations"]))
+    assert len(documents) < len(expected["citations"])  # more than one quote from one document
+    answer = ask(page, question)
+    expect(answer.locator(".sources li.source")).to_have_count(len(documents))
+    expect(answer.locator(".sources .quotes li")).to_have_count(len(expected["citations"]))
+    assert answer.locator(".sources").inner_text().count(expected["citations"][0]["title"]) == 1
+
+
 def test_document_text_is_shown_never_run(page):
     answer = ask(page, "What markup does the Quantum Widget Board review?")
     text = answer.locator(".answer-text").inner_text()
@@ -192,15 +203,25 @@ def test_keyboard_only_and_phone_width(browser, live_server):
     page.keyboard.press("Enter")
     link = page.locator(".msg.answer a.cite").first
     expect(link).to_be_visible(timeout=30_000)
+    box = link.bounding_box()
+    assert box["width"] >= 44 and box["height"] >= 44  # a target a thumb can hit
     link.focus()
     page.keyboard.press("Enter")
     expect(page.locator("#highlight")).to_be_visible()
+    # Covering the screen, the source is a modal dialog: Tab stays inside it.
+    viewer = page.locator("#viewer")
+    expect(viewer).to_have_attribute("role", "dialog")
+    expect(viewer).to_have_attribute("aria-modal", "true")
+    for _ in range(5):
+        page.keyboard.press("Tab")
+        assert page.evaluate("!!document.activeElement.closest('#viewer')"), "focus left the source dialog"
     assert page.evaluate("document.documentElement.scrollWidth") <= 375  # nothing wider than the phone
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "chat-phone-source.png"))
     page.keyboard.press("Escape")
     expect(page.locator("#viewer")).to_be_hidden()
     expect(link).to_be_focused()
+    expect(viewer).to_have_attribute("aria-modal", "false")
     context.close()
 
 
@@ -258,7 +279,7 @@ def test_upload_a_pdf_ask_it_see_its_page_then_remove_it(browser, upload_server,
     question = "When did the Tadcaster clinic open?"
     answer = ask(page, question)
     expect(answer).to_have_class("msg bot answer")
-    expect(answer.locator(".sources li").first).to_contain_text("p. 3")
+    expect(answer.locator(".sources .quotes li").first).to_contain_text("p. 3")
     answer.locator(".answer-text a.cite").first.click()
     expect(page.locator("#viewer-meta")).to_contain_text("p. 3")
     expect(page.locator("#viewer-page")).to_have_text("Page 3 of 4")
@@ -305,7 +326,8 @@ def test_the_token_in_plain_words_and_kept_with_the_chat_for_the_session(browser
     page.set_input_files("#file-input", str(note))
     expect(page.locator("#docs-status")).to_have_text("Enter the token first: the server's API token (QA_API_TOKEN).")
     page.fill("#token", "not-the-token")
-    expect(page.get_by_role("button", name="Remove")).to_have_count(rows.count())
+    expect(page.get_by_role("button", name="Remove")).to_have_count(page.locator("#doc-list li").count())
+    assert page.get_by_role("button", name="Remove").first.bounding_box()["height"] >= 44
     page.set_input_files("#file-input", str(note))
     expect(page.locator("#docs-status")).to_contain_text("That token is not right.")
     page.fill("#token", UPLOAD_TOKEN)

@@ -111,13 +111,19 @@ function renderAnswer(answer) {
     const cited = byId.get(sentence.citation);
     text.append(...withPhrase(sentence, cited), " ", citationLink(cited));
   });
-  const sources = el("ol", { class: "sources", "aria-label": "Sources" });
+  // One entry per document, its title said once, each of its citations under it.
+  const sources = el("ul", { class: "sources", "aria-label": "Sources" });
+  const byDoc = new Map();
   for (const c of answer.citations) {
+    if (!byDoc.has(c.doc_id)) {
+      const quotes = el("ul", { class: "quotes" });
+      byDoc.set(c.doc_id, quotes);
+      sources.append(el("li", { class: "source" },
+        el("span", { class: "title" }, c.title), c.date ? ` (${c.date})` : "", quotes));
+    }
     const snippet = c.text.length > 220 ? c.text.slice(0, 217) + "…" : c.text;
-    sources.append(el("li", { value: String(c.id) },
-      el("span", { class: "title" }, c.title), c.date ? ` (${c.date}) ` : " ",
-      ...(c.page ? [el("span", { class: "page" }, `p. ${c.page}`), " "] : []), citationLink(c),
-      el("span", { class: "snippet" }, snippet)));
+    byDoc.get(c.doc_id).append(el("li", {}, citationLink(c), " ",
+      ...(c.page ? [el("span", { class: "page" }, `p. ${c.page}`), " "] : []), el("span", { class: "snippet" }, snippet)));
   }
   // A "possible" answer is one the reader doubts: said before the quote, not after it.
   const possible = answer.assurance === "possible";
@@ -190,12 +196,22 @@ function withFurniture(doc, start, end) {
 }
 
 let returnFocus = null;
+const FULL_SCREEN = window.matchMedia("(max-width: 760px)");
+
+// Where the source covers the whole screen it is a modal dialog: what is behind it is
+// inert (out of reach of Tab and screen readers) until it closes.
+function setModal(open) {
+  const modal = open && FULL_SCREEN.matches;
+  $("viewer").setAttribute("aria-modal", modal ? "true" : "false");
+  for (const id of ["skip", "top", "chat"]) $(id).inert = modal;
+}
 
 async function openSource(citation, opener) {
   const viewer = $("viewer");
   const body = $("viewer-text");
   returnFocus = opener;
   viewer.hidden = false;
+  setModal(true);
   $("viewer-title").textContent = citation.title;
   const page = citation.page ? `p. ${citation.page}` : "";
   const meta = (filename) => [citation.date, page, filename].filter(Boolean).join(" · ");
@@ -224,6 +240,7 @@ async function openSource(citation, opener) {
 
 function closeSource() {
   $("viewer").hidden = true;
+  setModal(false);
   if (returnFocus) returnFocus.focus();
 }
 
@@ -251,6 +268,15 @@ $("clear").addEventListener("click", () => {
 $("viewer-close").addEventListener("click", closeSource);
 document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && !$("viewer").hidden) closeSource();
+});
+// In the modal source, Tab goes round its own controls (inert hides the page, not the browser's own UI).
+$("viewer").addEventListener("keydown", (event) => {
+  if (event.key !== "Tab" || $("viewer").getAttribute("aria-modal") !== "true") return;
+  const controls = [...$("viewer").querySelectorAll("button, a[href]")];
+  const at = controls.indexOf(document.activeElement);
+  const next = event.shiftKey ? (at <= 0 ? controls.length - 1 : at - 1) : (at + 1) % controls.length;
+  event.preventDefault();
+  controls[next].focus();
 });
 
 // --- the documents panel ------------------------------------------------------------
