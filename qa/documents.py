@@ -20,7 +20,7 @@ import re
 import threading
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,24 +148,32 @@ def delete_files(corpus_dir: str | Path, source: str) -> None:
         raise _storage_error(path.parent, exc) from None
 
 
-def add_files(config: Config, uploads: list[Upload], journal: Callable[[list[dict]], None] | None = None) -> list[dict]:
-    """Check every file, then store each; returns a queued job for each. `journal`, if
-    given, is told the jobs before any file is stored, so that a crash between the two
-    leaves a job that says so rather than a file nobody knows of."""
+def add_files(config: Config, uploads: list[Upload], journal: Callable[[list[dict]], None] | None = None,
+              present: Collection[str] = ()) -> list[dict]:
+    """Check every file, then store each; returns a job for each: queued, or "already
+    added" where the same bytes are a document in `present` or came earlier in the batch
+    (a document is its content). `journal`, if given, is told the queued jobs before any
+    file is stored, so that a crash between the two leaves a job that says so rather than
+    a file nobody knows of."""
     if not uploads:
         raise DocumentError("No file was sent. Send one or more files in the multipart field \"file\".")
     suffixes = [check(u, config.max_upload_bytes) for u in uploads]
-    digests = [hashlib.sha256(u.data).hexdigest()[:16] for u in uploads]
-    jobs = [{"doc_id": f"{UPLOADS}/{digest}", "source": f"{UPLOADS}/{digest}{suffix}",
-             "filename": display_name(upload.filename), "state": "queued"}
-            for upload, suffix, digest in zip(uploads, suffixes, digests)]
-    if journal:
-        journal(jobs)
-    for upload, suffix, digest in zip(uploads, suffixes, digests):
-        store(config.corpus_dir, upload, suffix, digest)
+    jobs, seen = [], set(present)
+    for upload, suffix in zip(uploads, suffixes):
+        digest = hashlib.sha256(upload.data).hexdigest()[:16]
+        doc_id = f"{UPLOADS}/{digest}"
+        jobs.append({"doc_id": doc_id, "source": f"{UPLOADS}/{digest}{suffix}", "filename": display_name(upload.filename),
+                     "state": "already added" if doc_id in seen else "queued"})
+        seen.add(doc_id)
+    queued = [(job, upload) for job, upload in zip(jobs, uploads) if job["state"] == "queued"]
+    if journal and queued:
+        journal([job for job, _ in queued])
+    for job, upload in queued:
+        store(config.corpus_dir, upload, Path(job["source"]).suffix, Path(job["doc_id"]).name)
     return jobs
 
 
+PENDING = {"queued", "indexing"}  # a document on its way into the index
 JOURNAL = ".jobs.json"  # in the uploads folder: the pending jobs, so that they outlive the process
 MAX_INTERRUPTED = 2  # builds a document may be in when the server stops, before it is set aside
 
@@ -226,15 +234,19 @@ class Indexer:
                 raise _storage_error(self._journal.parent, exc) from None
             log.warning("cannot write the upload journal %s: %s", self._journal, exc)
 
-    def add(self, uploads: list[Upload]) -> list[dict]:
-        """Store the files and queue them (all checked first: a bad one stores none)."""
+    def add(self, uploads: list[Upload], index: Index) -> list[dict]:
+        """Store the files and queue them (all checked first: a bad one stores none); a file
+        already in `index` or already queued is said to be so, and not added again."""
         with self._lock:
             def journal(jobs: list[dict]) -> None:
                 self._save({**self._jobs, **{j["doc_id"]: j for j in jobs}}, strict=True)
 
-            added = add_files(self.config, uploads, journal)
+            removing = {d for d, j in self._jobs.items() if j["state"] in {"removing", "failed"}}
+            present = (set(index.documents) | {d for d, j in self._jobs.items() if j["state"] in PENDING}) - removing
+            added = add_files(self.config, uploads, journal, present)
             for job in added:
-                self._jobs[job["doc_id"]] = job
+                if job["state"] == "queued":
+                    self._jobs[job["doc_id"]] = job
             added = [dict(job) for job in added]
         self._wake.set()
         return added

@@ -221,7 +221,8 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
         files = request.files.getlist("file")
         if len(files) > config.max_upload_files:
             raise ApiError(400, f"{len(files)} files sent; at most {config.max_upload_files} at a time.")
-        added = indexer.add([Upload(f.filename or "", f.read(config.max_upload_bytes + 1)) for f in files])
+        added = indexer.add([Upload(f.filename or "", f.read(config.max_upload_bytes + 1)) for f in files],
+                            live.get().index)
         return jsonify({"documents": [public(j) for j in added]}), 202
 
     @app.delete("/api/documents/<path:doc_id>")
@@ -236,6 +237,20 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
             raise ApiError(404, f"No document has the id {doc_id!r}. GET /api/documents lists them.")
         return jsonify({**summary(doc), "meta": doc.meta, "text": doc.text, "masked": [list(m) for m in doc.masked],
                         "pages": list(doc.pages)})
+
+    @app.get("/api/files/<path:doc_id>")
+    def original_file(doc_id: str):
+        doc = live.get().index.documents.get(doc_id)
+        if doc is None:
+            raise ApiError(404, f"No document has the id {doc_id!r}. GET /api/documents lists them.")
+        corpus = Path(config.corpus_dir).resolve()
+        if not (corpus / doc.source).is_file():
+            raise ApiError(404, f"The original file of {doc.title!r} is no longer in the corpus folder.")
+        # Always a download, and sandboxed: an uploaded HTML file must never run as this site.
+        response = send_from_directory(corpus, doc.source, as_attachment=True,
+                                       download_name=doc.meta.get("filename") or Path(doc.source).name)
+        response.headers["Content-Security-Policy"] = "sandbox"
+        return response
 
     @app.get("/api/health")
     def health():
@@ -296,7 +311,7 @@ def authorize(config: Config) -> None:
 
 def summary(doc: Document) -> dict:
     return {"doc_id": doc.doc_id, "title": doc.title, "date": doc.date, "source": doc.source, "chars": len(doc.text),
-            "pages": len(doc.pages) or None}
+            "pages": len(doc.pages) or None, **({"filename": doc.meta["filename"]} if doc.meta.get("filename") else {})}
 
 
 def public(job: dict) -> dict:

@@ -275,6 +275,12 @@ def test_upload_a_pdf_ask_it_see_its_page_then_remove_it(browser, upload_server,
     expect(row.locator(".state")).to_have_text("ready", timeout=120_000)
     expect(row).to_contain_text("4 pages")
     expect(row.locator(".reason")).to_contain_text("page 4 has no text layer")
+    expect(row.locator(".filename")).to_have_text("Northwind review.pdf")
+    with page.expect_download() as download:
+        row.get_by_role("link", name="Download the original file").click()
+    assert download.value.suggested_filename == "Northwind review.pdf"
+    page.set_input_files("#file-input", str(pdf))  # the same file again
+    expect(page.locator("#docs-status")).to_have_text("Northwind review.pdf is already in the documents.")
 
     question = "When did the Tadcaster clinic open?"
     answer = ask(page, question)

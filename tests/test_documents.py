@@ -88,8 +88,17 @@ def test_upload_a_pdf_ask_it_then_remove_it(client, small_config, pdf_bytes):
     assert text["text"][first["start"]:first["end"]] == first["text"]
     assert text["pages"][1] <= first["start"] < text["pages"][2]
 
-    assert upload(client, ("again.pdf", pdf_bytes)).get_json()["documents"][0]["doc_id"] == job["doc_id"]  # one document
-    wait_ready(client)
+    # The same bytes again, under another name, are the same document: said so, not queued.
+    [again] = upload(client, ("again.pdf", pdf_bytes)).get_json()["documents"]
+    assert again == {"doc_id": job["doc_id"], "filename": "again.pdf", "state": "already added"}
+    assert wait_ready(client)[job["doc_id"]]["state"] == "ready"
+    # The original file, as it was sent, under its own name, as a sandboxed download.
+    original = client.get(f"/api/files/{job['doc_id']}")
+    assert original.status_code == 200 and original.data == pdf_bytes
+    assert 'attachment; filename="Annual review.pdf"' in original.headers["Content-Disposition"]
+    assert original.headers["Content-Security-Policy"] == "sandbox"
+    assert docs[job["doc_id"]]["filename"] == "Annual review.pdf"
+    assert client.get("/api/files/uploads/0000000000000000").status_code == 404
 
     reply = client.delete(f"/api/documents/{job['doc_id']}", headers=AUTH)
     assert reply.status_code == 202 and reply.get_json()["state"] == "removing"
@@ -102,9 +111,10 @@ def test_upload_a_pdf_ask_it_then_remove_it(client, small_config, pdf_bytes):
 
 def test_a_word_file_and_text_in_one_upload(client, tmp_path):
     minutes_docx(tmp_path / "m.docx")
-    reply = upload(client, ("minutes.docx", (tmp_path / "m.docx").read_bytes()),
-                   ("note.md", b"# Note\n\nThe Quokka Fund pays for two research nurses.\n"))
-    assert reply.status_code == 202 and len(reply.get_json()["documents"]) == 2
+    note = b"# Note\n\nThe Quokka Fund pays for two research nurses.\n"
+    reply = upload(client, ("minutes.docx", (tmp_path / "m.docx").read_bytes()), ("note.md", note), ("copy.md", note))
+    assert reply.status_code == 202
+    assert [d["state"] for d in reply.get_json()["documents"]] == ["queued", "queued", "already added"]
     docs = wait_ready(client)
     assert {d["title"] for d in docs.values()} >= {"Board minutes", "Note"}
     answer = client.post("/api/ask", json={"question": "What does the Quokka Fund pay for?"}).get_json()

@@ -307,10 +307,16 @@ function documentRow(doc) {
   const state = doc.state || "ready";
   const label = state === "indexing" && doc.progress !== undefined
     ? `indexing ${Math.round(doc.progress * 100)}%` : state;
+  const title = doc.title || doc.filename || doc.doc_id;
   const row = el("li", { "data-doc-id": doc.doc_id },
-    el("span", { class: "title" }, doc.title || doc.filename || doc.doc_id),
+    el("span", { class: "title" }, title),
+    ...(doc.filename && doc.filename !== title ? [el("span", { class: "filename" }, doc.filename)] : []),
     ...(doc.pages ? [el("span", { class: "page" }, `${doc.pages} pages`)] : []),
     el("span", { class: `state ${state}` }, label));
+  if (state === "ready") {
+    row.append(el("a", { class: "download", href: `/api/files/${encodeURIComponent(doc.doc_id).replace(/%2F/g, "/")}`,
+      "aria-label": `Download the original file of ${title}` }, "Original file"));
+  }
   if (uploadsEnabled && $("token").value.trim() && !PENDING.has(state)) {
     const remove = el("button", { type: "button", class: "secondary", "aria-label": `Remove ${doc.title || doc.doc_id}` }, "Remove");
     remove.addEventListener("click", () => removeDocument(doc));
@@ -368,9 +374,13 @@ function upload(files) {
     let data = null;
     try { data = JSON.parse(request.responseText); } catch (e) { /* reported below */ }
     if (request.status === 202) {
-      status.textContent = `Added ${data.documents.map((d) => d.filename).join(", ")}: indexing…`;
-      changing = true;
-      data.documents.forEach((d) => { docCache.delete(d.doc_id); added.add(d.doc_id); });
+      const queued = data.documents.filter((d) => d.state === "queued");
+      const known = data.documents.filter((d) => d.state === "already added");
+      status.textContent = [
+        queued.length ? `Added ${queued.map((d) => d.filename).join(", ")}: indexing…` : "",
+        ...known.map((d) => `${d.filename} is already in the documents.`)].filter(Boolean).join(" ");
+      changing = changing || queued.length > 0;
+      queued.forEach((d) => { docCache.delete(d.doc_id); added.add(d.doc_id); });
     } else {
       status.textContent = errorMessage(data, request.status);
     }
