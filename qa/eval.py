@@ -91,6 +91,39 @@ def load_eval_set(path: str | Path) -> list[EvalItem]:
     return items
 
 
+def one_typo(question: str, rng: random.Random) -> str:
+    """The question with one typo in one word of four letters or more: a letter dropped,
+    doubled, swapped with the next, or struck as its neighbour on the keyboard (never the
+    first letter, which people rarely miss)."""
+    words = list(re.finditer(r"[A-Za-z]{4,}", question))
+    if not words:
+        return question
+    w = typo = ""
+    while typo == w:  # swapping the "ee" of "Leeds" is no typo: draw again
+        m = rng.choice(words)
+        w, i = m.group(), rng.randrange(1, len(m.group()) - 1)
+        near = _KEYS_NEAR.get(w[i].lower(), w[i])
+        typo = rng.choice([w[:i] + w[i + 1:], w[:i] + w[i] + w[i:], w[:i] + w[i + 1] + w[i] + w[i + 2:],
+                           w[:i] + rng.choice(near) + w[i + 1:]])
+    return question[:m.start()] + typo + question[m.end():]
+
+
+_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
+_KEYS_NEAR = {k: "".join(r[j] for j in (i - 1, i + 1) if 0 <= j < len(r)) for r in _ROWS for i, k in enumerate(r)}
+
+
+def typo_set(source: str | Path, seed: int = 0) -> str:
+    """`source`'s eval set with one typo in each question (`one_typo`, a fixed seed), as JSONL:
+    how evals/typos.jsonl is made from evals/default.jsonl."""
+    rng = random.Random(seed)
+    lines = []
+    for line in Path(source).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            item = json.loads(line)
+            lines.append(json.dumps({**item, "question": one_typo(item["question"], rng)}, ensure_ascii=False))
+    return "\n".join(lines) + "\n"
+
+
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 
 

@@ -6,6 +6,7 @@ import difflib
 import math
 import re
 import threading
+from collections import Counter
 from functools import lru_cache
 
 import Stemmer
@@ -116,7 +117,9 @@ class Lexicon:
         # Spelling is corrected word to word, not stem to stem: "stratgic" is nearer
         # "strategic" than "strategies", and stems of different words can be closer than
         # the words themselves.
-        self._words = {w for ws in sentence_words for w in ws}
+        self._uses = Counter(w for ws in sentence_words for w in ws)
+        self._words = set(self._uses)
+        self._doc_words = [set(words(text)) for text in documents]
         self._by_initial: dict[str, list[str]] = {}
         for w in sorted(self._words | STOPWORDS):  # "itsellf" is "itself", and the model should read it so
             self._by_initial.setdefault(w[0], []).append(w)
@@ -143,32 +146,44 @@ class Lexicon:
             return term
         return _stemmer().stemWord(self._spelled(word, fix_common=True))
 
-    def _spelled(self, word: str, fix_common: bool = False) -> str:
-        """The corpus's word closest to a word it never uses, or the word itself. Two
-        letters swapped count as close: "emlpoy" is "employ", though by similarity ratio
-        it is no nearer than "treaty" is to "treats". Unless `fix_common`, a common
-        English word is left as it is: it is no typo, and the models must read the word
-        asked ("oversees" is not "overseen", "religion" not "region")."""
-        if word in self._words or len(word) < 5 or word.isdigit() or word in STOPWORDS:
+    def _spelled(self, word: str, fix_common: bool = False, context: frozenset[str] = frozenset()) -> str:
+        """The corpus's word closest to a word it never uses, or the word itself: one typo
+        away (a letter dropped, added, changed, or two swapped: "staf" is "staff", "emlpoy"
+        "employ"), the one whose documents share most of the question's other words
+        (`context`: "LsHP" asked with "2016" is the 2016 document's "LAHP", not "LHP"), then
+        the corpus's most used; else, for longer words, the nearest by similarity ratio.
+        Unless `fix_common`, a common English word is left as it is: it is no typo, and the
+        models must read the word asked ("oversees" is not "overseen", "religion" not "region")."""
+        if word in self._words or len(word) < 4 or word.isdigit() or word in STOPWORDS:
             return word
         pool = self._by_initial.get(word[0], [])
-        close = difflib.get_close_matches(word, pool, n=1, cutoff=0.84)
-        close = close[0] if close else next((w for w in pool if len(w) == len(word) and _swapped(w, word)), word)
+        near = [w for w in pool if _one_edit(w, word)]
+        if near:
+            # A stop word is the commonest of all ("whst" is "what", not "west").
+            close = max(near, key=lambda w: (w in STOPWORDS, self._shared(w, context), self._uses[w], w))
+        else:
+            close = next(iter(difflib.get_close_matches(word, pool, n=1, cutoff=0.84)), word) if len(word) >= 5 else word
         # Asked last: the word list takes 0.2 s to load, and most questions never need it.
         if close != word and not fix_common and is_common_word(word):
             return word
         return close
 
+    def _shared(self, word: str, context: frozenset[str]) -> int:
+        """The most of `context` that one document holding `word` also holds."""
+        return max((len(context & ws) for ws in self._doc_words if word in ws), default=0) if context else 0
+
     def respell(self, question: str) -> str:
         """The question with each word the corpus never uses, in no form, spelled as the
         close word it does use ("What will the partnership furtehr develop?" -> "…further…"),
         so that the model reads the word meant, and then `truecase`d."""
+        context = frozenset(words(question))
+
         def fix(m: re.Match) -> str:
             word = m.group()
             low = word.lower()
             if not low.isalpha() or _stemmer().stemWord(low) in self.idf:
                 return word
-            close = self._spelled(low)
+            close = self._spelled(low, context=context - {low})
             return word if close == low else close.capitalize() if word[0].isupper() else close
 
         return self.truecase(_CASED_WORD.sub(fix, question))
@@ -202,10 +217,18 @@ class Lexicon:
 _CASED_WORD = re.compile(r"\b[A-Za-z][\w&-]*")  # a word, not the "st" of "21st"
 
 
-def _swapped(a: str, b: str) -> bool:
-    """Whether two words of one length differ by two neighbouring letters swapped."""
-    diff = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
-    return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+def _one_edit(a: str, b: str) -> bool:
+    """Whether two different words are one typo apart: a letter dropped or added, one
+    changed, or two neighbours swapped."""
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    if len(a) == len(b):
+        diff = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    i = next((i for i, (x, y) in enumerate(zip(short, long)) if x != y), len(short))
+    return short[i:] == long[i + 1:]
 
 
 def _name_casing(texts: list[str]) -> tuple[dict[str, str], dict[str, dict[tuple[str, ...], tuple[str, ...]]]]:

@@ -313,7 +313,8 @@ def test_truecasing_changes_letters_only():
 def test_a_misspelt_word_is_spelled_as_the_corpus_spells_it():
     from qa.text import Lexicon
 
-    sentences = ["Kate Lodge founded the Wigan Rowing Club in 1990.", "She rows there herself and will employ two coaches."]
+    sentences = ["Kate Lodge founded the Wigan Rowing Club in 1990.", "She rows there herself and will employ two coaches.",
+                 "The club has ten staff."]
     lex = Lexicon(sentences, [" ".join(sentences)])
     # Swapped, dropped and doubled letters; a stop word too, since the model reads it.
     assert lex.respell("Who fuonded the Wigan Rowign Club?") == "Who founded the Wigan Rowing Club?"
@@ -321,6 +322,20 @@ def test_a_misspelt_word_is_spelled_as_the_corpus_spells_it():
     assert lex.respell("how many coaches will kate lodge emlpoy") == "how many coaches will Kate Lodge employ"
     # Other forms of the corpus's words, and words it never uses nor resembles, stay.
     assert lex.respell("When did she start rowing with the club?") == "When did she start rowing with the club?"
+    # Four letters, one typo: a dropped letter, a changed one; a stop word wins over a corpus word.
+    assert lex.respell("How many staf does Kate Lodge employ?") == "How many staff does Kate Lodge employ?"
+    assert lex.respell("whst did Kate Lodge found?") == "what did Kate Lodge found?"
+
+
+def test_of_two_words_one_typo_away_the_one_the_questions_other_words_go_with_is_meant():
+    from qa.text import Lexicon
+
+    documents = ["The LHP has nine partners. It works with the NHS.", "In 2016 the LAHP had ten partners in Leeds."]
+    sentences = [s + "." for d in documents for s in d.split(". ") if s]
+    lex = Lexicon(sentences, documents)
+    # "LsHP" is one letter from both "LHP" and "LAHP"; "2016" and "Leeds" are the LAHP's.
+    assert lex.respell("How many partners did the LsHP have in 2016 in Leeds?").split()[5].lower() == "lahp"
+    assert lex.respell("Does the LsHP work with the NHS?").split()[2].lower() == "lhp"
 
 
 def test_a_common_word_is_no_typo():

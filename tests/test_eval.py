@@ -1,14 +1,12 @@
 import dataclasses
 import json
-import random
-import re
 from pathlib import Path
 
 import pytest
 
 from qa.cli import main
 from qa.eval import (ItemResult, evaluate, holds, load_eval_set, normalize, squad_articles, squad_items,
-                     summarize, sweep)
+                     summarize, sweep, typo_set)
 from qa.types import ConfigError
 
 from conftest import CORPUS, ROOT
@@ -16,6 +14,7 @@ from conftest import CORPUS, ROOT
 TINY = Path(__file__).parent / "data" / "squad-tiny.json"
 DEFAULT_SET = ROOT / "evals" / "default.jsonl"
 PARAPHRASED_SET = ROOT / "evals" / "paraphrased.jsonl"
+TYPO_SET = ROOT / "evals" / "typos.jsonl"
 
 
 def test_squad_normalisation():
@@ -94,9 +93,13 @@ def _assert_guards(m: dict, first: float = FIRST_SENTENCE) -> None:
     assert m["false_abstention_on_answerable"] <= FALSE_ABSTENTION, m
 
 
-def test_default_corpus_eval_holds_its_level(qa):
-    results = evaluate(qa, load_eval_set(DEFAULT_SET))
-    m = summarize(results, qa.config.abstain_threshold)
+@pytest.fixture(scope="module")
+def default_metrics(qa) -> dict:
+    return summarize(evaluate(qa, load_eval_set(DEFAULT_SET)), qa.config.abstain_threshold)
+
+
+def test_default_corpus_eval_holds_its_level(default_metrics):
+    m = default_metrics
     _assert_guards(m)
     assert m["citation_accuracy_on_correct"] == 1.0, m
     assert m["recall_at_1"] >= 0.97, m  # passages are returned best sentence first
@@ -125,22 +128,23 @@ def test_questions_typed_in_lower_case_do_about_as_well(qa):
     _assert_guards(m, FIRST_SENTENCE - 0.03)
 
 
-def _one_typo(question: str, rng: random.Random) -> str:
-    """The question with one letter of one long word dropped, doubled, or swapped with the next."""
-    long_words = list(re.finditer(r"[A-Za-z]{6,}", question))
-    if not long_words:
-        return question
-    m = rng.choice(long_words)
-    w, i = m.group(), rng.randrange(1, len(m.group()) - 1)
-    typo = rng.choice([w[:i] + w[i + 1:], w[:i] + w[i + 1] + w[i] + w[i + 2:], w[:i] + w[i] + w[i:]])
-    return question[:m.start()] + typo + question[m.end():]
+def test_the_typo_set_is_the_default_set_with_one_seeded_typo_in_each_question():
+    assert TYPO_SET.read_text(encoding="utf-8") == typo_set(DEFAULT_SET), (
+        "evals/typos.jsonl is stale; remake it: .venv/bin/python -c \"from qa.eval import typo_set; "
+        "open('evals/typos.jsonl', 'w').write(typo_set('evals/default.jsonl'))\"")
+    for clean, typed in zip(load_eval_set(DEFAULT_SET), load_eval_set(TYPO_SET), strict=True):
+        changed = [(a, b) for a, b in zip(clean.question.split(), typed.question.split(), strict=True) if a != b]
+        assert len(changed) == 1 and clean.answers == typed.answers, (clean.question, typed.question)
 
 
-def test_questions_with_a_typo_do_nearly_as_well(qa):
+def test_questions_with_a_typo_do_nearly_as_well(qa, default_metrics):
     # The model reads "emlpoy" as pieces of nothing; the corpus's own spelling mends it.
-    # Without that: first sentence 82.7%, false abstention 12.3%.
-    rng = random.Random(3)
-    m = _reworded_eval(qa, lambda n, q: _one_typo(q, rng))
+    # 2026-11-30, evals/typos.jsonl: first sentence 88.9% against 91.4% clean, within the
+    # issue's 3 points (86.4% before four-letter words and the question's other words were
+    # used in mending). The misses left: a real word typed for another ("pace" for
+    # "place"), "rns" for "runs" (no corpus word mends it), "hliery" (two slips).
+    m = summarize(evaluate(qa, load_eval_set(TYPO_SET)), qa.config.abstain_threshold)
+    assert m["first_sentence_accuracy"] >= default_metrics["first_sentence_accuracy"] - 0.03, m
     _assert_guards(m, FIRST_SENTENCE - 0.03)
 
 
