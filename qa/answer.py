@@ -54,6 +54,7 @@ REPEAT_OVERLAP = 0.7  # share of the smaller sentence's new words found in the o
 TOKEN_CACHE_SENTENCES = 4096  # token vectors kept for sentences already seen (~25 KB each)
 ABSTAIN_MESSAGE = "I could not find an answer to that question in the documents."
 CLOSEST_PASSAGES = 3  # shown, as no answer, when the bot abstains
+LIST_ITEMS = 8  # of a list an answer quotes, the items shown; the source has the rest ("and 13 more")
 
 _NUMBER_WORDS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|(?:hundred|thousand|million|billion|dozen)s?|single|once|twice|none|majority|half|double|triple|quarter"
 _COUNT = re.compile(rf"\d[\d,.]*%?|\b(?:{_NUMBER_WORDS})\b", re.I)
@@ -89,6 +90,10 @@ class Answerer:
         # that introduces its list ("Our partners").
         self.list_intro = {sid: prev for sid, prev in enumerate(self.previous) if prev is not None
                            and is_list_item(index.documents[index.sentences[sid].doc_id].text, index.sentences[sid].start)}
+        # A line that introduces a list ("Our partners:") is answered with the list.
+        self.list_items: dict[int, list[int]] = {}
+        for item, intro in self.list_intro.items():
+            self.list_items.setdefault(intro, []).append(item)
         # Answers are statements: a sentence in question form is never a candidate.
         self.questions = {sid for sid in range(len(index.sentences)) if index.sentence_text(sid).rstrip("\"' )").endswith("?")}
         # A sentence that ends in a colon ("… said:") introduces the next one, and says
@@ -211,9 +216,17 @@ class Answerer:
                 break
             if can[sid] and not self._repeats(sid, chosen, q):
                 chosen.append(sid)
-        shown = []
+        shown, more = [], 0
         for sid in chosen:
-            shown += [x for x in (sid, self.introduces.get(sid)) if x is not None and x not in shown]
+            items = self.list_items.get(sid, [])
+            # A list's introduction after one of its items, already quoted, would only interrupt it.
+            lead_in = [] if set(items) & set(shown) else [sid, self.introduces.get(sid)]
+            shown += [x for x in (*lead_in, *items[:LIST_ITEMS]) if x is not None and x not in shown]
+            more += max(0, len(items) - LIST_ITEMS)
+        # Several items of one list answering: a set was asked for, and the list has more.
+        lists = [self.list_intro[s] for s in chosen if s in self.list_intro]
+        for intro in {i for i in lists if lists.count(i) > 1 and i not in chosen}:
+            more += len(self.list_items[intro]) - sum(s in shown for s in self.list_items[intro])
 
         sentences, citations = [], []
         spans = dict(zip(reading.sids, reading.spans))
@@ -225,7 +238,7 @@ class Answerer:
             sentences.append(AnswerSentence(text, n, self._in_document(sid, spans.get(sid))))
         answer = " ".join(f"{s.text} [{s.citation}]" for s in sentences)
         return Answer(q.asked, answer, False, confidence, sentences, citations, q.query, "", passages, lead_text, reading,
-                      assurance="sure" if confidence >= self.sure else "possible")
+                      assurance="sure" if confidence >= self.sure else "possible", more_items=more)
 
     def closest(self, passages: list[Passage]) -> list[Citation]:
         """The passages that came nearest (best sentence first), as citations of whole chunks."""
@@ -275,9 +288,17 @@ class Answerer:
         return s.start + span.start - lead, s.start + span.end - lead
 
     def _reader_text(self, sid: int) -> str:
+        """A sentence as the reader reads it: a list item after the line that introduces its
+        list, and that line with its items, so that "Our partners" can answer "Who are the
+        partners?"."""
         text = self.index.sentence_text(sid)
         intro = self.list_intro.get(sid)
-        return text if intro is None else f"{self.index.sentence_text(intro).rstrip(':')}: {text}"
+        if intro is not None:
+            return f"{self.index.sentence_text(intro).rstrip(':')}: {text}"
+        items = self.list_items.get(sid)
+        if items:
+            return f"{text.rstrip(':')}: " + "; ".join(self.index.sentence_text(i).lstrip("-*• ") for i in items[:LIST_ITEMS])
+        return text
 
     def rerank(self, passages: list[Passage], order: list[int]) -> list[Passage]:
         """Passages by their best sentence, fused retrieval order breaking ties: the reader
@@ -354,7 +375,7 @@ def render_text(answer: Answer, ids: bool = True) -> str:
     its title, date and page, and with `ids` (the command line) where it is exactly."""
     if answer.abstained:
         return answer.message
-    lines = [answer.answer, ""]
+    lines = [answer.answer, *([f"(The list in the source has {answer.more_items} more items.)"] if answer.more_items else []), ""]
     for c in answer.citations:
         where = [c.date or "", f"p. {c.page}" if c.page else ""]
         exact = f" ({c.doc_id}, characters {c.start}-{c.end})" if ids else ""

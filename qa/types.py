@@ -173,6 +173,9 @@ class Answer:
     # 9 times in 10, chosen on the select split by `qa fit`), "possible" (it may answer), or
     # "none" (abstained).
     assurance: str = "none"
+    # When the answer quotes a list: how many more items it has than are quoted (the
+    # source shows them all).
+    more_items: int = 0
 
     def to_dict(self) -> dict:
         """The answer object the CLI and API return."""

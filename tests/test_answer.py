@@ -6,6 +6,8 @@ import threading
 import numpy as np
 import pytest
 
+from qa.answer import render_text
+
 LHP, LSP, LEEDS_2016, LEICESTER, LEEDS_2024 = (
     "000_203956cee7abdc96", "001_576bfebf929a5f1e", "002_ef368537357c7e56", "003_2df78265f668097b", "004_ce580bb8f3b02914",
 )
@@ -77,6 +79,43 @@ def test_a_greeting_or_a_task_it_does_not_do_gets_a_reply_saying_what_it_can_do(
     answer = qa.ask(said)
     assert answer.abstained and answer.message.startswith(reply)
     assert answer.query == "" and answer.sentences == [] and answer.closest == [] and answer.passages == []
+
+
+OTTER_PARTNERS = ["Alder River Council", "Birchwood Wildlife Fund", "Cedar Valley Anglers", "Dunmore Parish Trust",
+                  "Elmstead School", "Fernhill Rangers", "Glenrock Water Company", "Hazelbank Farmers",
+                  "Ivybridge Canoe Club", "Juniper Heath Society", "Kingsford Library", "Larchmont Scouts"]
+
+
+def test_a_list_answer_quotes_its_items_and_says_how_many_more_the_source_has(encoder, reader, tmp_path):
+    from qa.config import Config
+    from qa.index import build_index
+    from qa.pipeline import QA
+
+    (tmp_path / "corpus").mkdir()
+    text = ("The Otter Trust\n\nThe Otter Trust protects otters on the River Wen.\n\nThe trust works with twelve "
+            "partners:\n" + "".join(f"- {p}\n" for p in OTTER_PARTNERS) + "\nThe trust funds three river wardens.\n")
+    (tmp_path / "corpus" / "otters.txt").write_text(text)
+    config = Config(corpus_dir=str(tmp_path / "corpus"), index_dir=str(tmp_path / "index"))
+    build_index(config, encoder)
+    qa = QA.load(config, encoder, reader)
+    answer = qa.ask("Which twelve partners does the Otter Trust work with?")
+    quoted = [s.text.lstrip("- ") for s in answer.sentences]
+    assert len(quoted) >= 2 and set(quoted) <= set(OTTER_PARTNERS)
+    assert answer.more_items == len(OTTER_PARTNERS) - len(quoted)  # the rest are in the source
+    for s in answer.sentences:
+        c = answer.citations[s.citation - 1]
+        assert text[c.start:c.end] == c.text == s.text
+    assert f"has {answer.more_items} more items" in render_text(answer)
+    # The line that introduces the list is read with its items, and quoted with them.
+    intro = next(i for i in range(len(qa.index.sentences)) if qa.index.sentence_text(i).endswith("partners:"))
+    assert qa.answerer._reader_text(intro).startswith("The trust works with twelve partners: Alder River Council; ")
+
+
+def test_a_chosen_list_introduction_brings_its_items_in_order(qa):
+    answer = qa.ask("What spending power do LSP partner organisations have?")
+    assert [s.text for s in answer.sentences] == ["Have a spending power of over £6bn per year",
+                                                  "Employ more than 60,000 People (FTE)"]
+    assert answer.more_items == 0
 
 
 def test_a_question_that_opens_with_a_greeting_is_still_answered(qa):

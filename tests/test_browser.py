@@ -153,6 +153,16 @@ def test_sources_are_grouped_by_document(page, live_server):
     assert answer.locator(".sources").inner_text().count(expected["citations"][0]["title"]) == 1
 
 
+def test_a_list_answer_says_the_source_has_more_items(page, live_server):
+    question = "Which universities are partners in the Liverpool Strategic Partnership?"
+    more = post_json(f"{live_server}/api/ask", {"question": question})["more_items"]
+    assert more > 0
+    answer = ask(page, question)
+    expect(answer.locator(".answer-text .more")).to_have_text(f"The list in the source has {more} more items")
+    answer.locator(".answer-text a.cite").last.click()  # opens the list in its source
+    expect(page.locator("#viewer #highlight")).to_be_visible()
+
+
 def test_document_text_is_shown_never_run(page):
     answer = ask(page, "What markup does the Quantum Widget Board review?")
     text = answer.locator(".answer-text").inner_text()

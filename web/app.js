@@ -112,6 +112,10 @@ function renderAnswer(answer) {
     text.append(...withPhrase(sentence, cited), " ", citationLink(cited));
   });
   // One entry per document, its title said once, each of its citations under it.
+  if (answer.more_items) {  // a list, partly quoted: the source shows the rest
+    text.append(" ", el("span", { class: "more" }, `The list in the source has ${answer.more_items} more items `),
+      citationLink(byId.get(answer.sentences[answer.sentences.length - 1].citation)));
+  }
   const sources = el("ul", { class: "sources", "aria-label": "Sources" });
   const byDoc = new Map();
   for (const c of answer.citations) {
