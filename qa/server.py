@@ -23,7 +23,8 @@ from .config import Config, shipped
 from .documents import Indexer, Upload
 from .ingest import SUFFIXES
 from .pipeline import QA
-from .types import Answer, BadQuestion, Document, QAError
+from .store import writing
+from .types import Answer, BadQuestion, Document, IndexBusyError, QAError
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,11 @@ WEB_DIR = shipped("web", "web")
 OPENAPI = Path(__file__).resolve().parent / "openapi.json"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+# The page loads its script, styles and data from this server only and never runs inline
+# script, so document text that looks like HTML can do nothing even if it ever reached the
+# DOM as markup. On every reply, the door's own (qa.front) included.
+SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+                    "Referrer-Policy": "no-referrer"}
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
           413: "too_large", 415: "unsupported_media_type", 500: "internal_error"}
 
@@ -168,13 +174,8 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
 
     @app.after_request
     def security_headers(response: Response) -> Response:
-        # The page loads its script, styles and data from this server only and never runs
-        # inline script, so document text that looks like HTML can do nothing even if it
-        # ever reached the DOM as markup.
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
         return response
 
     # --- the chat page --------------------------------------------------------------
@@ -392,12 +393,15 @@ def stream_chat(reply: dict, answer: Answer):
 
 
 def serve(config: Config) -> None:
-    """Run the app under waitress, a production WSGI server."""
-    from waitress import serve as waitress_serve
+    """Run the app under waitress, a production WSGI server, behind body limits per route
+    (`qa.front`); first remove what a write killed mid-way left in the index folder."""
+    from .front import make_server
 
+    try:
+        with writing(config.index_dir):
+            pass  # taking the lock removes uncommitted files
+    except IndexBusyError:
+        pass  # an ingest is writing: it will tidy up itself
     app = create_app(config)
     print(f"Serving the chat at http://{config.host}:{config.port}/ (Ctrl+C to stop)", flush=True)
-    # waitress buffers a chunked body (no Content-Length) before Flask sees it: cap it at
-    # the largest limit, so an endless upload is cut off at the door, not in memory.
-    waitress_serve(app, host=config.host, port=config.port, threads=config.threads, ident="qa",
-                   max_request_body_size=max(config.max_body_bytes, config.max_upload_bytes * config.max_upload_files))
+    make_server(app, config, SECURITY_HEADERS).run()

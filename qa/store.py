@@ -26,7 +26,7 @@ import faiss
 import numpy as np
 
 from .embed import TokenVectors
-from .types import Chunk, Document, IndexBusyError, IndexMissingError, Sentence, StaleIndexError
+from .types import Chunk, Document, IndexBusyError, IndexMissingError, QAError, Sentence, StaleIndexError
 
 MANIFEST = "manifest.json"
 LOCK = ".ingest.lock"
@@ -167,7 +167,8 @@ def sync_path(path: Path) -> None:
 @contextmanager
 def writing(folder: str | Path) -> Iterator[None]:
     """Hold the index folder's write lock: two ingests into one folder would each remove
-    the other's files. The second is refused at once, saying who holds the lock."""
+    the other's files. The second is refused at once, saying who holds the lock. Holding
+    it, the files of a write that never committed (a process killed mid-write) go first."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / LOCK, "a+", encoding="utf-8") as fh:
@@ -183,11 +184,22 @@ def writing(folder: str | Path) -> Iterator[None]:
         fh.write(f"pid {os.getpid()}")
         fh.flush()
         try:
+            remove_uncommitted(folder)
             yield
         finally:
             fh.seek(0)
             fh.truncate()
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def remove_uncommitted(folder: Path) -> None:
+    """Remove index files the manifest does not name: what a killed write left (hundreds of
+    MB for a large corpus). Only while holding the write lock, when no write is under way."""
+    try:
+        committed = set(read_manifest(folder).get("files", {}).values())
+    except QAError:
+        return  # no readable manifest: what is there may be all there is; leave it for the next build
+    _remove_other_generations(folder, committed)
 
 
 def _remove_other_generations(folder: Path, keep: set[str]) -> None:

@@ -107,6 +107,12 @@ def test_crash_mid_write_leaves_previous_index_loadable(small_corpus, encoder, m
     after = QA.load(small_corpus, encoder, reader)
     assert len(after.index.documents) == 3
     assert after.ask("How many founding partners does Liverpool Health Partners have?").answer == before.answer
+    # Whoever takes the write lock next removes what the crashed build left, nothing else.
+    assert set(os.listdir(small_corpus.index_dir)) - files_before
+    from qa.store import writing
+    with writing(small_corpus.index_dir):
+        assert set(os.listdir(small_corpus.index_dir)) == files_before
+    assert len(QA.load(small_corpus, encoder, reader).index.documents) == 3
     # The next good build commits and clears the crashed build's files away.
     build_index(small_corpus, encoder)
     names = set(os.listdir(small_corpus.index_dir))
