@@ -175,6 +175,7 @@ def add_files(config: Config, uploads: list[Upload], journal: Callable[[list[dic
 
 PENDING = {"queued", "indexing"}  # a document on its way into the index
 JOURNAL = ".jobs.json"  # in the uploads folder: the pending jobs, so that they outlive the process
+FAILED_KEPT_SECONDS = 24 * 3600  # long enough to be seen by whoever added the file
 MAX_INTERRUPTED = 2  # builds a document may be in when the server stops, before it is set aside
 
 
@@ -213,9 +214,9 @@ class Indexer:
             if job["interrupted"] < MAX_INTERRUPTED:
                 job["state"] = "queued"
                 continue
-            job.update(state="failed", reason=f"the server stopped {job['interrupted']} times while indexing this "
-                                              "file, so it was set aside; check the server log, then add it again "
-                                              "or remove it")
+            job.update(state="failed", failed_at=time.time(),
+                       reason=f"the server stopped {job['interrupted']} times while indexing this file, so it was "
+                              "set aside; check the server log, then add it again or remove it")
             delete_files(self.config.corpus_dir, job["source"])
         with self._lock:
             self._save(jobs)
@@ -274,7 +275,15 @@ class Indexer:
         return {"doc_id": doc_id, "state": "removing"}
 
     def jobs(self) -> dict[str, dict]:
+        """The pending and failed documents; a failure is listed for `FAILED_KEPT_SECONDS`,
+        or until removed, then forgotten."""
         with self._lock:
+            expired = [k for k, v in self._jobs.items()
+                       if v["state"] == "failed" and time.time() - v.get("failed_at", 0) > FAILED_KEPT_SECONDS]
+            for k in expired:
+                del self._jobs[k]
+            if expired:
+                self._save()
             return {k: dict(v) for k, v in self._jobs.items()}
 
     def _run(self) -> None:
@@ -318,7 +327,7 @@ class Indexer:
                 if self._jobs.get(job["doc_id"]) is not job:  # replaced by a later add or remove
                     continue
                 if job["source"] in failed:
-                    job.update(state="failed", reason=failed[job["source"]])
+                    job.update(state="failed", reason=failed[job["source"]], failed_at=time.time())
                     job.pop("progress", None)
                     delete_files(self.config.corpus_dir, job["source"])
                 elif job["state"] in {"indexing", "removing"}:

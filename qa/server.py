@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 from flask import Flask, Response, jsonify, request, send_from_directory
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .answer import render_text
 from .config import Config, shipped
@@ -35,6 +35,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 # The page loads its script, styles and data from this server only and never runs inline
 # script, so document text that looks like HTML can do nothing even if it ever reached the
 # DOM as markup. On every reply, the door's own (qa.front) included.
+FORM_FIELDS_ALLOWED = 20  # beside the files: what a browser or curl may add to an upload form
 SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
                     "Referrer-Policy": "no-referrer"}
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
@@ -219,7 +220,18 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
     def add_documents():
         authorize(config)
         request.max_content_length = config.max_upload_bytes * config.max_upload_files
-        files = request.files.getlist("file")
+        # Werkzeug refuses too many form parts as "too large"; that is not what went wrong.
+        request.max_form_parts = config.max_upload_files + FORM_FIELDS_ALLOWED
+        try:
+            files = request.files.getlist("file")
+        except RequestEntityTooLarge:
+            if (request.content_length or 0) > request.max_content_length:
+                raise
+            raise ApiError(400, f"The upload has too many form fields; send only the files (at most "
+                                f"{config.max_upload_files}), each in the field \"file\".", "bad_upload") from None
+        if not files and "file" in request.form:  # a name with a line break ends the part's header early
+            raise ApiError(400, "A file was sent without a readable name (a line break in it?). Rename the file "
+                                "and send it again.", "bad_upload")
         if len(files) > config.max_upload_files:
             raise ApiError(400, f"{len(files)} files sent; at most {config.max_upload_files} at a time.")
         added = indexer.add([Upload(f.filename or "", f.read(config.max_upload_bytes + 1)) for f in files],

@@ -174,6 +174,25 @@ def test_a_file_that_stopped_the_server_twice_is_set_aside_not_retried(small_con
     assert doc_id not in wait_ready(client)
 
 
+def test_a_failure_is_listed_for_a_day_then_forgotten(small_config, encoder, reader):
+    doc_id = _journal_a_pending_upload(small_config, "failed")
+    journal = Path(small_config.corpus_dir) / UPLOADS / JOURNAL
+    [job] = json.loads(journal.read_text())
+    journal.write_text(json.dumps([{**job, "reason": "unreadable", "failed_at": time.time() - 25 * 3600}]))
+    client = create_app(small_config, QA.load(small_config, encoder, reader)).test_client()
+    assert doc_id not in wait_ready(client)
+    assert json.loads(journal.read_text()) == []
+
+
+def test_a_form_with_too_many_fields_or_a_file_name_with_a_line_break_says_so(client):
+    fields = {f"extra{i}": "x" for i in range(1100)}
+    reply = client.post("/api/documents", headers=AUTH, content_type="multipart/form-data",
+                        data={**fields, "file": (io.BytesIO(b"# Note\n\nA fact.\n"), "note.md")})
+    assert reply.status_code == 400 and "too many form fields" in reply.get_json()["error"]["message"]
+    reply = upload(client, ("bad\nname.md", b"# Note\n\nA fact.\n"))
+    assert reply.status_code == 400 and "line break" in reply.get_json()["error"]["message"]
+
+
 def test_an_upload_is_journalled_before_its_file_is_stored(small_config):
     from qa.documents import Upload, add_files
 
