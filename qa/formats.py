@@ -212,42 +212,95 @@ def _pdf_title(raw: bytes) -> dict:
     return {"title": title.strip()} if isinstance(title, str) and title.strip() else {}
 
 
+W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+
+
 def read_docx(raw: bytes, limits: Limits = Limits()) -> Extracted:
     """Paragraphs, headings and list items one to a line, table rows as their cells
-    joined by " | ", in the order the document has them."""
-    import docx
-    from docx.table import Table
+    joined by " | ", in the order the document has them.
+
+    The XML is streamed, each paragraph dropped once read, so time and memory grow with
+    the file and no faster: python-docx looked up each paragraph's style among all the
+    styles, and took 603 s over a 95 KB file of 450,000 short paragraphs."""
+    from lxml import etree
 
     _check_zip(raw, limits)
     try:
-        document = docx.Document(io.BytesIO(raw))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise ValueError(f"not a readable Word .docx file ({exc})") from None
-    lines: list[str] = []
-
-    def add(block) -> None:
-        if isinstance(block, Table):
-            for row in block.rows:
-                cells = [c.text.strip() for c in row.cells]
-                cells = [c for i, c in enumerate(cells) if c and (i == 0 or c != cells[i - 1])]  # merged cells repeat
-                if cells:
-                    lines.append(" | ".join(cells))
-            lines.append("")
-            return
-        text = re.sub(r"\s+", " ", block.text).strip()
-        if not text:
-            return
-        style = (block.style.name if block.style is not None else "").lower()
-        if "list" in style or block._p.pPr is not None and block._p.pPr.numPr is not None:
-            lines.append("- " + text)
-        else:
-            lines.extend((text, ""))
-
-    for block in document.iter_inner_content():
-        add(block)
+        package = zipfile.ZipFile(io.BytesIO(raw))
+        list_styles = _list_styles(package)
+        lines: list[str] = []
+        tables, cell, row = 0, [], []  # tables open; the outermost table's cell and row so far
+        with package.open(_main_part(package)) as fh:
+            for event, el in etree.iterparse(fh, events=("start", "end"), resolve_entities=False, no_network=True,
+                                             load_dtd=False, huge_tree=False):
+                if el.tag == W + "tbl":
+                    tables += 1 if event == "start" else -1
+                    if event == "end" and not tables:
+                        lines.append("")
+                        _drop(el)
+                elif event == "start":
+                    continue
+                elif el.tag == W + "p":
+                    text = re.sub(r"\s+", " ", "".join(el.itertext(W + "t"))).strip()
+                    if tables:
+                        cell.append(text)
+                    elif text:
+                        style = el.find(f"{W}pPr/{W}pStyle")
+                        listed = el.find(f"{W}pPr/{W}numPr") is not None or (
+                            style is not None and style.get(W + "val") in list_styles)
+                        lines.extend(["- " + text] if listed else [text, ""])
+                    _drop(el)
+                elif el.tag == W + "tc" and tables == 1:
+                    row.append(" ".join(t for t in cell if t))
+                    cell = []
+                elif el.tag == W + "tr" and tables == 1:
+                    cells = [c for i, c in enumerate(row) if c and (i == 0 or c != row[i - 1])]  # merged cells repeat
+                    if cells:
+                        lines.append(" | ".join(cells))
+                    row = []
+        title = _core_title(package)
+    except (zipfile.BadZipFile, KeyError, etree.XMLSyntaxError) as exc:
+        raise ValueError(f"not a readable Word .docx file ({type(exc).__name__}: {str(exc)[:200]})") from None
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
-    title = (document.core_properties.title or "").strip()
     return Extracted(text, meta={"title": title} if title else {})
+
+
+def _drop(el) -> None:
+    """Free a read element and the siblings read before it: memory stays flat."""
+    el.clear()
+    while el.getprevious() is not None:
+        del el.getparent()[0]
+
+
+def _xml(package: zipfile.ZipFile, name: str):
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    return etree.fromstring(package.read(name), parser) if name in package.namelist() else None
+
+
+def _main_part(package: zipfile.ZipFile) -> str:
+    """The document's main part, as the package's relationships name it."""
+    rels = _xml(package, "_rels/.rels")
+    for rel in ([] if rels is None else rels):
+        if str(rel.get("Type", "")).endswith("/officeDocument"):
+            return str(rel.get("Target", "")).lstrip("/")
+    return "word/document.xml"
+
+
+def _list_styles(package: zipfile.ZipFile) -> set[str]:
+    """The ids of paragraph styles whose names say list ("List Bullet", "List Number")."""
+    styles = _xml(package, "word/styles.xml")
+    if styles is None:
+        return set()
+    return {s.get(W + "styleId") for s in styles.iter(W + "style")
+            if "list" in str((s.find(W + "name") if s.find(W + "name") is not None else s).get(W + "val", "")).lower()}
+
+
+def _core_title(package: zipfile.ZipFile) -> str:
+    core = _xml(package, "docProps/core.xml")
+    title = None if core is None else core.find("{http://purl.org/dc/elements/1.1/}title")
+    return (title.text or "").strip() if title is not None else ""
 
 
 def _check_zip(raw: bytes, limits: Limits) -> None:

@@ -56,6 +56,25 @@ def test_docx_headings_lists_and_tables(files):
     assert doc.page_of(10) is None and doc.pages == ()
 
 
+def test_word_xml_read_as_a_stream_keeps_cells_lists_controls_and_drops_deleted_text():
+    from docgen import paragraph, word_of
+    from qa.formats import read_docx
+
+    def cell(*paragraphs: bytes) -> bytes:
+        return b"<w:tc>" + b"".join(paragraphs) + b"</w:tc>"
+
+    numbered = b'<w:p><w:pPr><w:numPr><w:ilvl w:val="0"/><w:numId w:val="1"/></w:numPr></w:pPr><w:r><w:t>First step.</w:t></w:r></w:p>'
+    body = (paragraph("Intro line.") + numbered
+            + b"<w:sdt><w:sdtContent>" + paragraph("Inside a content control.") + b"</w:sdtContent></w:sdt>"
+            + b"<w:p><w:r><w:t>Kept </w:t></w:r><w:del><w:r><w:delText>gone </w:delText></w:r></w:del><w:r><w:t>text.</w:t></w:r></w:p>"
+            + b"<w:tbl><w:tr>" + cell(paragraph("Name")) + cell(paragraph("Role"), paragraph("and remit"))
+            + cell(b"<w:tbl><w:tr>" + cell(paragraph("nested")) + b"</w:tr></w:tbl>") + b"</w:tr></w:tbl>"
+            + paragraph("After the table."))
+    text = read_docx(word_of(body)).text
+    assert text.splitlines() == ["Intro line.", "", "- First step.", "Inside a content control.", "", "Kept text.", "",
+                                 "Name | Role and remit | nested", "", "After the table."]
+
+
 def test_broken_protected_and_misnamed_files_are_skipped_with_a_reason(tmp_path):
     from reportlab.pdfgen import canvas
 

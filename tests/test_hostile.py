@@ -35,7 +35,7 @@ def _laughs() -> bytes:
 # file name -> (its bytes, words its reason must hold)
 HOSTILE = {
     "malformed.docx": (word_of(paragraph("An unclosed run")[:-12]), "XMLSyntaxError"),
-    "laughs.docx": (_laughs(), "cannot be read"),
+    "laughs.docx": (_laughs(), "entity amplification"),
     "inflated.docx": (word_of(paragraph("a" * 1_500_000)), "over the 1 MB limit (extract_inflated_mb)"),
     "encrypted.docx": (word_of(paragraph("secret"), encrypted=True), "is encrypted"),
     "lzma.docx": (word_of(paragraph("odd"), method=zipfile.ZIP_LZMA), "compressed with method 14"),
