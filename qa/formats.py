@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from .chunk import starts_item
 
-EXTRACTOR_VERSION = 1  # bump when the text made of a file changes, so stored documents are read again
+EXTRACTOR_VERSION = 2  # bump when the text made of a file changes, so stored documents are read again
 BAND = 0.09  # the top and bottom share of a page where running headers and footers sit
 
 
