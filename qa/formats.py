@@ -19,13 +19,16 @@ import io
 import math
 import multiprocessing
 import re
+import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .chunk import starts_item
 
 EXTRACTOR_VERSION = 2  # bump when the text made of a file changes, so stored documents are read again
 BAND = 0.09  # the top and bottom share of a page where running headers and footers sit
+CANCEL_CHECK_SECONDS = 0.2  # how often a reading asks whether it is still wanted
 
 
 @dataclass(frozen=True)
@@ -39,22 +42,27 @@ class Limits:
     pages: int = 5000  # a PDF's pages
 
 
-def extract(suffix: str, raw: bytes, limits: Limits) -> Extracted:
+def extract(suffix: str, raw: bytes, limits: Limits, cancelled: Callable[[], bool] = lambda: False) -> Extracted:
     """A PDF or Word file read in a child process under `limits`: a file that needs more
     time or memory, or whose parser raises what no reader expects, fails with a reason
     (ValueError) and the process that asked (a server, `qa ingest`) is untouched. The
     child forks from a small server that imported only the readers, so a start costs
-    milliseconds, and never inherits the models or the server's threads."""
+    milliseconds, and never inherits the models or the server's threads. Once `cancelled()`
+    says so, the child is stopped within `CANCEL_CHECK_SECONDS`."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["qa.formats"])
     receive, send = context.Pipe(duplex=False)
     child = context.Process(target=_read_in_child, args=(suffix, raw, limits, send), daemon=True)
     child.start()
     send.close()
+    deadline = time.monotonic() + limits.seconds
     try:
-        if not receive.poll(limits.seconds):
-            raise ValueError(f"reading it took over {limits.seconds:g} s (extract_seconds); it may be built to "
-                             "make work, or split it into smaller files")
+        while not receive.poll(min(CANCEL_CHECK_SECONDS, max(0.0, deadline - time.monotonic()))):
+            if cancelled():
+                raise ValueError("it was removed while it was being read")
+            if time.monotonic() >= deadline:
+                raise ValueError(f"reading it took over {limits.seconds:g} s (extract_seconds); it may be built to "
+                                 "make work, or split it into smaller files")
         ok, value = receive.recv()
     except EOFError:  # the child died: the CPU limit's signal, or the kernel out of memory
         ok, value = False, (f"reading it took over {limits.seconds:g} s of CPU (extract_seconds)" if

@@ -98,7 +98,8 @@ def read_document(path: Path, doc_id: str, rel: str, rules: list[re.Pattern], ra
     without, in this process."""
     suffix = path.suffix.lower()
     if suffix in READERS:
-        got = extract(suffix, raw, limits) if limits else READERS[suffix](raw)
+        # A file removed while it is read (DELETE of an upload being indexed) stops the reading.
+        got = extract(suffix, raw, limits, lambda: not path.exists()) if limits else READERS[suffix](raw)
     else:
         got = read_text(raw, suffix)
     meta = {**got.meta, **_sidecar(path)}

@@ -73,3 +73,18 @@ def test_qa_ingest_skips_a_bad_file_with_a_warning_and_builds_the_rest(corpus, t
     for name in HOSTILE:
         assert name in said.out + said.err
     assert set(read_manifest(tmp_path / "index")["documents"]) == {"good", "fine.docx", "fine.pdf"}
+
+
+def test_a_reading_stops_once_its_file_is_no_longer_wanted():
+    # What DELETE of an upload being indexed does: its file goes, and the reading asks.
+    from qa.formats import extract
+
+    asked = []
+
+    def cancelled() -> bool:
+        asked.append(1)
+        return len(asked) > 1  # wanted at the first check, removed by the second
+
+    with pytest.raises(ValueError, match="removed while it was being read"):
+        extract(".pdf", nested_pdf(9), Limits(seconds=600), cancelled)
+    assert len(asked) == 2
