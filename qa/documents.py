@@ -175,6 +175,7 @@ def add_files(config: Config, uploads: list[Upload], journal: Callable[[list[dic
 
 PENDING = {"queued", "indexing"}  # a document on its way into the index
 JOURNAL = ".jobs.json"  # in the uploads folder: the pending jobs, so that they outlive the process
+BUILD_ATTEMPTS, RETRY_SECONDS = 2, 2.0  # a build that failed as a whole is tried once more, this much later
 FAILED_KEPT_SECONDS = 24 * 3600  # long enough to be seen by whoever added the file
 MAX_INTERRUPTED = 2  # builds a document may be in when the server stops, before it is set aside
 
@@ -298,13 +299,30 @@ class Indexer:
             try:
                 report = self._build()
                 self.swap()
-            except Exception as exc:  # the jobs say why; the server keeps serving the old index
+            except Exception as exc:  # the server keeps serving the old index
                 if not isinstance(exc, QAError):
                     log.exception("indexing failed")
                 reason = str(exc) if isinstance(exc, QAError) else "Indexing failed unexpectedly; the server log has the error."
-                self._settle(batch, {j["source"]: reason for j in batch})
+                self._retry_or_fail(batch, reason)
                 continue
             self._settle(batch, dict(report.skipped))
+
+    def _retry_or_fail(self, batch: list[dict], reason: str) -> None:
+        """A build that failed as a whole (a full disk, a crash in the encoder) says nothing
+        about any one file: its jobs are tried again after `RETRY_SECONDS`, and only a
+        second failure fails them, each file leaving the corpus as it would alone."""
+        with self._lock:
+            current = [j for j in batch if self._jobs.get(j["doc_id"]) is j]
+            again = [j for j in current if j.get("attempts", 0) + 1 < BUILD_ATTEMPTS]
+            for j in again:
+                j.update(attempts=j.get("attempts", 0) + 1, state="queued" if j["state"] == "indexing" else j["state"])
+                j.pop("progress", None)
+            self._save()
+        if again:
+            retry = threading.Timer(RETRY_SECONDS, self._wake.set)
+            retry.daemon = True
+            retry.start()
+        self._settle([j for j in current if j not in again], {j["source"]: reason for j in current})
 
     def _build(self):
         def progress(done: int, total: int) -> None:

@@ -174,6 +174,31 @@ def test_a_file_that_stopped_the_server_twice_is_set_aside_not_retried(small_con
     assert doc_id not in wait_ready(client)
 
 
+@pytest.mark.parametrize("failures", [1, 2])
+def test_a_build_that_fails_as_a_whole_is_tried_again_before_its_files_fail(client, small_config, monkeypatch, failures):
+    import qa.documents as documents
+
+    real, calls = documents.build_index, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) <= failures:
+            raise OSError("No space left on device (simulated)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(documents, "build_index", flaky)
+    before = set(wait_ready(client))
+    [job] = upload(client, ("note.md", b"# Note\n\nThe Heron Fund pays two wardens.\n")).get_json()["documents"]
+    docs = wait_ready(client, timeout=60)
+    stored = Path(small_config.corpus_dir) / (job["doc_id"] + ".md")
+    if failures < documents.BUILD_ATTEMPTS:  # one failure: the second try indexes it
+        assert docs[job["doc_id"]]["state"] == "ready" and stored.is_file()
+    else:  # every try failed: it fails with the reason and leaves the corpus; nothing else is touched
+        assert docs[job["doc_id"]]["state"] == "failed" and "unexpectedly" in docs[job["doc_id"]]["reason"]
+        assert not stored.exists()
+    assert before <= set(docs) and all(docs[d]["state"] == "ready" for d in before)
+
+
 def test_a_failure_is_listed_for_a_day_then_forgotten(small_config, encoder, reader):
     doc_id = _journal_a_pending_upload(small_config, "failed")
     journal = Path(small_config.corpus_dir) / UPLOADS / JOURNAL
