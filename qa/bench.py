@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config
-from .eval import load_eval_set, squad_articles
+from .eval import load_eval_set
+from .squad import squad_articles
 from .scaling import scaling
 from .types import QAError, Say, percentiles
 

@@ -239,6 +239,7 @@ def cmd_eval(config: Config, args) -> int:
     from pathlib import Path
 
     from . import eval as ev
+    from . import squad
     from .embed import load_encoder
     from .pipeline import QA
     from .read import load_reader
@@ -248,11 +249,11 @@ def cmd_eval(config: Config, args) -> int:
     with tempfile.TemporaryDirectory(prefix="qa-squad-") as work:
         progress = Progress("indexing", "text")
         if args.squad and args.split:
-            runs = ev.squad_split_runs(config, encoder, reader, args.squad, args.split, Path(work), args.limit,
+            runs = squad.squad_split_runs(config, encoder, reader, args.squad, args.split, Path(work), args.limit,
                                        progress=progress)
             name = f"squad-{Path(args.squad).stem}-{args.split}" + (f"-{args.limit}" if args.limit else "")
         elif args.squad:
-            runs = [ev.squad_qa(config, encoder, reader, args.squad, Path(work), args.limit, progress)]
+            runs = [squad.squad_qa(config, encoder, reader, args.squad, Path(work), args.limit, progress)]
             name = f"squad-{Path(args.squad).stem}" + (f"-{args.limit}" if args.limit else "")
         else:
             runs = [(QA.load(config, encoder, reader), ev.load_eval_set(args.eval_set))]
@@ -274,6 +275,7 @@ def cmd_fit(config: Config, args) -> int:
     from pathlib import Path
 
     from . import eval as ev
+    from . import squad
     from . import fit
     from .embed import load_encoder
     from .read import ReaderModel, load_reader
@@ -290,7 +292,7 @@ def cmd_fit(config: Config, args) -> int:
         encoder, reader = encoder or load_encoder(config), reader or load_reader(config)
         with tempfile.TemporaryDirectory(prefix=f"qa-fit-{split}-") as work:
             progress = Progress(f"indexing {split}", "text")
-            runs = ev.squad_split_runs(config, encoder, reader, args.squad, split, Path(work), limits[split],
+            runs = squad.squad_split_runs(config, encoder, reader, args.squad, split, Path(work), limits[split],
                                        args.off_corpus, progress, ReaderModel.untrained())
             progress.close()
             asking = Progress(f"reading {split}", "q", min_total=0)

@@ -26,7 +26,8 @@ from pydantic import BaseModel, Field
 
 from .config import Config
 from .pipeline import QA
-from .server import LiveQA, summary
+from .live import LiveQA
+from .server import summary
 from .types import QAError
 
 # An assistant's context is small: a read returns at most this many characters and says

@@ -22,6 +22,7 @@ from .answer import render_text
 from .config import Config, shipped
 from .documents import Indexer, Upload
 from .ingest import SUFFIXES
+from .live import LiveQA
 from .pipeline import QA
 from .store import writing
 from .types import Answer, BadQuestion, Document, IndexBusyError, QAError
@@ -52,54 +53,6 @@ def error_response(status: int, code: str, message: str) -> Response:
     response = jsonify({"error": {"code": code, "message": message}})
     response.status_code = status
     return response
-
-
-class LiveQA:
-    """The `QA` a server answers with, replaced when `qa ingest` commits a new index into
-    its folder, with no restart. At most once a `check_seconds` a request looks at the
-    manifest (one stat); a changed one is loaded on a thread beside the old, sharing the
-    loaded models, and takes its place in one assignment. A request keeps the `QA` it
-    started with, so none fails or mixes two indexes. An index that cannot be loaded
-    (truncated, another model) is logged and the old one keeps serving."""
-
-    def __init__(self, qa: QA, check_seconds: float = 1.0):
-        self.current, self.check_seconds = qa, check_seconds
-        self._manifest = Path(qa.config.index_dir) / "manifest.json"
-        self._seen, self._checked = self._signature(), time.monotonic()
-        self._loading = threading.Lock()
-
-    def get(self) -> QA:
-        now = time.monotonic()
-        if now - self._checked >= self.check_seconds:
-            self._checked = now
-            if self._signature() != self._seen and self._loading.acquire(blocking=False):
-                threading.Thread(target=self._load, daemon=True).start()
-        return self.current
-
-    def reload(self) -> None:
-        """Load the committed index now (after an ingest this process ran) and swap it in."""
-        self._loading.acquire()
-        self._load()
-
-    def _signature(self) -> tuple[int, int] | None:
-        try:
-            stat = self._manifest.stat()
-        except OSError:
-            return None
-        return stat.st_ino, stat.st_mtime_ns
-
-    def _load(self) -> None:
-        old, signature = self.current, self._signature()
-        try:
-            if signature != self._seen:
-                self.current = QA.load(old.config, old.encoder, old.reader, old.answerer.model)
-                log.warning("now serving index %s (was %s)", self.current.index_version, old.index_version)
-        except QAError as exc:
-            log.warning("kept serving index %s: the new one in %s cannot be loaded: %s",
-                        old.index_version, old.config.index_dir, exc)
-        finally:
-            self._seen = signature  # a broken index is not retried until the manifest changes again
-            self._loading.release()
 
 
 class RateLimiter:

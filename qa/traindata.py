@@ -72,7 +72,8 @@ def collect_groups(config: Config, encoder: Encoder, articles: list[dict], workd
 
 
 def _index_groups(config: Config, encoder: Encoder, part: list[dict], folder: Path, seed: int) -> Iterator[Group]:
-    from .eval import holds, squad_items
+    from .eval import holds
+    from .squad import squad_items
     from .index import build_index
     from .pipeline import QA
     from .read import ReaderModel

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from qa.cli import main
-from qa.eval import (ItemResult, evaluate, holds, load_eval_set, normalize, squad_articles, squad_items,
-                     summarize, sweep, typo_set)
+from qa.eval import ItemResult, evaluate, holds, load_eval_set, normalize, summarize, sweep, typo_set
+from qa.squad import squad_articles, squad_items
 from qa.types import ConfigError
 
 from conftest import CORPUS, ROOT
