@@ -27,9 +27,10 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(browser, live_server):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+@pytest.fixture(params=[(1280, 900), (390, 844)], ids=["desktop", "phone"])
+def page(browser, live_server, request):
+    width, height = request.param
+    context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -68,7 +69,7 @@ def test_ask_click_citation_highlights_the_cited_sentence(page, live_server):
     assert mark.evaluate("m => { const r = m.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }")
     expect(page.locator("#viewer-title")).to_have_text(first["title"])
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "chat-citation.png"))
+    page.screenshot(path=str(ARTIFACTS / f"chat-citation-{page.viewport_size['width']}.png"))
     # Page furniture in the source is shown apart, not as content.
     expect(page.locator("#viewer .furniture").first).to_be_attached()
     assert "Advertisement Hide Ad" in page.locator("#viewer .furniture").all_text_contents()
@@ -136,7 +137,7 @@ def test_a_doubtful_answer_is_shown_as_one_that_may_answer(page, live_server):
     expect(doubtful.locator(".label")).to_have_text("This may answer it (the closest match, not a sure one):")
     assert doubtful.evaluate("n => getComputedStyle(n).borderStyle") == "dashed"
     ARTIFACTS.mkdir(exist_ok=True)
-    doubtful.screenshot(path=str(ARTIFACTS / "chat-possible.png"))
+    doubtful.screenshot(path=str(ARTIFACTS / f"chat-possible-{page.viewport_size['width']}.png"))
     sure = ask(page, "How many jobs will the West Yorkshire Investment Zone support?")  # `doubtful` now finds this one
     expect(sure).to_have_class("msg bot answer")
     expect(sure.locator(".label")).to_have_count(0)
