@@ -270,10 +270,11 @@ def upload_server(tmp_path_factory, encoder):
         yield base
 
 
-def test_upload_a_pdf_ask_it_see_its_page_then_remove_it(browser, upload_server, tmp_path):
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900}, {"width": 390, "height": 844}], ids=["desktop", "phone"])
+def test_upload_a_pdf_ask_it_see_its_page_then_remove_it(browser, upload_server, tmp_path, viewport):
     pdf = tmp_path / "Northwind review.pdf"
     report_pdf(pdf)
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport=viewport)
     page = context.new_page()
     confirms = []
     page.on("dialog", lambda d: (confirms.append(d.message), d.accept()))
@@ -304,8 +305,9 @@ def test_upload_a_pdf_ask_it_see_its_page_then_remove_it(browser, upload_server,
         "The Tadcaster clinic opened on 3 March 2025 and offers evening appointments.")
     expect(page.locator("#viewer-text")).not_to_contain_text("dementia")  # that page only
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "upload-pdf-page.png"))
+    page.screenshot(path=str(ARTIFACTS / f"upload-pdf-page-{viewport['width']}.png"))
 
+    page.click("#viewer-close")  # at phone width the source covers the page, and all else is inert
     row.get_by_role("button", name="Remove").click()
     assert confirms and "Northwind Annual Review" in confirms[0]
     expect(row).to_have_count(0, timeout=120_000)
@@ -313,10 +315,12 @@ def test_upload_a_pdf_ask_it_see_its_page_then_remove_it(browser, upload_server,
     context.close()
 
 
-def test_a_file_that_fails_says_so_in_the_status_line_and_the_good_ones_are_added(browser, upload_server, tmp_path):
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900}, {"width": 390, "height": 844}], ids=["desktop", "phone"])
+def test_a_file_that_fails_says_so_in_the_status_line_and_the_good_ones_are_added(browser, upload_server, tmp_path, viewport):
     (tmp_path / "broken.docx").write_bytes(word_of(paragraph("An unclosed run")[:-12]))
-    (tmp_path / "otters.md").write_text("# Otters\n\nThe Otter Trust funds three river wardens.\n")
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    title = f"Otters at {viewport['width']}"  # each width adds a document of its own
+    (tmp_path / "otters.md").write_text(f"# {title}\n\nThe Otter Trust funds three river wardens.\n")
+    context = browser.new_context(viewport=viewport)
     page = context.new_page()
     page.goto(upload_server)
     page.locator("#docs summary").click()
@@ -326,14 +330,15 @@ def test_a_file_that_fails_says_so_in_the_status_line_and_the_good_ones_are_adde
     expect(status).to_contain_text("broken.docx could not be added", timeout=120_000)
     expect(status).to_contain_text("XMLSyntaxError")
     expect(status).to_contain_text("The other files were added.")
-    expect(page.locator("#doc-list li", has_text="Otters").locator(".state")).to_have_text("ready")
+    expect(page.locator("#doc-list li", has_text=title).locator(".state")).to_have_text("ready")
     context.close()
 
 
-def test_the_token_in_plain_words_and_kept_with_the_chat_for_the_session(browser, upload_server, tmp_path):
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900}, {"width": 390, "height": 844}], ids=["desktop", "phone"])
+def test_the_token_in_plain_words_and_kept_with_the_chat_for_the_session(browser, upload_server, tmp_path, viewport):
     note = tmp_path / "note.md"
     note.write_text("# Note\n\nThe Heron Fund pays two wardens.\n")
-    context = browser.new_context(viewport={"width": 390, "height": 844})
+    context = browser.new_context(viewport=viewport)
     page = context.new_page()
     page.goto(upload_server)
     page.locator("#docs summary").click()
