@@ -32,7 +32,7 @@ MSMARCO_READER = "ms-marco-MiniLM-L-12-v2"
 TRAINED_READER = "squad-MiniLM-L-12"
 READER_SHA256 = {
     MSMARCO_READER: "1225ccd6afd0f1b43a1b08bf67cd1cb68c05aafb443e9d8450015b8b3837ffd1",
-    TRAINED_READER: "5ee6fef1da08b5a26b651d878b6c56a5ecff184ece9c075efdc4c33fb953eaa2",
+    TRAINED_READER: "792d9d93d5f8be0d8a170ae22eca02e011eda4bf6b54958bc82d09054076bff3",
 }
 DEFAULT_READER = TRAINED_READER
 
@@ -68,7 +68,7 @@ class Config:
     reader_sha256: str = ""  # the hash a reader folder's weights must have; a named reader's is pinned above
     reader_max_tokens: int = 256  # question and sentence together; the sentence is cut, never the question
     reader_threads: int = 0  # onnxruntime intra-op threads; 0 lets it use every core
-    reader_candidates: int = 8  # best sentences by the linear score that the reader reads
+    reader_candidates: int = 12  # best sentences by the linear score that the reader reads
 
     # Chunking, in tiktoken cl100k_base tokens.
     chunk_tokens: int = 160
@@ -95,8 +95,8 @@ class Config:
     max_answer_sentences: int = 3
     # Below this confidence (the fitted probability that the first sentence is right) the
     # bot abstains; chosen on the SQuAD select split by `qa fit`.
-    abstain_threshold: float = 0.1454
-    sure_threshold: float = 0.4912
+    abstain_threshold: float = 0.1342
+    sure_threshold: float = 0.4471
     extra_sentence_margin: float = 1.0  # later sentences' fused score is at most this far below the first's
 
     # Server.
