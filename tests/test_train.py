@@ -60,6 +60,17 @@ def test_a_finished_or_interrupted_run_resumes_from_its_checkpoint(trained):
     assert said[0] == "resumed at step 8/8" and not any(line.startswith("step ") for line in said)
 
 
+def test_a_run_can_continue_an_earlier_runs_weights(trained, tmp_path):
+    import torch
+
+    _, first_final, _ = trained
+    # No steps: what the new run starts from is what it ends with, and that is the earlier run's.
+    continued = train.train(GROUPS, tmp_path / "again", START / "model.onnx", START / "tokenizer.json", steps=0,
+                            batch=2, init=first_final)
+    before, after = torch.load(first_final, weights_only=True), torch.load(continued, weights_only=True)
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+
 def test_the_dequantised_start_reads_as_the_int8_reader_does(msmarco_reader):
     import torch
 
