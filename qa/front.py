@@ -37,6 +37,14 @@ class Refused(Error):
         self.code, self.reason, self.api_code = status, reason, code
 
 
+def bearer_matches(header: str, api_token: str) -> bool:
+    """Whether an Authorization header carries the server's API token (compared in constant
+    time); never with no token set."""
+    scheme, _, token = header.partition(" ")
+    return bool(api_token) and scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(),
+                                                                                  api_token.encode())
+
+
 def json_error(error: Error, headers: dict[str, str]) -> tuple[str, list[tuple[str, str]], bytes]:
     code = getattr(error, "api_code", None) or {400: "bad_request", 413: "too_large", 431: "headers_too_large",
                                                  501: "not_implemented"}.get(error.code, "http_error")
@@ -52,9 +60,7 @@ def make_server(app, config: Config, security_headers: dict[str, str]) -> TcpWSG
         """The body this request may send, or why it may send none at all."""
         if parser.command != "POST" or parser.path != UPLOAD_ROUTE:
             return config.max_body_bytes
-        scheme, _, token = parser.headers.get("AUTHORIZATION", "").partition(" ")
-        if config.api_token and scheme.lower() == "bearer" and hmac.compare_digest(
-                token.strip().encode(), config.api_token.encode()):
+        if bearer_matches(parser.headers.get("AUTHORIZATION", ""), config.api_token):
             return upload_limit
         if parser.content_length > config.max_body_bytes or parser.chunked:
             return Refused(401, "Unauthorized", "unauthorized", "Adding documents needs the server's API token: "

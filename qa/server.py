@@ -6,7 +6,6 @@ Every error, from a bad body to a bug, leaves as `{"error": {"code", "message"}}
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import re
@@ -21,6 +20,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from .answer import render_text
 from .config import Config, shipped
 from .documents import Indexer, Upload
+from .front import bearer_matches
 from .ingest import SUFFIXES
 from .live import LiveQA
 from .pipeline import QA
@@ -269,8 +269,7 @@ def authorize(config: Config) -> None:
         raise ApiError(403, "Adding and removing documents is turned off on this server. Start it with an API token "
                             "(QA_API_TOKEN=<secret> qa serve, or api_token in qa.toml) and send the header "
                             "Authorization: Bearer <secret>.", "uploads_disabled")
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), config.api_token.encode()):
+    if not bearer_matches(request.headers.get("Authorization", ""), config.api_token):
         raise ApiError(401, "This needs the server's API token: send the header Authorization: Bearer <token>.",
                        "unauthorized")
 
