@@ -243,8 +243,8 @@ class Indexer:
             def journal(jobs: list[dict]) -> None:
                 self._save({**self._jobs, **{j["doc_id"]: j for j in jobs}}, strict=True)
 
-            removing = {d for d, j in self._jobs.items() if j["state"] in {"removing", "failed"}}
-            present = (set(index.documents) | {d for d, j in self._jobs.items() if j["state"] in PENDING}) - removing
+            leaving = {d for d, j in self._jobs.items() if j["state"] in {"removing", "failed"}}
+            present = (set(index.documents) | {d for d, j in self._jobs.items() if j["state"] in PENDING}) - leaving
             added = add_files(self.config, uploads, journal, present)
             for job in added:
                 if job["state"] == "queued":

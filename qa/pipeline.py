@@ -51,9 +51,10 @@ class QA:
     def ask(self, question: str, history: list[dict] | None = None, top_k: int | None = None) -> Answer:
         watch = Stopwatch()
         k = self._check_count(top_k, "top_k") or self.config.top_k
-        if (reply := help_reply(question)) is not None:  # nothing to search: `query` stays empty
+        asked = check_text(question, "question", self.config.max_question_chars)
+        if (reply := help_reply(asked)) is not None:  # nothing to search: `query` stays empty
             check_history(history, self.config.max_history_turns)
-            return Answer(question.strip(), "", True, 0.0, [], [], "", reply, index_version=self.index_version)
+            return Answer(asked, "", True, 0.0, [], [], "", reply, index_version=self.index_version)
         q = self.prepare(question, history, watch)
         passages = self.retriever.search(q.query, q.vector, max(k, self.config.read_passages))
         watch.lap("search")

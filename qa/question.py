@@ -102,10 +102,8 @@ TASK_MESSAGE = ("I cannot summarise, translate or write text: I only answer ques
                 "the documents, each with its source. Ask about one fact at a time: who, what, when, where or how many.")
 
 
-def help_reply(asked) -> str | None:
-    """The reply to something that is not a question about the documents, or None."""
-    if not isinstance(asked, str):
-        return None
+def help_reply(asked: str) -> str | None:
+    """The reply to something that is not a question about the documents (checked text), or None."""
     said = " ".join(re.sub(r"[^\w\s']", " ", asked.lower()).split())
     if _GREETING.fullmatch(said) or _ABOUT_BOT.fullmatch(said):
         return HELP_MESSAGE
