@@ -301,8 +301,8 @@ def _list_styles(package: zipfile.ZipFile) -> set[str]:
     styles = _xml(package, "word/styles.xml")
     if styles is None:
         return set()
-    return {s.get(W + "styleId") for s in styles.iter(W + "style")
-            if "list" in str((s.find(W + "name") if s.find(W + "name") is not None else s).get(W + "val", "")).lower()}
+    names = {s.get(W + "styleId"): s.find(W + "name") for s in styles.iter(W + "style")}
+    return {sid for sid, name in names.items() if name is not None and "list" in str(name.get(W + "val", "")).lower()}
 
 
 def _core_title(package: zipfile.ZipFile) -> str:
