@@ -68,7 +68,7 @@ class Config:
     reader_sha256: str = ""  # the hash a reader folder's weights must have; a named reader's is pinned above
     reader_max_tokens: int = 256  # question and sentence together; the sentence is cut, never the question
     reader_threads: int = 0  # onnxruntime intra-op threads; 0 lets it use every core
-    reader_candidates: int = 12  # best sentences by the linear score that the reader reads
+    reader_candidates: int = 10  # best sentences by the linear score that the reader reads
 
     # Chunking, in tiktoken cl100k_base tokens.
     chunk_tokens: int = 160
@@ -95,8 +95,8 @@ class Config:
     max_answer_sentences: int = 3
     # Below this confidence (the fitted probability that the first sentence is right) the
     # bot abstains; chosen on the SQuAD select split by `qa fit`.
-    abstain_threshold: float = 0.1342
-    sure_threshold: float = 0.4471
+    abstain_threshold: float = 0.0935
+    sure_threshold: float = 0.3929
     extra_sentence_margin: float = 1.0  # later sentences' fused score is at most this far below the first's
 
     # Server.

@@ -8,7 +8,7 @@
 2. fit on "fit": the fusion weights listwise (softmax over a question's candidates,
    answerable questions with a right candidate), the abstention model by logistic
    regression (label: the lead holds the answer; unanswerable and off-corpus questions
-   are 0).
+   are 0, and so is each answerable question asked again with its answer removed).
 3. choose on "select": the number of candidates the reader reads, and the abstention
    threshold, the highest that keeps false abstention on answerable questions within
    `MAX_FALSE_ABSTENTION`; and the "sure" band's floor, the lowest confidence from which
@@ -124,14 +124,20 @@ def load_records(path: Path) -> list[Record]:
 
 def fit(records: list[Record], keep: list[int] | None = None, note: str = "") -> ReaderModel:
     """Fusion then abstention weights from the fitting split; `keep` lists the fusion
-    features used (the others get weight 0), for ablation."""
+    features used (the others get weight 0), for ablation.
+
+    The abstention model also learns from each answerable question with its answer
+    removed: SQuAD 2.0's unanswerable questions are written to mislead and their value is
+    in the text, so alone they teach little about "the topic is there, the fact is not".
+    On select this raised answer-removed refusal 51.1% -> 59.5% and SQuAD 2.0 refusal
+    15.1% -> 17.9% at the same false abstention and first-sentence figure."""
     keep = list(range(len(FUSION_FEATURES))) if keep is None else keep
     groups = [(_fusion_rows(r)[:, keep], r.labels.astype(np.float64)) for r in records
               if r.kind == "yes" and r.labels.any()]
     fusion = np.zeros(len(FUSION_FEATURES), np.float32)
     fusion[keep] = fit_listwise(groups)
     model = ReaderModel(fusion, np.zeros(len(ABSTAIN_FEATURES) + 1, np.float32), note)
-    X, y = _abstain_rows(model, records)
+    X, y = _abstain_rows(model, records + answer_removed(records))
     return ReaderModel(fusion, fit_logistic(X, y), note)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 import threading
@@ -55,6 +54,9 @@ STOPWORDS = frozenset(
 )
 
 _WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
+# From this length a word two typos away from a corpus word is mended: shorter words have
+# too many neighbours two typos away to guess which was meant.
+TWO_TYPOS_FROM = 6
 
 
 _per_thread = threading.local()
@@ -151,18 +153,18 @@ class Lexicon:
         away (a letter dropped, added, changed, or two swapped: "staf" is "staff", "emlpoy"
         "employ"), the one whose documents share most of the question's other words
         (`context`: "LsHP" asked with "2016" is the 2016 document's "LAHP", not "LHP"), then
-        the corpus's most used; else, for longer words, the nearest by similarity ratio.
+        the corpus's most used; else, for words of `TWO_TYPOS_FROM` letters or more, the
+        same among those two typos away ("hliery" is "hillery").
         Unless `fix_common`, a common English word is left as it is: it is no typo, and the
         models must read the word asked ("oversees" is not "overseen", "religion" not "region")."""
         if word in self._words or len(word) < 4 or word.isdigit() or word in STOPWORDS:
             return word
         pool = self._by_initial.get(word[0], [])
         near = [w for w in pool if _one_edit(w, word)]
-        if near:
-            # A stop word is the commonest of all ("whst" is "what", not "west").
-            close = max(near, key=lambda w: (w in STOPWORDS, self._shared(w, context), self._uses[w], w))
-        else:
-            close = next(iter(difflib.get_close_matches(word, pool, n=1, cutoff=0.84)), word) if len(word) >= 5 else word
+        if not near and len(word) >= TWO_TYPOS_FROM:
+            near = [w for w in pool if abs(len(w) - len(word)) <= 2 and _edits(w, word) <= 2]
+        # A stop word is the commonest of all ("whst" is "what", not "west").
+        close = max(near, key=lambda w: (w in STOPWORDS, self._shared(w, context), self._uses[w], w), default=word)
         # Asked last: the word list takes 0.2 s to load, and most questions never need it.
         if close != word and not fix_common and is_common_word(word):
             return word
@@ -215,6 +217,21 @@ class Lexicon:
 
 
 _CASED_WORD = re.compile(r"\b[A-Za-z][\w&-]*")  # a word, not the "st" of "21st"
+
+
+def _edits(a: str, b: str) -> int:
+    """Typos between two words: letters dropped, added or changed, and neighbours swapped
+    (the optimal string alignment distance)."""
+    before, row = None, list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            cost = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + (x != y))
+            if before is not None and j > 1 and x == b[j - 2] and a[i - 2] == y:
+                cost = min(cost, before[j - 2] + 1)
+            current.append(cost)
+        before, row = row, current
+    return row[-1]
 
 
 def _one_edit(a: str, b: str) -> bool:

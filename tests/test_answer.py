@@ -373,6 +373,9 @@ def test_a_misspelt_word_is_spelled_as_the_corpus_spells_it():
     # Four letters, one typo: a dropped letter, a changed one; a stop word wins over a corpus word.
     assert lex.respell("How many staf does Kate Lodge employ?") == "How many staff does Kate Lodge employ?"
     assert lex.respell("whst did Kate Lodge found?") == "what did Kate Lodge found?"
+    # Two typos in a long word ("Lodge" has too many words two typos away to guess).
+    assert lex.respell("Who founded the Wigan Rwoign Club?") == "Who founded the Wigan Rowing Club?"
+    assert lex.respell("Who is Kate Lgdoe?") == "Who is Kate Lgdoe?"
 
 
 def test_of_two_words_one_typo_away_the_one_the_questions_other_words_go_with_is_meant():
