@@ -38,7 +38,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .chunk import is_list_item
 from .embed import Encoder, TokenVectors
 from .store import Index
 from .question import Question
@@ -85,22 +84,6 @@ class Answerer:
         self.encoder = encoder
         self._tokens: OrderedDict[int, TokenVectors] = OrderedDict()  # least recently used first
         self._tokens_lock = threading.Lock()
-        self.previous = self._lead_in()
-        # A list item ("- Merseyside Police") means nothing to the reader without the line
-        # that introduces its list ("Our partners").
-        self.list_intro = {sid: prev for sid, prev in enumerate(self.previous) if prev is not None
-                           and is_list_item(index.documents[index.sentences[sid].doc_id].text, index.sentences[sid].start)}
-        # A line that introduces a list ("Our partners:") is answered with the list.
-        self.list_items: dict[int, list[int]] = {}
-        for item, intro in self.list_intro.items():
-            self.list_items.setdefault(intro, []).append(item)
-        # Answers are statements: a sentence in question form is never a candidate.
-        self.questions = {sid for sid in range(len(index.sentences)) if index.sentence_text(sid).rstrip("\"' )").endswith("?")}
-        # A sentence that ends in a colon ("… said:") introduces the next one, and says
-        # nothing shown alone: it is always followed by that sentence.
-        self.introduces = {sid: sid + 1 for sid in range(len(index.sentences) - 1)
-                           if index.sentence_text(sid).rstrip().endswith(":")
-                           and index.sentences[sid + 1].doc_id == index.sentences[sid].doc_id}
         self.reader, self.model = reader, model
         self.reader_candidates = config.reader_candidates
         self.max_sentences = config.max_answer_sentences
@@ -115,7 +98,7 @@ class Answerer:
         chunk_cosine: dict[int, float] = {}  # sentence -> cosine of the best chunk holding it
         for p in passages:
             for sid in self.index.chunks[p.chunk_id].sentence_ids:
-                if sid not in self.questions and p.dense > chunk_cosine.get(sid, -2.0):
+                if not self.index.sentences[sid].question and p.dense > chunk_cosine.get(sid, -2.0):
                     chunk_cosine[sid] = p.dense
         sids = list(chunk_cosine)
         if not sids:
@@ -126,7 +109,7 @@ class Answerer:
             return sum(lex.weight(t) for t in found) / q.weight
 
         said = [lex.sentence_terms[sid] for sid in sids]
-        said_before = [lex.sentence_terms[prev] if prev is not None else set() for prev in (self.previous[sid] for sid in sids)]
+        said_before = [lex.sentence_terms[prev] if prev is not None else set() for prev in map(self.lead_in, sids)]
         # Named, so that the columns follow SENTENCE_FEATURES whatever its order.
         columns = {
             "sentence_cosine": self.index.sentence_vectors[sids] @ q.vector,
@@ -218,15 +201,15 @@ class Answerer:
                 chosen.append(sid)
         shown, more = [], 0
         for sid in chosen:
-            items = self.list_items.get(sid, [])
+            items = self.list_items(sid)
             # A list's introduction after one of its items, already quoted, would only interrupt it.
-            lead_in = [] if set(items) & set(shown) else [sid, self.introduces.get(sid)]
+            lead_in = [] if set(items) & set(shown) else [sid, sid + 1 if self.index.sentences[sid].colon else None]
             shown += [x for x in (*lead_in, *items[:LIST_ITEMS]) if x is not None and x not in shown]
             more += max(0, len(items) - LIST_ITEMS)
         # Several items of one list answering: a set was asked for, and the list has more.
-        lists = [self.list_intro[s] for s in chosen if s in self.list_intro]
+        lists = [self.lead_in(s) for s in chosen if self.index.sentences[s].item]
         for intro in {i for i in lists if lists.count(i) > 1 and i not in chosen}:
-            more += len(self.list_items[intro]) - sum(s in shown for s in self.list_items[intro])
+            more += sum(s not in shown for s in self.list_items(intro))
 
         sentences, citations = [], []
         spans = dict(zip(reading.sids, reading.spans))
@@ -292,10 +275,9 @@ class Answerer:
         list, and that line with its items, so that "Our partners" can answer "Who are the
         partners?"."""
         text = self.index.sentence_text(sid)
-        intro = self.list_intro.get(sid)
-        if intro is not None:
-            return f"{self.index.sentence_text(intro).rstrip(':')}: {text}"
-        items = self.list_items.get(sid)
+        if self.index.sentences[sid].item:
+            return f"{self.index.sentence_text(self.lead_in(sid)).rstrip(':')}: {text}"
+        items = self.list_items(sid)
         if items:
             return f"{text.rstrip(':')}: " + "; ".join(self.index.sentence_text(i).lstrip("-*• ") for i in items[:LIST_ITEMS])
         return text
@@ -321,21 +303,14 @@ class Answerer:
         near = sorted({words[m] for n in at for m in range(max(0, n - COUNTED_WINDOW), min(len(words), n + COUNTED_WINDOW + 1))})
         return bool(near) and float((q.counted @ tokens.vectors[near].T.astype(np.float32)).max()) >= COUNTED_MIN_COSINE
 
-    def _lead_in(self) -> list[int | None]:
-        """Per sentence, the one whose words it inherits: the sentence before in the same
-        paragraph, or for a list item the line that introduces the list ("Our partners")."""
-        sentences, docs = self.index.sentences, self.index.documents
-        out: list[int | None] = []
-        for sid, this in enumerate(sentences):
-            text = docs[this.doc_id].text
-            prev = sid - 1
-            if is_list_item(text, this.start):
-                while prev >= 0 and sentences[prev].doc_id == this.doc_id and is_list_item(text, sentences[prev].start):
-                    prev -= 1
-            first = sentences[prev + 1] if prev + 1 < sid else this
-            out.append(prev if prev >= 0 and sentences[prev].doc_id == this.doc_id
-                       and "\n\n" not in text[sentences[prev].end:first.start] else None)
-        return out
+    def lead_in(self, sid: int) -> int | None:
+        """The sentence whose words this one inherits (`Sentence.lead_in`), if any."""
+        back = self.index.sentences[sid].lead_in
+        return sid - back if back else None
+
+    def list_items(self, sid: int) -> list[int]:
+        """The items of the list this sentence introduces, if it introduces one."""
+        return list(range(sid + 1, sid + 1 + self.index.sentences[sid].items))
 
     def _repeats(self, sid: int, chosen: list[int], q: Question) -> bool:
         """Whether the sentence says again what a chosen one says: most of the smaller one's

@@ -194,9 +194,31 @@ def chunk_document(
 
     if model_count and model_limit:
         groups = [g for group in groups for g in _fit_model(doc.text, spans, group, model_count, model_limit)]
-    sentences = [Sentence(doc.doc_id, s, e) for s, e in spans]
+    sentences = place_sentences(doc, spans)
     chunks = [(spans[g[0]][0], spans[g[-1]][1], tuple(g)) for g in groups]
     return sentences, chunks
+
+
+def place_sentences(doc: Document, spans: list[Span]) -> list[Sentence]:
+    """The document's sentences with their places in it (see `Sentence`). A sentence's
+    lead-in is the one before in the same paragraph, or for a list item the line that
+    introduces the list ("Our partners"): its words are the ones the sentence inherits."""
+    text = doc.text
+    listed = [is_list_item(text, start) for start, _ in spans]
+    lead_in = []
+    for i, (start, _) in enumerate(spans):
+        prev = i - 1
+        while listed[i] and prev >= 0 and listed[prev]:
+            prev -= 1
+        first = spans[prev + 1][0] if prev + 1 < i else start
+        lead_in.append(i - prev if prev >= 0 and "\n\n" not in text[spans[prev][1]:first] else 0)
+    items = [0] * len(spans)
+    for i in range(len(spans)):
+        if listed[i] and lead_in[i]:
+            items[i - lead_in[i]] += 1
+    return [Sentence(doc.doc_id, start, end, lead_in[i], listed[i] and lead_in[i] > 0, items[i],
+                     text[start:end].rstrip("\"' )").endswith("?"), text[start:end].rstrip().endswith(":") and i + 1 < len(spans))
+            for i, (start, end) in enumerate(spans)]
 
 
 def _crosses(doc: Document, a: int, b: int) -> bool:

@@ -26,7 +26,7 @@ from .types import Chunk, ConfigError, EmptyCorpusError, QAError, Sentence
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on import and logs each build step
 
-FORMAT_VERSION = 2  # 2: sentences' token vectors stored at ingest
+FORMAT_VERSION = 3  # 2: sentences' token vectors stored at ingest; 3: sentences' places (`Sentence`)
 SPLITTER_VERSION = 1  # bump when sentence splitting or chunking changes its output
 
 

@@ -111,7 +111,7 @@ def save_index(folder: str | Path, index: Index) -> None:
     }
     _write_text(folder / files["documents"], "".join(json.dumps(d.to_dict()) + "\n" for d in index.documents.values()))
     _write_text(folder / files["chunks"], json.dumps({
-        "sentences": [[s.doc_id, s.start, s.end] for s in index.sentences],
+        "sentences": [s.row() for s in index.sentences],
         "chunks": [[c.doc_id, c.start, c.end, list(c.sentence_ids)] for c in index.chunks],
     }))
     with open(folder / files["sentence_vectors"], "wb") as fh:
@@ -272,7 +272,7 @@ def load_index(folder: str | Path, expected: dict) -> Index:
     index = Index(
         manifest=manifest,
         documents={d.doc_id: d for d in docs},
-        sentences=[Sentence(d, s, e) for d, s, e in tables["sentences"]],
+        sentences=[Sentence.from_row(row) for row in tables["sentences"]],
         chunks=[Chunk(d, s, e, tuple(ids)) for d, s, e, ids in tables["chunks"]],
         sentence_vectors=sentence_vectors,
         dense=dense,

@@ -78,11 +78,29 @@ class Document:
 
 @dataclass(frozen=True)
 class Sentence:
-    """One quotable unit (a sentence, a heading or a list item) of a document."""
+    """One quotable unit (a sentence, a heading or a list item) of a document, with what
+    the answer stage needs to know of its place there: worked out at ingest from its
+    document alone (`qa.chunk.place_sentences`), so that answering needs no pass over the
+    corpus and a store can hold them as fields. Sentences of one document are numbered
+    consecutively, so `lead_in` and `items` are counts of sentences, not ids."""
 
     doc_id: str
     start: int
     end: int
+    lead_in: int = 0  # how many sentences back the one whose words it inherits is; 0: none
+    item: bool = False  # a list item, its lead-in the line that introduces the list
+    items: int = 0  # a line that introduces a list: how many items follow it
+    question: bool = False  # in question form: never an answer
+    colon: bool = False  # ends in a colon and introduces the next sentence, quoted with it
+
+    def row(self) -> list:
+        return [self.doc_id, self.start, self.end, self.lead_in, int(self.item), self.items, int(self.question),
+                int(self.colon)]
+
+    @classmethod
+    def from_row(cls, row: list) -> Sentence:
+        doc_id, start, end, lead_in, item, items, question, colon = row
+        return cls(doc_id, start, end, lead_in, bool(item), items, bool(question), bool(colon))
 
 
 @dataclass(frozen=True)

@@ -94,3 +94,24 @@ def test_list_items_are_told_from_lines_that_introduce_them():
     starts = {text[s:e]: s for s, e in split_sentences(text)}
     assert [is_list_item(text, starts[k]) for k in ("Our partners", "Liverpool City Council", "Torus", "1. First step.",
                                                      "A line - not an item.")] == [False, True, True, True, False]
+
+
+def test_each_sentence_knows_its_place_in_its_document():
+    text = ("The club was founded in 1990. It rows on the Douglas.\n\nOur partners\n- Wigan Council\n- Edge Hill\n\n"
+            "Who runs it? The chair said:\n\"We row every day.\"")
+    doc = Document("club", "Club", text, "club.txt")
+    sentences, _ = chunk_document(doc, tiktoken_count, 200, 0)
+    by_text = {text[s.start:s.end]: (n, s) for n, s in enumerate(sentences)}
+
+    def place(t):
+        n, s = by_text[t]
+        return n - s.lead_in if s.lead_in else None, s.item, s.items, s.question, s.colon
+
+    # The sentence before in its paragraph; none across a paragraph break.
+    assert place("The club was founded in 1990.") == (None, False, 0, False, False)
+    assert place("It rows on the Douglas.") == (by_text["The club was founded in 1990."][0], False, 0, False, False)
+    assert place("Our partners") == (None, False, 2, False, False)
+    # Each item's lead-in is the line that introduces the list, not the item before it.
+    assert place("Wigan Council")[:2] == place("Edge Hill")[:2] == (by_text["Our partners"][0], True)
+    assert place("Who runs it?")[3] and place("The chair said:")[4]
+    assert sentences == [type(s).from_row(s.row()) for s in sentences]  # as the index stores them
