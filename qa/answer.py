@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .embed import Encoder, TokenVectors
-from .store import Index
+from .store import Store
 from .question import Question
 from .text import Lexicon, match_text
 from .config import Config
@@ -77,7 +77,7 @@ class Scored:
 
 
 class Answerer:
-    def __init__(self, index: Index, lexicon: Lexicon, encoder: Encoder, reader: Reader, model: ReaderModel,
+    def __init__(self, index: Store, lexicon: Lexicon, encoder: Encoder, reader: Reader, model: ReaderModel,
                  config: Config):
         self.index = index
         self.lexicon = lexicon
@@ -89,16 +89,13 @@ class Answerer:
         self.max_sentences = config.max_answer_sentences
         self.threshold, self.sure = config.abstain_threshold, config.sure_threshold
         self.extra_margin = config.extra_sentence_margin
-        self.doc_terms: dict[str, set[str]] = {}
-        for sentence, ts in zip(index.sentences, lexicon.sentence_terms):
-            self.doc_terms.setdefault(sentence.doc_id, set()).update(ts)
 
     def features(self, q: Question, passages: list[Passage]) -> tuple[list[int], np.ndarray]:
         """The candidate sentences of the passages, once each, and their `SENTENCE_FEATURES` rows."""
         chunk_cosine: dict[int, float] = {}  # sentence -> cosine of the best chunk holding it
         for p in passages:
-            for sid in self.index.chunks[p.chunk_id].sentence_ids:
-                if not self.index.sentences[sid].question and p.dense > chunk_cosine.get(sid, -2.0):
+            for sid in self.index.chunk(p.chunk_id).sentence_ids:
+                if not self.index.sentence(sid).question and p.dense > chunk_cosine.get(sid, -2.0):
                     chunk_cosine[sid] = p.dense
         sids = list(chunk_cosine)
         if not sids:
@@ -112,7 +109,7 @@ class Answerer:
         said_before = [lex.sentence_terms[prev] if prev is not None else set() for prev in map(self.lead_in, sids)]
         # Named, so that the columns follow SENTENCE_FEATURES whatever its order.
         columns = {
-            "sentence_cosine": self.index.sentence_vectors[sids] @ q.vector,
+            "sentence_cosine": self.index.sentence_vectors_of(sids) @ q.vector,
             "chunk_cosine": [chunk_cosine[sid] for sid in sids],
             "words": [share(q.terms & s) for s in said],
             "previous_words": [share((q.terms & before) - s) for s, before in zip(said, said_before)],
@@ -137,7 +134,7 @@ class Answerer:
         best = np.stack([(q_rows @ all_rows[a:b].T).max(axis=1) for a, b in zip(ends - sizes, ends)], axis=1)
         for name, (a, b) in zip(q.names, q.name_spans):
             in_name = (q_spans[:, 0] >= a) & (q_spans[:, 1] <= b)
-            naming = [n for n, sid in enumerate(sids) if name <= self.doc_terms[self.index.sentences[sid].doc_id]]
+            naming = [n for n, sid in enumerate(sids) if name <= self.lexicon.doc_terms.get(self.index.sentence(sid).doc_id, set())]
             best[np.ix_(in_name, naming)] = 1.0
         return best.mean(axis=0).astype(np.float32)
 
@@ -145,8 +142,9 @@ class Answerer:
         """Token vectors of the sentences: stored at ingest, or (for an index too large to
         store them) from the cache or one batch through the model. The server answers on
         several threads, so the cache is only touched under a lock, and the model runs outside it."""
-        if self.index.tokens is not None:
-            return [self.index.tokens.get(sid) for sid in sids]
+        stored = self.index.stored_tokens(sids)
+        if stored is not None:
+            return stored
         with self._tokens_lock:
             found = {sid: self._tokens[sid] for sid in sids if sid in self._tokens}
             for sid in found:
@@ -203,19 +201,19 @@ class Answerer:
         for sid in chosen:
             items = self.list_items(sid)
             # A list's introduction after one of its items, already quoted, would only interrupt it.
-            lead_in = [] if set(items) & set(shown) else [sid, sid + 1 if self.index.sentences[sid].colon else None]
+            lead_in = [] if set(items) & set(shown) else [sid, sid + 1 if self.index.sentence(sid).colon else None]
             shown += [x for x in (*lead_in, *items[:LIST_ITEMS]) if x is not None and x not in shown]
             more += max(0, len(items) - LIST_ITEMS)
         # Several items of one list answering: a set was asked for, and the list has more.
-        lists = [self.lead_in(s) for s in chosen if self.index.sentences[s].item]
+        lists = [self.lead_in(s) for s in chosen if self.index.sentence(s).item]
         for intro in {i for i in lists if lists.count(i) > 1 and i not in chosen}:
             more += sum(s not in shown for s in self.list_items(intro))
 
         sentences, citations = [], []
         spans = dict(zip(reading.sids, reading.spans))
         for n, sid in enumerate(shown, start=1):
-            s = self.index.sentences[sid]
-            doc = self.index.documents[s.doc_id]
+            s = self.index.sentence(sid)
+            doc = self.index.document(s.doc_id)
             text = doc.text[s.start:s.end]
             citations.append(Citation(n, doc.doc_id, doc.title, doc.date, s.start, s.end, text, doc.page_of(s.start)))
             sentences.append(AnswerSentence(text, n, self._in_document(sid, spans.get(sid))))
@@ -227,7 +225,7 @@ class Answerer:
         """The passages that came nearest (best sentence first), as citations of whole chunks."""
         out = []
         for n, p in enumerate(passages[:CLOSEST_PASSAGES], start=1):
-            doc = self.index.documents[p.doc_id]
+            doc = self.index.document(p.doc_id)
             out.append(Citation(n, doc.doc_id, doc.title, doc.date, p.start, p.end, doc.text[p.start:p.end],
                                 doc.page_of(p.start)))
         return out
@@ -264,7 +262,7 @@ class Answerer:
         falls inside the sentence itself (a list item is read after its introduction)."""
         if span is None:
             return None
-        s = self.index.sentences[sid]
+        s = self.index.sentence(sid)
         lead = len(self._reader_text(sid)) - (s.end - s.start)
         if span.start < lead:
             return None
@@ -275,7 +273,7 @@ class Answerer:
         list, and that line with its items, so that "Our partners" can answer "Who are the
         partners?"."""
         text = self.index.sentence_text(sid)
-        if self.index.sentences[sid].item:
+        if self.index.sentence(sid).item:
             return f"{self.index.sentence_text(self.lead_in(sid)).rstrip(':')}: {text}"
         items = self.list_items(sid)
         if items:
@@ -289,7 +287,7 @@ class Answerer:
         position: dict[int, int] = {}
         for n, sid in enumerate(order):
             position.setdefault(sid, n)
-        return sorted(passages, key=lambda p: min((position.get(s, len(order)) for s in self.index.chunks[p.chunk_id].sentence_ids),
+        return sorted(passages, key=lambda p: min((position.get(s, len(order)) for s in self.index.chunk(p.chunk_id).sentence_ids),
                                                   default=len(order)))
 
     def _counts(self, q: Question, text: str, tokens: TokenVectors) -> bool:
@@ -305,23 +303,24 @@ class Answerer:
 
     def lead_in(self, sid: int) -> int | None:
         """The sentence whose words this one inherits (`Sentence.lead_in`), if any."""
-        back = self.index.sentences[sid].lead_in
+        back = self.index.sentence(sid).lead_in
         return sid - back if back else None
 
     def list_items(self, sid: int) -> list[int]:
         """The items of the list this sentence introduces, if it introduces one."""
-        return list(range(sid + 1, sid + 1 + self.index.sentences[sid].items))
+        return list(range(sid + 1, sid + 1 + self.index.sentence(sid).items))
 
     def _repeats(self, sid: int, chosen: list[int], q: Question) -> bool:
         """Whether the sentence says again what a chosen one says: most of the smaller one's
         words beyond the question's are in the other ("Professor Phil Wood, … LAHP chair
         elect." inside "… LAHP chair elect, Professor Phil Wood, said: …"), or the two
         are close paraphrases."""
-        vecs, said = self.index.sentence_vectors, self.lexicon.sentence_terms
+        said = self.lexicon.sentence_terms
         mine = said[sid] - q.terms
-        for c in chosen:
+        vecs = self.index.sentence_vectors_of([sid, *chosen])
+        for c, vec in zip(chosen, vecs[1:]):
             theirs = said[c] - q.terms
-            if float(vecs[sid] @ vecs[c]) >= REDUNDANT_COSINE:
+            if float(vecs[0] @ vec) >= REDUNDANT_COSINE:
                 return True
             if mine and theirs and len(mine & theirs) / min(len(mine), len(theirs)) >= REPEAT_OVERLAP:
                 return True

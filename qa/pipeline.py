@@ -34,7 +34,7 @@ class QA:
         self.reader = reader
         model = model or ReaderModel.load()
         self.lexicon = lexicon = Lexicon([index.sentence_text(i) for i in range(len(index.sentences))],
-                          [d.text for d in index.documents.values()])
+                                         [d.text for d in index.documents.values()], [s.doc_id for s in index.sentences])
         self.retriever = Retriever(index, lexicon, config.candidates, config.rrf_k)
         self.answerer = Answerer(index, lexicon, encoder, reader, model, config)
 

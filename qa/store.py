@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import bm25s
 import faiss
@@ -73,8 +74,45 @@ class TokenStore:
         return TokenVectors(self.vectors[a:b], self.content[a:b], self.spans[a:b, 1:3])
 
 
+class Store(Protocol):
+    """What the question path reads of an index, whichever backend holds it: this module's
+    files (`Index`, the embedded default) or a search engine's server. Chunk and sentence
+    ids are the backend's own; a document's sentences have consecutive ids (`Sentence`)."""
+
+    manifest: dict
+
+    def search_chunks(self, vector: np.ndarray, n: int) -> list[tuple[int, float]]:
+        """The `n` chunks nearest the (L2-normalised) vector, best first, with their cosines."""
+
+    def search_terms(self, terms: list[str], n: int) -> list[tuple[int, float]]:
+        """The `n` best chunks by BM25 over `qa.text.terms`, best first, with their scores (all > 0)."""
+
+    def search_sentences(self, vector: np.ndarray, n: int) -> list[int]:
+        """The `n` sentences nearest the vector, best first."""
+
+    def chunk(self, cid: int) -> Chunk: ...
+
+    def chunk_vectors(self, cids: list[int]) -> np.ndarray: ...
+
+    def chunks_of(self, sid: int) -> tuple[int, ...]:
+        """The chunks that hold the sentence."""
+
+    def sentence(self, sid: int) -> Sentence: ...
+
+    def sentence_text(self, sid: int) -> str: ...
+
+    def sentence_vectors_of(self, sids: list[int]) -> np.ndarray: ...
+
+    def stored_tokens(self, sids: list[int]) -> list[TokenVectors] | None:
+        """The sentences' token vectors as stored at ingest, or None where they are not stored."""
+
+    def document(self, doc_id: str) -> Document: ...
+
+
 @dataclass
 class Index:
+    """The files backend of `Store`: everything in memory (or mapped from its files)."""
+
     manifest: dict
     documents: dict[str, Document]
     sentences: list[Sentence]
@@ -87,14 +125,55 @@ class Index:
     # best-sentence ranking; below it that ranking is exact, over the array.
     sentence_dense: faiss.Index | None = None
 
+    def __post_init__(self):
+        self._chunks_of: dict[int, tuple[int, ...]] = {}
+        for cid, chunk in enumerate(self.chunks):
+            for sid in chunk.sentence_ids:
+                self._chunks_of[sid] = self._chunks_of.get(sid, ()) + (cid,)
+
+    def search_chunks(self, vector: np.ndarray, n: int) -> list[tuple[int, float]]:
+        cos, ids = self.dense.search(vector.reshape(1, -1).astype(np.float32), n)
+        return [(int(i), float(c)) for i, c in zip(ids[0], cos[0]) if i >= 0]
+
+    def search_terms(self, terms: list[str], n: int) -> list[tuple[int, float]]:
+        scores = self.bm25.get_scores(terms) if terms else np.zeros(0)
+        return [(int(i), float(scores[i])) for i in np.argsort(-scores, kind="stable")[:n] if scores[i] > 0]
+
+    def search_sentences(self, vector: np.ndarray, n: int) -> list[int]:
+        if self.sentence_dense is not None:
+            _, ids = self.sentence_dense.search(vector.reshape(1, -1).astype(np.float32), n)
+            return [int(i) for i in ids[0] if i >= 0]
+        return [int(i) for i in _best(self.sentence_vectors @ vector, n)]
+
+    def chunk(self, cid: int) -> Chunk:
+        return self.chunks[cid]
+
     def chunk_text(self, chunk: Chunk) -> str:
         return self.documents[chunk.doc_id].text[chunk.start:chunk.end]
+
+    def chunks_of(self, sid: int) -> tuple[int, ...]:
+        return self._chunks_of.get(sid, ())
+
+    def sentence(self, sid: int) -> Sentence:
+        return self.sentences[sid]
 
     def sentence_text(self, sid: int) -> str:
         s = self.sentences[sid]
         return self.documents[s.doc_id].text[s.start:s.end]
 
-    def chunk_vectors(self) -> np.ndarray:
+    def sentence_vectors_of(self, sids: list[int]) -> np.ndarray:
+        return np.asarray(self.sentence_vectors[sids], dtype=np.float32)
+
+    def stored_tokens(self, sids: list[int]) -> list[TokenVectors] | None:
+        return None if self.tokens is None else [self.tokens.get(sid) for sid in sids]
+
+    def document(self, doc_id: str) -> Document:
+        return self.documents[doc_id]
+
+    def chunk_vectors(self, cids: list[int] | None = None) -> np.ndarray:
+        """The vectors of the chunks `cids`, or of all of them."""
+        if cids is not None:
+            return self.dense.reconstruct_batch(np.array(cids, dtype=np.int64))
         return self.dense.reconstruct_n(0, self.dense.ntotal) if self.dense.ntotal else np.zeros((0, self.dense.d), np.float32)
 
 
@@ -304,3 +383,15 @@ def _validate(index: Index, folder: Path) -> None:
         raise StaleIndexError(
             f"The index in {folder} is inconsistent ({', '.join(problems)}). Re-run `qa ingest` to rebuild it."
         )
+
+
+def _best(scores: np.ndarray, m: int) -> np.ndarray:
+    """Ids of the `m` highest scores, best first, ties by id (as a stable sort would give),
+    in time linear in the number of scores: a full sort of every sentence's score would
+    dominate the question path on a large index."""
+    if m >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    kth = np.partition(scores, len(scores) - m)[len(scores) - m]
+    above = np.flatnonzero(scores > kth)
+    top = np.concatenate([above, np.flatnonzero(scores == kth)[: m - len(above)]])
+    return top[np.lexsort((top, -scores[top]))]

@@ -100,7 +100,7 @@ class Lexicon:
     """Word statistics of a corpus: sentence IDF, defined acronyms, its vocabulary for spelling,
     and how it capitalises names."""
 
-    def __init__(self, sentence_texts: list[str], documents: list[str]):
+    def __init__(self, sentence_texts: list[str], documents: list[str], sentence_docs: list[str] = ()):
         self.acronyms: dict[str, tuple[str, ...]] = {}
         for text in documents:
             for acronym, long_form in find_acronyms(text).items():
@@ -113,6 +113,9 @@ class Lexicon:
         for ts in self.sentence_terms:
             for t in ts:
                 df[t] = df.get(t, 0) + 1
+        self.doc_terms: dict[str, set[str]] = {}  # by document id (`sentence_docs`: each sentence's)
+        for doc_id, ts in zip(sentence_docs, self.sentence_terms):
+            self.doc_terms.setdefault(doc_id, set()).update(ts)
         n = max(1, len(self.sentence_terms))
         self.idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
         self.unseen_idf = math.log(1 + (n + 0.5) / 0.5)
