@@ -105,8 +105,9 @@ class Answerer:
         def share(found: set[str]) -> float:
             return sum(lex.weight(t) for t in found) / q.weight
 
-        said = [lex.sentence_terms[sid] for sid in sids]
-        said_before = [lex.sentence_terms[prev] if prev is not None else set() for prev in map(self.lead_in, sids)]
+        said = [lex.said(self.index.sentence_text(sid)) for sid in sids]
+        said_before = [lex.said(self.index.sentence_text(prev)) if prev is not None else frozenset()
+                       for prev in map(self.lead_in, sids)]
         # Named, so that the columns follow SENTENCE_FEATURES whatever its order.
         columns = {
             "sentence_cosine": self.index.sentence_vectors_of(sids) @ q.vector,
@@ -134,7 +135,7 @@ class Answerer:
         best = np.stack([(q_rows @ all_rows[a:b].T).max(axis=1) for a, b in zip(ends - sizes, ends)], axis=1)
         for name, (a, b) in zip(q.names, q.name_spans):
             in_name = (q_spans[:, 0] >= a) & (q_spans[:, 1] <= b)
-            naming = [n for n, sid in enumerate(sids) if name <= self.lexicon.doc_terms.get(self.index.sentence(sid).doc_id, set())]
+            naming = [n for n, sid in enumerate(sids) if self.lexicon.names_in(name, self.index.sentence(sid).doc_id)]
             best[np.ix_(in_name, naming)] = 1.0
         return best.mean(axis=0).astype(np.float32)
 
@@ -315,11 +316,11 @@ class Answerer:
         words beyond the question's are in the other ("Professor Phil Wood, … LAHP chair
         elect." inside "… LAHP chair elect, Professor Phil Wood, said: …"), or the two
         are close paraphrases."""
-        said = self.lexicon.sentence_terms
-        mine = said[sid] - q.terms
+        said = self.lexicon.said
+        mine = said(self.index.sentence_text(sid)) - q.terms
         vecs = self.index.sentence_vectors_of([sid, *chosen])
         for c, vec in zip(chosen, vecs[1:]):
-            theirs = said[c] - q.terms
+            theirs = said(self.index.sentence_text(c)) - q.terms
             if float(vecs[0] @ vec) >= REDUNDANT_COSINE:
                 return True
             if mine and theirs and len(mine & theirs) / min(len(mine), len(theirs)) >= REPEAT_OVERLAP:

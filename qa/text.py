@@ -57,6 +57,7 @@ _WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
 # From this length a word two typos away from a corpus word is mended: shorter words have
 # too many neighbours two typos away to guess which was meant.
 TWO_TYPOS_FROM = 6
+SAID_CACHE = 65536  # sentences whose terms are kept
 
 
 _per_thread = threading.local()
@@ -98,37 +99,75 @@ def find_acronyms(text: str) -> dict[str, str]:
 
 class Lexicon:
     """Word statistics of a corpus: sentence IDF, defined acronyms, its vocabulary for spelling,
-    and how it capitalises names."""
+    how it capitalises names, and which documents hold which words. Made from the corpus
+    at ingest (`Lexicon(...)`) and kept as plain data (`stats`, `from_stats`), so that a
+    server on a search engine loads it rather than reading every sentence at start."""
 
     def __init__(self, sentence_texts: list[str], documents: list[str], sentence_docs: list[str] = ()):
-        self.acronyms: dict[str, tuple[str, ...]] = {}
+        acronyms: dict[str, tuple[str, ...]] = {}
         for text in documents:
             for acronym, long_form in find_acronyms(text).items():
                 short = terms(acronym)
                 if short:  # "United States (US)": "us" is a stop word, no term to expand
-                    self.acronyms.setdefault(short[0], tuple(terms(long_form)))
+                    acronyms.setdefault(short[0], tuple(terms(long_form)))
+        self._set_acronyms(acronyms)
         sentence_words = [words(t) for t in sentence_texts]
-        self.sentence_terms = [self.canonical(set(_stemmer().stemWords(ws))) for ws in sentence_words]
-        df: dict[str, int] = {}
-        for ts in self.sentence_terms:
+        sentence_terms = [self.canonical(set(_stemmer().stemWords(ws))) for ws in sentence_words]
+        df: Counter = Counter(t for ts in sentence_terms for t in ts)
+        term_docs: dict[str, set[str]] = {}  # by document id (`sentence_docs`: each sentence's)
+        for doc_id, ts in zip(sentence_docs, sentence_terms):
             for t in ts:
-                df[t] = df.get(t, 0) + 1
-        self.doc_terms: dict[str, set[str]] = {}  # by document id (`sentence_docs`: each sentence's)
-        for doc_id, ts in zip(sentence_docs, self.sentence_terms):
-            self.doc_terms.setdefault(doc_id, set()).update(ts)
-        n = max(1, len(self.sentence_terms))
-        self.idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
+                term_docs.setdefault(t, set()).add(doc_id)
+        word_docs: dict[str, set[int]] = {}  # by place in `documents`
+        for n, text in enumerate(documents):
+            for w in set(words(text)):
+                word_docs.setdefault(w, set()).add(n)
+        cased, names = _name_casing(sentence_texts)
+        self._load({"sentences": len(sentence_terms), "df": dict(df), "acronyms": acronyms,
+                    "uses": dict(Counter(w for ws in sentence_words for w in ws)),
+                    "term_docs": {t: sorted(ds) for t, ds in term_docs.items()},
+                    "word_docs": {w: sorted(ds) for w, ds in word_docs.items()},
+                    "cased": cased, "names": [[list(k), list(v)] for by in names.values() for k, v in by.items()]})
+
+    @classmethod
+    def from_stats(cls, stats: dict) -> Lexicon:
+        lexicon = cls.__new__(cls)
+        lexicon._set_acronyms(stats["acronyms"])
+        lexicon._load(stats)
+        return lexicon
+
+    def _set_acronyms(self, acronyms: dict) -> None:
+        self.acronyms: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in acronyms.items()}
+
+    def _load(self, stats: dict) -> None:
+        self.stats = stats  # as saved: JSON types only
+        n = max(1, stats["sentences"])
+        self.idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in stats["df"].items()}
         self.unseen_idf = math.log(1 + (n + 0.5) / 0.5)
         # Spelling is corrected word to word, not stem to stem: "stratgic" is nearer
         # "strategic" than "strategies", and stems of different words can be closer than
         # the words themselves.
-        self._uses = Counter(w for ws in sentence_words for w in ws)
+        self._uses = Counter(stats["uses"])
         self._words = set(self._uses)
-        self._doc_words = [set(words(text)) for text in documents]
+        self._term_docs = {t: frozenset(ds) for t, ds in stats["term_docs"].items()}
+        self._word_docs = {w: frozenset(ds) for w, ds in stats["word_docs"].items()}
         self._by_initial: dict[str, list[str]] = {}
         for w in sorted(self._words | STOPWORDS):  # "itsellf" is "itself", and the model should read it so
             self._by_initial.setdefault(w[0], []).append(w)
-        self._cased, self._names = _name_casing(sentence_texts)
+        self._cased = stats["cased"]
+        self._names: dict[str, dict[tuple[str, ...], tuple[str, ...]]] = {}
+        for key, cased in sorted(stats["names"], key=lambda kv: -len(kv[0])):  # longest first
+            self._names.setdefault(key[0], {})[tuple(key)] = tuple(cased)
+        # A sentence's terms, made when a question needs them (a few dozen a question).
+        self.said = lru_cache(maxsize=SAID_CACHE)(self._said)
+
+    def _said(self, text: str) -> frozenset[str]:
+        """The terms of a sentence, as the IDF counts them."""
+        return frozenset(self.canonical(set(_stemmer().stemWords(words(text)))))
+
+    def names_in(self, name: set[str], doc_id: str) -> bool:
+        """Whether the document (by id) holds every term of a name."""
+        return all(doc_id in self._term_docs.get(t, ()) for t in name)
 
     def weight(self, term: str) -> float:
         return self.idf.get(term, self.unseen_idf)
@@ -175,7 +214,9 @@ class Lexicon:
 
     def _shared(self, word: str, context: frozenset[str]) -> int:
         """The most of `context` that one document holding `word` also holds."""
-        return max((len(context & ws) for ws in self._doc_words if word in ws), default=0) if context else 0
+        holding = self._word_docs.get(word, frozenset())
+        counts = Counter(d for w in context for d in self._word_docs.get(w, ()) if d in holding)
+        return max(counts.values(), default=0)
 
     def respell(self, question: str) -> str:
         """The question with each word the corpus never uses, in no form, spelled as the

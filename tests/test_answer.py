@@ -494,3 +494,20 @@ def test_each_server_thread_stems_with_its_own_stemmer():
 
         assert len(set(pool.map(stemmer_id, range(2)))) == 2
     assert _stemmer() is _stemmer()
+
+
+def test_the_lexicon_saved_as_json_and_loaded_answers_alike(qa):
+    import json
+
+    from qa.text import Lexicon
+
+    lex = qa.lexicon
+    loaded = Lexicon.from_stats(json.loads(json.dumps(lex.stats)))
+    for question in ("who rns the liverpool stratgic partnership", "How many staf does the LSP employ?",
+                     "who is angela hliery", "What is the LAHP?"):
+        assert loaded.respell(question) == lex.respell(question)
+        assert loaded.query_terms(question) == lex.query_terms(question)
+    text = qa.index.sentence_text(3)
+    assert loaded.said(text) == lex.said(text) and loaded.idf == lex.idf and loaded.acronyms == lex.acronyms
+    doc = qa.index.sentence(3).doc_id
+    assert loaded.names_in(set(lex.said(text)), doc) and not loaded.names_in({"nosuchterm"}, doc)
