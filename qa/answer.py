@@ -100,6 +100,9 @@ class Answerer:
         sids = list(chunk_cosine)
         if not sids:
             return sids, np.zeros((0, len(SENTENCE_FEATURES)), dtype=np.float32)
+        self.index.preload_sentences(sids)  # then the sentences they lean on, read beside them
+        self.index.preload_sentences([x for sid in sids for x in (self.lead_in(sid), *self.list_items(sid)[:LIST_ITEMS])
+                                      if x is not None])
         lex = self.lexicon
 
         def share(found: set[str]) -> float:
@@ -215,7 +218,7 @@ class Answerer:
         for n, sid in enumerate(shown, start=1):
             s = self.index.sentence(sid)
             doc = self.index.document(s.doc_id)
-            text = doc.text[s.start:s.end]
+            text = self.index.sentence_text(sid)
             citations.append(Citation(n, doc.doc_id, doc.title, doc.date, s.start, s.end, text, doc.page_of(s.start)))
             sentences.append(AnswerSentence(text, n, self._in_document(sid, spans.get(sid))))
         answer = " ".join(f"{s.text} [{s.citation}]" for s in sentences)
@@ -227,7 +230,7 @@ class Answerer:
         out = []
         for n, p in enumerate(passages[:CLOSEST_PASSAGES], start=1):
             doc = self.index.document(p.doc_id)
-            out.append(Citation(n, doc.doc_id, doc.title, doc.date, p.start, p.end, doc.text[p.start:p.end],
+            out.append(Citation(n, doc.doc_id, doc.title, doc.date, p.start, p.end, p.text,
                                 doc.page_of(p.start)))
         return out
 

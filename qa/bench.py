@@ -206,7 +206,7 @@ def _ingest_worker(job: dict) -> dict:
     report = build_index(config, encoder)
     seconds = time.perf_counter() - started
     index = load_index(config.index_dir, expected_settings(config, encoder.model_id, encoder.weights_sha256, encoder.dim))
-    texts = [index.sentence_text(i) for i in range(len(index.sentences))] + [index.chunk_text(c) for c in index.chunks]
+    texts = [index.sentence_text(i) for i in range(len(index.sentences))] + [index.chunk_text(c) for c in range(len(index.chunks))]
     tokens = sum(encoder.count_tokens(t) for t in texts)
     started = time.perf_counter()
     encoder.encode(texts)

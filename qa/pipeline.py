@@ -17,7 +17,6 @@ from .store import Index, load_index
 from .read import Reader, ReaderModel, load_reader
 from .question import Question, check_history, check_text, help_reply, plain, prepare
 from .retrieve import Retriever
-from .text import Lexicon
 from .types import Answer, BadQuestion, Passage, Stopwatch
 
 
@@ -33,8 +32,7 @@ class QA:
         self.index = index
         self.reader = reader
         model = model or ReaderModel.load()
-        self.lexicon = lexicon = Lexicon([index.sentence_text(i) for i in range(len(index.sentences))],
-                                         [d.text for d in index.documents.values()], [s.doc_id for s in index.sentences])
+        self.lexicon = lexicon = index.lexicon()
         self.retriever = Retriever(index, lexicon, config.candidates, config.rrf_k)
         self.answerer = Answerer(index, lexicon, encoder, reader, model, config)
 

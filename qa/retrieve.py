@@ -47,7 +47,7 @@ class Retriever:
             chunk = self.store.chunk(cid)
             passages.append(Passage(
                 chunk_id=cid, doc_id=chunk.doc_id, start=chunk.start, end=chunk.end,
-                text=self.store.document(chunk.doc_id).text[chunk.start:chunk.end], score=round(fused[cid], 6),
+                text=self.store.chunk_text(cid), score=round(fused[cid], 6),
                 dense=round(dense.get(cid, float(vec @ q_vec)), 6), lexical=round(lexical.get(cid, 0.0), 6),
             ))
         return passages

@@ -27,6 +27,7 @@ import faiss
 import numpy as np
 
 from .embed import TokenVectors
+from .text import Lexicon
 from .types import Chunk, Document, IndexBusyError, IndexMissingError, QAError, Sentence, StaleIndexError
 
 MANIFEST = "manifest.json"
@@ -92,6 +93,8 @@ class Store(Protocol):
 
     def chunk(self, cid: int) -> Chunk: ...
 
+    def chunk_text(self, cid: int) -> str: ...
+
     def chunk_vectors(self, cids: list[int]) -> np.ndarray: ...
 
     def chunks_of(self, sid: int) -> tuple[int, ...]:
@@ -106,7 +109,14 @@ class Store(Protocol):
     def stored_tokens(self, sids: list[int]) -> list[TokenVectors] | None:
         """The sentences' token vectors as stored at ingest, or None where they are not stored."""
 
-    def document(self, doc_id: str) -> Document: ...
+    def preload_sentences(self, sids: list[int]) -> None:
+        """The answer stage is about to read these sentences: a remote store fetches them in one go."""
+
+    def document(self, doc_id: str) -> Document:
+        """The document's title, date, source and pages (its text, where the backend keeps it in memory)."""
+
+    def lexicon(self) -> Lexicon:
+        """The corpus's word statistics (`qa.text.Lexicon`)."""
 
 
 @dataclass
@@ -148,7 +158,8 @@ class Index:
     def chunk(self, cid: int) -> Chunk:
         return self.chunks[cid]
 
-    def chunk_text(self, chunk: Chunk) -> str:
+    def chunk_text(self, cid: int) -> str:
+        chunk = self.chunks[cid]
         return self.documents[chunk.doc_id].text[chunk.start:chunk.end]
 
     def chunks_of(self, sid: int) -> tuple[int, ...]:
@@ -167,8 +178,16 @@ class Index:
     def stored_tokens(self, sids: list[int]) -> list[TokenVectors] | None:
         return None if self.tokens is None else [self.tokens.get(sid) for sid in sids]
 
+    def preload_sentences(self, sids: list[int]) -> None:
+        pass  # all in memory
+
     def document(self, doc_id: str) -> Document:
         return self.documents[doc_id]
+
+    def lexicon(self) -> Lexicon:
+        """Made from the loaded index: one pass over its sentences."""
+        return Lexicon([self.sentence_text(i) for i in range(len(self.sentences))],
+                       [d.text for d in self.documents.values()], [s.doc_id for s in self.sentences])
 
     def chunk_vectors(self, cids: list[int] | None = None) -> np.ndarray:
         """The vectors of the chunks `cids`, or of all of them."""
