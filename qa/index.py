@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +20,11 @@ from .chunk import chunk_document, tiktoken_count
 from .config import Config
 from .embed import Encoder, TokenVectors
 from .formats import Limits
-from .ingest import read_corpus
+from .engine import is_engine
+from .ingest import CorpusReadResult, read_corpus
 from .store import Index, TokenStore, load_index, save_index, writing
-from .text import terms
-from .types import Chunk, ConfigError, EmptyCorpusError, QAError, Sentence
+from .text import Lexicon, terms
+from .types import Chunk, ConfigError, Document, EmptyCorpusError, QAError, Sentence
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on import and logs each build step
 
@@ -62,26 +64,39 @@ Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed)
 
 def build_index(config: Config, encoder: Encoder, progress: Progress | None = None) -> BuildReport:
     """Read the corpus and (re)write the index, embedding only new or changed documents."""
+    # With an engine the lock (in the index folder) still keeps two ingests on one machine
+    # (replicas sharing one corpus folder) from writing at once.
     with writing(config.index_dir):
-        return _build(config, encoder, progress)
+        return (_build_in_engine if is_engine(config.store) else _build)(config, encoder, progress)
 
 
-def _build(config: Config, encoder: Encoder, progress: Progress | None) -> BuildReport:
-    started = time.perf_counter()
+def _read(config: Config, known: dict[str, Document]) -> CorpusReadResult:
+    """Every readable document of the corpus (`known`: read before, by source path)."""
     if not Path(config.corpus_dir).is_dir():
         raise EmptyCorpusError(f"The corpus folder {config.corpus_dir} does not exist. Point --corpus at a folder of documents.")
-    expected = expected_settings(config, encoder.model_id, encoder.weights_sha256, encoder.dim)
-    old = _previous(config.index_dir, expected)
-    old_docs = old.documents if old else {}
     limits = Limits(config.extract_seconds, config.extract_memory_mb, config.extract_inflated_mb, config.extract_pages)
-    read = read_corpus(config.corpus_dir, config.clean_patterns, {d.source: d for d in old_docs.values()}, limits)
-    report = BuildReport(skipped=read.skipped, warnings=read.warnings)
+    read = read_corpus(config.corpus_dir, config.clean_patterns, known, limits)
     if not read.documents:
         why = f" ({len(read.skipped)} file(s) skipped as unreadable)" if read.skipped else ""
         raise EmptyCorpusError(
             f"No readable .txt, .md, .html, .pdf or .docx documents in {config.corpus_dir}{why}. "
             "Point --corpus at a folder of documents."
         )
+    return read
+
+
+def _chunked(doc: Document, config: Config, encoder: Encoder):
+    return chunk_document(doc, tiktoken_count, config.chunk_tokens, config.chunk_overlap_tokens,
+                          encoder.count_tokens, encoder.max_tokens)
+
+
+def _build(config: Config, encoder: Encoder, progress: Progress | None) -> BuildReport:
+    started = time.perf_counter()
+    expected = expected_settings(config, encoder.model_id, encoder.weights_sha256, encoder.dim)
+    old = _previous(config.index_dir, expected)
+    old_docs = old.documents if old else {}
+    read = _read(config, {d.source: d for d in old_docs.values()})
+    report = BuildReport(skipped=read.skipped, warnings=read.warnings)
 
     fresh = [d for d in read.documents if d.doc_id not in old_docs or old_docs[d.doc_id].content_hash != d.content_hash]
     report.removed = sorted(set(old_docs) - {d.doc_id for d in read.documents})
@@ -92,9 +107,7 @@ def _build(config: Config, encoder: Encoder, progress: Progress | None) -> Build
     # Chunk the new documents and embed their chunks and sentences in one pass.
     pieces = {}
     for doc in fresh:
-        sentences, groups = chunk_document(doc, tiktoken_count, config.chunk_tokens, config.chunk_overlap_tokens,
-                                           encoder.count_tokens, encoder.max_tokens)
-        pieces[doc.doc_id] = (sentences, groups)
+        pieces[doc.doc_id] = _chunked(doc, config, encoder)
     sentence_texts = [doc.text[s.start:s.end] for doc in fresh for s in pieces[doc.doc_id][0]]
     chunk_texts = [doc.text[s:e] for doc in fresh for s, e, _ in pieces[doc.doc_id][1]]
     total, done = len(sentence_texts) + len(chunk_texts), 0
@@ -175,6 +188,56 @@ def _build(config: Config, encoder: Encoder, progress: Progress | None) -> Build
     save_index(config.index_dir, Index(manifest, documents, sentences, chunks, sent_matrix, dense, bm25, tokens,
                                        sentence_dense))
     report.documents, report.chunks, report.sentences = len(documents), len(chunks), len(sentences)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _build_in_engine(config: Config, encoder: Encoder, progress: Progress | None) -> BuildReport:
+    """The same build into a search engine (`qa.engine`): each new or changed document's rows
+    written over its old ones, removed documents deleted, then the corpus's lexicon and,
+    last, the manifest that names it (the commit). An ingest killed midway leaves the old
+    manifest; run again, it writes what is missing, over the same ids."""
+    from . import engine
+
+    started = time.perf_counter()
+    expected = expected_settings(config, encoder.model_id, encoder.weights_sha256, encoder.dim)
+    client = engine.connect(config.store)
+    manifest = engine.read_json(client, "manifest")
+    if manifest is not None and any(manifest.get(k) != v for k, v in expected.items()):
+        engine.drop_collections(client)  # built with another model, chunking or format: rebuilt
+    engine.create_collections(client, encoder.dim)
+    read = _read(config, {})
+    report = BuildReport(skipped=read.skipped, warnings=read.warnings)
+    stored = engine.stored_documents(client)
+    fresh = [d for d in read.documents if stored.get(d.doc_id) != d.content_hash]
+    report.removed = sorted(set(stored) - {d.doc_id for d in read.documents})
+    report.embedded = [d.doc_id for d in fresh]
+    report.reused = [d.doc_id for d in read.documents if stored.get(d.doc_id) == d.content_hash]
+    for doc_id in report.removed:
+        engine.delete_document(client, doc_id)
+    pieces = {d.doc_id: _chunked(d, config, encoder) for d in read.documents}  # the lexicon reads every sentence
+    total, done = sum(len(pieces[d.doc_id][0]) + len(pieces[d.doc_id][1]) for d in fresh), 0
+    for doc in fresh:
+        sentences, groups = pieces[doc.doc_id]
+        texts = [doc.text[s.start:s.end] for s in sentences] + [doc.text[a:b] for a, b, _ in groups]
+        vectors = encoder.encode(texts)
+        engine.write_document(client, doc, sentences, groups, vectors[:len(sentences)], vectors[len(sentences):])
+        done += len(texts)
+        if progress:
+            progress(done, total)
+    docs = read.documents
+    lexicon = Lexicon([d.text[s.start:s.end] for d in docs for s in pieces[d.doc_id][0]], [d.text for d in docs],
+                      [d.doc_id for d in docs for _ in pieces[d.doc_id][0]])
+    gen = time.strftime("%Y%m%d%H%M%S").lower() + uuid.uuid4().hex[:6]
+    parts = engine.write_json(client, f"lexicon-{gen}", lexicon.stats)
+    report.documents = len(docs)
+    report.sentences = sum(len(pieces[d.doc_id][0]) for d in docs)
+    report.chunks = sum(len(pieces[d.doc_id][1]) for d in docs)
+    engine.write_json(client, "manifest", {
+        **expected, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "generation": gen,
+        "counts": {"documents": report.documents, "chunks": report.chunks, "sentences": report.sentences},
+        "lexicon": {"key": f"lexicon-{gen}", "parts": parts}})
+    engine.forget_lexicons(client, keep=f"lexicon-{gen}")
     report.seconds = time.perf_counter() - started
     return report
 

@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+from .engine import is_engine
 from .pipeline import QA
 from .types import QAError
 
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 
 class LiveQA:
     """The `QA` a server answers with, replaced when `qa ingest` commits a new index into
-    its folder, with no restart. At most once a `check_seconds` a request looks at the
+    its folder (or into the search engine it answers from), with no restart. At most once a `check_seconds` a request looks at the
     manifest (one stat); a changed one is loaded on a thread beside the old, sharing the
     loaded models, and takes its place in one assignment. A request keeps the `QA` it
     started with, so none fails or mixes two indexes. An index that cannot be loaded
@@ -41,7 +42,10 @@ class LiveQA:
         self._loading.acquire()
         self._load()
 
-    def _signature(self) -> tuple[int, int] | None:
+    def _signature(self) -> tuple[int, int] | str | None:
+        """What changes when an ingest commits: the manifest file, or the engine's generation."""
+        if is_engine(self.current.config.store):
+            return self.current.index.committed()
         try:
             stat = self._manifest.stat()
         except OSError:

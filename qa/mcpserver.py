@@ -91,7 +91,7 @@ def create_mcp(config: Config, qa: QA | None = None):
     def list_documents() -> dict[str, Any]:
         """Every document that answers can cite: doc_id, title, date, source file, length in characters
         and pages."""
-        return {"documents": [summary(d) for d in live.get().index.documents.values()]}
+        return {"documents": [summary(d, chars) for d, chars in live.get().index.listing()]}
 
     @server.tool()
     def read_document(doc_id: Annotated[str, Field(description="a doc_id from list_documents or a citation")],
@@ -102,16 +102,18 @@ def create_mcp(config: Config, qa: QA | None = None):
         """A document's stored text from `start` to `end`: the text citations slice, so a citation's
         start and end give exactly its quoted sentence. Long documents come in parts: `next_start` says
         where the next part begins (null at the end)."""
-        doc = live.get().index.documents.get(doc_id)
+        store = live.get().index
+        doc = store.find(doc_id)
         if doc is None:
             raise ToolError(f"No document has the id {doc_id!r}. list_documents lists them.")
-        length = len(doc.text)
+        text = store.document_text(doc_id)
+        length = len(text)
         end = length if end is None else end
         if not start <= end <= length:
             raise ToolError(f"start and end must satisfy 0 <= start <= end <= {length} (the document's length); "
                             f"got start {start}, end {end}.")
         end = min(end, start + READ_LIMIT)
-        return {**summary(doc), "start": start, "end": end, "text": doc.text[start:end],
+        return {**summary(doc, length), "start": start, "end": end, "text": text[start:end],
                 "next_start": end if end < length else None,
                 "page_starts": list(doc.pages)}
 

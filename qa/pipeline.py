@@ -12,8 +12,9 @@ from threadpoolctl import threadpool_limits
 from .answer import Answerer
 from .config import Config
 from .embed import Encoder, load_encoder
+from .engine import EngineStore, is_engine
 from .index import expected_settings
-from .store import Index, load_index
+from .store import Store, load_index
 from .read import Reader, ReaderModel, load_reader
 from .question import Question, check_history, check_text, help_reply, plain, prepare
 from .retrieve import Retriever
@@ -21,7 +22,7 @@ from .types import Answer, BadQuestion, Passage, Stopwatch
 
 
 class QA:
-    def __init__(self, config: Config, encoder: Encoder, index: Index, reader: Reader, model: ReaderModel | None = None):
+    def __init__(self, config: Config, encoder: Encoder, index: Store, reader: Reader, model: ReaderModel | None = None):
         # The question path's own arithmetic is on small matrices; OpenBLAS worker threads
         # gained nothing there, and spun on the two cores after each product, taking the
         # reader from 106 to 144 ms p50 on a SQuAD index. This is process-wide: a process
@@ -41,7 +42,11 @@ class QA:
              model: ReaderModel | None = None) -> QA:
         encoder = encoder or load_encoder(config)
         expected = expected_settings(config, encoder.model_id, encoder.weights_sha256, encoder.dim)
-        return cls(config, encoder, load_index(config.index_dir, expected), reader or load_reader(config), model)
+        if is_engine(config.store):
+            store = EngineStore.connect(config.store, expected)
+        else:
+            store = load_index(config.index_dir, expected)
+        return cls(config, encoder, store, reader or load_reader(config), model)
 
     def prepare(self, question: str, history: list[dict] | None = None, watch: Stopwatch | None = None) -> Question:
         return prepare(question, history, self.lexicon, self.encoder, self.config, watch)

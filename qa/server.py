@@ -163,8 +163,8 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
     @app.get("/api/documents")
     def documents():
         jobs = indexer.jobs()
-        listed = [{**summary(d), "state": "ready", **({"warnings": d.meta["warnings"]} if d.meta.get("warnings") else {}),
-                   **public(jobs.pop(d.doc_id, {}))} for d in live.get().index.documents.values()]
+        listed = [{**summary(d, chars), "state": "ready", **({"warnings": d.meta["warnings"]} if d.meta.get("warnings") else {}),
+                   **public(jobs.pop(d.doc_id, {}))} for d, chars in live.get().index.listing()]
         return jsonify({"documents": listed + [public(j) for j in jobs.values()],
                         "uploads": {"enabled": bool(config.api_token), "max_bytes": config.max_upload_bytes,
                                     "types": sorted(SUFFIXES)}})
@@ -198,15 +198,17 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
 
     @app.get("/api/documents/<path:doc_id>")
     def document(doc_id: str):
-        doc = live.get().index.documents.get(doc_id)
+        store = live.get().index
+        doc = store.find(doc_id)
         if doc is None:
             raise ApiError(404, f"No document has the id {doc_id!r}. GET /api/documents lists them.")
-        return jsonify({**summary(doc), "meta": doc.meta, "text": doc.text, "masked": [list(m) for m in doc.masked],
+        text = store.document_text(doc_id)
+        return jsonify({**summary(doc, len(text)), "meta": doc.meta, "text": text, "masked": [list(m) for m in doc.masked],
                         "pages": list(doc.pages)})
 
     @app.get("/api/files/<path:doc_id>")
     def original_file(doc_id: str):
-        doc = live.get().index.documents.get(doc_id)
+        doc = live.get().index.find(doc_id)
         if doc is None:
             raise ApiError(404, f"No document has the id {doc_id!r}. GET /api/documents lists them.")
         corpus = Path(config.corpus_dir).resolve()
@@ -274,8 +276,8 @@ def authorize(config: Config) -> None:
                        "unauthorized")
 
 
-def summary(doc: Document) -> dict:
-    return {"doc_id": doc.doc_id, "title": doc.title, "date": doc.date, "source": doc.source, "chars": len(doc.text),
+def summary(doc: Document, chars: int) -> dict:
+    return {"doc_id": doc.doc_id, "title": doc.title, "date": doc.date, "source": doc.source, "chars": chars,
             "pages": len(doc.pages) or None, **({"filename": doc.meta["filename"]} if doc.meta.get("filename") else {})}
 
 

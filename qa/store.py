@@ -118,6 +118,15 @@ class Store(Protocol):
     def lexicon(self) -> Lexicon:
         """The corpus's word statistics (`qa.text.Lexicon`)."""
 
+    # What the document routes read: listed, looked up, read whole.
+    def listing(self) -> list[tuple[Document, int]]:
+        """Every document, with its length in characters (its text may be left unread)."""
+
+    def find(self, doc_id: str) -> Document | None:
+        """The document (as `document`), or None where there is none of that id."""
+
+    def document_text(self, doc_id: str) -> str: ...
+
 
 @dataclass
 class Index:
@@ -183,6 +192,15 @@ class Index:
 
     def document(self, doc_id: str) -> Document:
         return self.documents[doc_id]
+
+    def listing(self) -> list[tuple[Document, int]]:
+        return [(d, len(d.text)) for d in self.documents.values()]
+
+    def find(self, doc_id: str) -> Document | None:
+        return self.documents.get(doc_id)
+
+    def document_text(self, doc_id: str) -> str:
+        return self.documents[doc_id].text
 
     def lexicon(self) -> Lexicon:
         """Made from the loaded index: one pass over its sentences."""
