@@ -99,8 +99,8 @@ class Config:
     max_answer_sentences: int = 3
     # Below this confidence (the fitted probability that the first sentence is right) the
     # bot abstains; chosen on the SQuAD select split by `qa fit`.
-    abstain_threshold: float = 0.0935
-    sure_threshold: float = 0.3929
+    abstain_threshold: float = 0.0970
+    sure_threshold: float = 0.3833
     extra_sentence_margin: float = 1.0  # later sentences' fused score is at most this far below the first's
 
     # Server.
@@ -112,6 +112,10 @@ class Config:
     threads: int = 4
     rate_limit_per_minute: int = 300  # questions (POSTs) per client address; 0 turns the limit off
     index_check_seconds: float = 1.0  # how often the server looks for an index that `qa ingest` replaced
+    # Stopped with SIGTERM, the server answers for this long (its health check saying it is
+    # stopping, so a balancer sends no more) before it exits: a balancer's check interval
+    # plus the longest question.
+    drain_seconds: float = 2.0
     # Adding and removing documents over HTTP needs this token (Authorization: Bearer ...);
     # empty, the API and the page cannot change the corpus.
     api_token: str = ""

@@ -6,9 +6,11 @@ Every error, from a bad body to a bug, leaves as `{"error": {"code", "message"}}
 
 from __future__ import annotations
 
+import _thread
 import json
 import logging
 import re
+import signal
 import threading
 import time
 import uuid
@@ -222,6 +224,8 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
 
     @app.get("/api/health")
     def health():
+        if app.config.get("QA_DRAINING"):
+            return jsonify({"status": "stopping"}), 503
         qa = live.get()
         m = qa.index.manifest
         return jsonify({"status": "ok", **m.get("counts", {}), "model": m["model"]["id"], "reader": qa.reader.model_id,
@@ -369,5 +373,14 @@ def serve(config: Config) -> None:
     except IndexBusyError:
         pass  # an ingest is writing: it will tidy up itself
     app = create_app(config)
+    server = make_server(app, config, SECURITY_HEADERS)
+
+    def drain(signum, frame):
+        # Stopped (SIGTERM) behind a balancer: /api/health says so at once, so no more
+        # questions are sent here; those under way are answered; then the server stops.
+        app.config["QA_DRAINING"] = True
+        threading.Timer(config.drain_seconds, _thread.interrupt_main).start()
+
+    signal.signal(signal.SIGTERM, drain)
     print(f"Serving the chat at http://{config.host}:{config.port}/ (Ctrl+C to stop)", flush=True)
-    make_server(app, config, SECURITY_HEADERS).run()
+    server.run()

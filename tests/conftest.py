@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from qa.embed import load_encoder
 from qa.index import build_index
 from qa.pipeline import QA
 from qa.read import load_reader
+from qa.replicas import replica
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
@@ -111,35 +110,31 @@ def live_server(tmp_path_factory, encoder):
 @contextlib.contextmanager
 def running_server(config: Config, root: Path, env: dict | None = None, python: str = sys.executable):
     """`qa serve` on a free loopback port over `config.index_dir`, until the block ends:
-    gives its base URL and its process. `python`: the interpreter it runs under."""
-    port = free_port()
-    log = open(root / "server.log", "w")
-    proc = subprocess.Popen(
-        [python, "-m", "qa.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--index", config.index_dir],
-        cwd=root, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/api/health", timeout=2) as r:
-                if json.load(r)["status"] == "ok":
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"qa serve did not start: {(root / 'server.log').read_text()[-2000:]}")
-        time.sleep(0.3)
+    gives its base URL and its process (its log: `root`/replica-<port>.log). `python`: the
+    interpreter it runs under."""
+    with replica(free_port(), root, {"QA_INDEX_DIR": config.index_dir, **(env or {})}, python=python) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def engine_server(data: Path):
+    """`bash scripts/engine DIR PORT` as a user runs it, until the block ends: gives the URI
+    it printed as its last line once the server accepted connections."""
+    proc = subprocess.Popen(["bash", str(ROOT / "scripts" / "engine"), str(data), str(free_port())],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    uri = proc.stdout.readline().strip()
     try:
-        yield base, proc
+        assert uri.startswith("http://"), proc.stderr.read()[-2000:]
+        yield uri
     finally:
         proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def engine_uri(tmp_path_factory):
+    with engine_server(tmp_path_factory.mktemp("engine")) as uri:
+        yield uri
 
 
 def post_json(url: str, body: dict) -> dict:

@@ -3,10 +3,8 @@ started by `bash scripts/engine` as a user starts it, never a mock."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -19,30 +17,9 @@ from qa.live import LiveQA
 from qa.pipeline import QA
 from qa.types import IndexMissingError, QAError
 
-from conftest import CORPUS, ROOT, free_port
+from conftest import CORPUS, ROOT, engine_server, free_port
 
 DEFAULT_SET = ROOT / "evals" / "default.jsonl"
-
-
-@contextlib.contextmanager
-def _engine(data: Path):
-    """`bash scripts/engine DIR PORT` as a user runs it, until the block ends: gives the URI
-    it printed as its last line once the server accepted connections."""
-    proc = subprocess.Popen(["bash", str(ROOT / "scripts" / "engine"), str(data), str(free_port())],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    uri = proc.stdout.readline().strip()
-    try:
-        assert uri.startswith("http://"), proc.stderr.read()[-2000:]
-        yield uri
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-@pytest.fixture(scope="session")
-def engine_uri(tmp_path_factory):
-    with _engine(tmp_path_factory.mktemp("engine")) as uri:
-        yield uri
 
 
 def _config(corpus_config, uri: str, root: Path, corpus: Path = CORPUS):
@@ -96,7 +73,7 @@ def _rows(client, collection: str) -> int:
 def test_ingest_into_the_engine_writes_changes_once_and_replicas_follow(corpus_config, encoder, reader, tmp_path):
     corpus = tmp_path / "corpus"
     shutil.copytree(CORPUS, corpus)
-    with _engine(tmp_path / "data") as uri:
+    with engine_server(tmp_path / "data") as uri:
         config = _config(corpus_config, uri, tmp_path, corpus)
         with pytest.raises(IndexMissingError, match="qa ingest"):
             QA.load(config, encoder, reader)
