@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("ingest", help="build or update the index from a folder of documents")
     p.add_argument("--corpus", dest="corpus_dir", help="folder of .txt, .md, .html, .pdf and .docx files (default: corpus)")
     p.add_argument("--index", dest="index_dir", help="index folder (default: index)")
+    p.add_argument("--workers", type=int, default=1, help="with a search engine as the store: embed in this many "
+                                                            "processes, each writing its shard of the documents")
+    p.add_argument("--shard", type=shard_arg, default=(0, 1), metavar="I/N",
+                   help="with a search engine as the store: write only shard I of N (0-based), e.g. one per machine")
 
     p = sub.add_parser("add", help="add PDF, Word, text, Markdown or HTML files to the corpus and index them")
     p.add_argument("files", nargs="+", metavar="FILE")
@@ -135,18 +139,36 @@ class Progress:
             self.bar.close()
 
 
+def shard_arg(text: str) -> tuple[int, int]:
+    i, _, n = text.partition("/")
+    if not (i.isdigit() and n.isdigit() and 0 <= int(i) < int(n)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N with 0 <= I < N, e.g. 0/2")
+    return int(i), int(n)
+
+
 def cmd_ingest(config: Config, args) -> int:
-    ingest(config)
+    if args.workers > 1:
+        from .index import build_in_workers
+
+        started = time.perf_counter()
+        failed = build_in_workers(config, args.workers)
+        if failed:
+            print(f"error: shard(s) {', '.join(f'{i}/{args.workers}' for i in failed)} failed; run `qa ingest --shard "
+                  f"I/{args.workers}` again for each: what they wrote is kept, and nothing is written twice.", file=sys.stderr)
+            return 2
+        print(f"{args.workers} workers done in {time.perf_counter() - started:.1f}s")
+        return 0
+    ingest(config, args.shard)
     return 0
 
 
-def ingest(config: Config):
+def ingest(config: Config, shard: tuple[int, int] = (0, 1)):
     """Build the index with a progress bar; print what was done and what was skipped."""
     from .embed import load_encoder
     from .index import build_index
 
-    progress = Progress("embedding", "text")
-    report = build_index(config, load_encoder(config), progress)
+    progress = Progress("embedding" if shard == (0, 1) else f"embedding {shard[0]}/{shard[1]}", "text")
+    report = build_index(config, load_encoder(config), progress, shard)
     progress.close()
     for path, reason in report.skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
@@ -156,6 +178,7 @@ def ingest(config: Config):
         f"Indexed {report.documents} documents ({len(report.embedded)} embedded, {len(report.reused)} unchanged, "
         f"{len(report.removed)} removed), {report.chunks} chunks, {report.sentences} sentences; "
         f"{len(report.skipped)} files skipped; {report.seconds:.1f}s -> {config.index_dir if config.store == 'files' else config.store}"
+        + (f" (shard {shard[0]}/{shard[1]})" if shard != (0, 1) else "")
     )
     return report
 

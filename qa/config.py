@@ -64,6 +64,7 @@ class Config:
     # "onnx": ONNX Runtime on an export made once into the cache folder (default);
     # "torch": sentence-transformers. Both give the same vectors (cosine ≥ 0.9999).
     encoder_runtime: str = "onnx"
+    embed_threads: int = 0  # onnxruntime intra-op threads of the embedder; 0: every core
     cache_dir: str = ""  # where the export is kept; default $XDG_CACHE_HOME/qa or ~/.cache/qa
 
     # Reader: the cross-encoder that reads question and sentence together: one of
@@ -132,6 +133,12 @@ class Config:
         """A copy with the given fields replaced; `None` values are ignored."""
         given = {k: v for k, v in overrides.items() if v is not None}
         return dataclasses.replace(self, **given) if given else self
+
+
+def to_env(config: Config) -> dict[str, str]:
+    """Every setting as the QA_* environment variable that gives it (for a child process)."""
+    return {f"QA_{f.name.upper()}": json.dumps(v) if isinstance(v := getattr(config, f.name), tuple) else str(v)
+            for f in dataclasses.fields(Config)}
 
 
 def _coerce(name: str, kind: type, value):

@@ -208,7 +208,7 @@ def content_ids(pieces: Sequence[str], special: set[int]) -> list[bool]:
 class OnnxEncoder:
     """A sentence-transformers model exported by `qa.export`, run with onnxruntime and tokenizers."""
 
-    def __init__(self, folder: Path, model_id: str, batch_size: int = 16, memo: Path | None = None):
+    def __init__(self, folder: Path, model_id: str, batch_size: int = 16, memo: Path | None = None, threads: int = 0):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -222,6 +222,7 @@ class OnnxEncoder:
         # Idle worker threads must not spin: the embedder's and the reader's pools share two
         # cores, and spinning ones slowed the other model by a third (read 125 -> 83 ms p50).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.intra_op_num_threads = threads  # 0: every core
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # done at export
         self._session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
@@ -336,4 +337,4 @@ def _onnx_encoder(config: Config, expected: str) -> OnnxEncoder:
         found = checked_hash(source, expected, f"model {config.model!r}", "Reinstall the model package, "
                              "or set `model_sha256` to the new hash if the change is intended.")
         export_encoder(source, found, folder, config.model)
-    return OnnxEncoder(folder, config.model, config.embed_batch_size, hash_memo(config))
+    return OnnxEncoder(folder, config.model, config.embed_batch_size, hash_memo(config), config.embed_threads)

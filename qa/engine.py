@@ -281,7 +281,11 @@ def create_collections(client, dim: int) -> None:
         index.add_index("vector" if vector_dim > 2 else "dummy", index_type="AUTOINDEX", metric_type="IP")
         if extra:
             extra(schema, index)
-        client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+        try:
+            client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+        except Exception:
+            if not client.has_collection(name):  # else another shard's ingest made it first
+                raise
 
     def bm25(schema, index):
         schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["terms"],
@@ -360,9 +364,14 @@ def _insert(client, collection: str, rows: list[dict]) -> None:
         client.insert(collection, rows[at:at + FETCH])
 
 
-def forget_lexicons(client, keep: str) -> None:
-    """The lexicons of generations before the committed one."""
-    client.delete(META, filter=f'key like "lexicon-%" and not ({_equals("key", keep)})')
+def commit(client, manifest: dict) -> None:
+    """Make `manifest` the committed one, unless a shard that ended meanwhile committed a
+    newer generation (generations sort by time); then forget older generations' lexicons."""
+    current = read_json(client, "manifest")
+    if current is None or current.get("generation", "") < manifest["generation"]:
+        write_json(client, "manifest", manifest)
+    committed = read_json(client, "manifest")["generation"]
+    client.delete(META, filter=f'key like "lexicon-%" and key < {json.dumps("lexicon-" + committed)}')
 
 
 def _equals(field: str, value: str) -> str:

@@ -5,6 +5,7 @@ An index built with another model, chunking or format is never mixed in: it is r
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -29,6 +30,8 @@ from .types import Chunk, ConfigError, Document, EmptyCorpusError, QAError, Sent
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on import and logs each build step
 
 FORMAT_VERSION = 3  # 2: sentences' token vectors stored at ingest; 3: sentences' places (`Sentence`)
+ONE_WRITER = ("Ingest in shards (--shard, --workers) writes to a search engine: set the store to its URI "
+              "(QA_STORE; `bash scripts/engine DIR` runs one). The files index has one writer.")
 SPLITTER_VERSION = 1  # bump when sentence splitting or chunking changes its output
 
 
@@ -62,12 +65,43 @@ class BuildReport:
 Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed)
 
 
-def build_index(config: Config, encoder: Encoder, progress: Progress | None = None) -> BuildReport:
-    """Read the corpus and (re)write the index, embedding only new or changed documents."""
-    # With an engine the lock (in the index folder) still keeps two ingests on one machine
-    # (replicas sharing one corpus folder) from writing at once.
-    with writing(config.index_dir):
-        return (_build_in_engine if is_engine(config.store) else _build)(config, encoder, progress)
+def build_index(config: Config, encoder: Encoder, progress: Progress | None = None,
+                shard: tuple[int, int] = (0, 1)) -> BuildReport:
+    """Read the corpus and (re)write the index, embedding only new or changed documents.
+    `shard` (I, N): into a search engine, only the documents of shard I of N (`in_shard`),
+    so that N processes, on one machine or several, write one index between them."""
+    if not is_engine(config.store):
+        if shard != (0, 1):
+            raise ConfigError(ONE_WRITER)
+        with writing(config.index_dir):
+            return _build(config, encoder, progress)
+    # The lock (in the index folder, one per shard) keeps two ingests of one shard on one
+    # machine (replicas sharing a corpus folder) from writing at once.
+    with writing(Path(config.index_dir) / (f"shard-{shard[0]}-of-{shard[1]}" if shard[1] > 1 else "")):
+        return _build_in_engine(config, encoder, progress, shard)
+
+
+def build_in_workers(config: Config, workers: int) -> list[int]:
+    """`qa ingest --shard I/N` in `workers` processes at once, each with its share of the
+    cores; returns the shards that failed (each can be run again alone)."""
+    import os
+    import subprocess
+    import sys
+
+    from .config import to_env
+
+    if not is_engine(config.store):
+        raise ConfigError(ONE_WRITER)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    env = {**os.environ, **to_env(config), "QA_EMBED_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+    procs = [subprocess.Popen([sys.executable, "-m", "qa.cli", "ingest", "--shard", f"{i}/{workers}"], env=env)
+             for i in range(workers)]
+    return [i for i, proc in enumerate(procs) if proc.wait() != 0]
+
+
+def in_shard(doc_id: str, shard: tuple[int, int]) -> bool:
+    """Whether the document is shard I's of N: by a hash of its id, the same on every machine."""
+    return int(hashlib.sha256(doc_id.encode()).hexdigest()[:8], 16) % shard[1] == shard[0]
 
 
 def _read(config: Config, known: dict[str, Document]) -> CorpusReadResult:
@@ -192,11 +226,13 @@ def _build(config: Config, encoder: Encoder, progress: Progress | None) -> Build
     return report
 
 
-def _build_in_engine(config: Config, encoder: Encoder, progress: Progress | None) -> BuildReport:
+def _build_in_engine(config: Config, encoder: Encoder, progress: Progress | None, shard: tuple[int, int]) -> BuildReport:
     """The same build into a search engine (`qa.engine`): each new or changed document's rows
-    written over its old ones, removed documents deleted, then the corpus's lexicon and,
-    last, the manifest that names it (the commit). An ingest killed midway leaves the old
-    manifest; run again, it writes what is missing, over the same ids."""
+    written over its old ones (its document row last), removed documents deleted, then the
+    corpus's lexicon and, last, the manifest that names it (the commit). A shard writes and
+    removes only its documents, but reads them all for the lexicon; whichever shard ends
+    last commits the manifest of all. An ingest killed midway is run again: documents
+    written whole are skipped, the rest written over the same ids."""
     from . import engine
 
     started = time.perf_counter()
@@ -209,10 +245,10 @@ def _build_in_engine(config: Config, encoder: Encoder, progress: Progress | None
     read = _read(config, {})
     report = BuildReport(skipped=read.skipped, warnings=read.warnings)
     stored = engine.stored_documents(client)
-    fresh = [d for d in read.documents if stored.get(d.doc_id) != d.content_hash]
-    report.removed = sorted(set(stored) - {d.doc_id for d in read.documents})
+    fresh = [d for d in read.documents if stored.get(d.doc_id) != d.content_hash and in_shard(d.doc_id, shard)]
+    report.removed = sorted(d for d in set(stored) - {d.doc_id for d in read.documents} if in_shard(d, shard))
     report.embedded = [d.doc_id for d in fresh]
-    report.reused = [d.doc_id for d in read.documents if stored.get(d.doc_id) == d.content_hash]
+    report.reused = [d.doc_id for d in read.documents if stored.get(d.doc_id) == d.content_hash and in_shard(d.doc_id, shard)]
     for doc_id in report.removed:
         engine.delete_document(client, doc_id)
     pieces = {d.doc_id: _chunked(d, config, encoder) for d in read.documents}  # the lexicon reads every sentence
@@ -233,11 +269,10 @@ def _build_in_engine(config: Config, encoder: Encoder, progress: Progress | None
     report.documents = len(docs)
     report.sentences = sum(len(pieces[d.doc_id][0]) for d in docs)
     report.chunks = sum(len(pieces[d.doc_id][1]) for d in docs)
-    engine.write_json(client, "manifest", {
+    engine.commit(client, {
         **expected, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "generation": gen,
         "counts": {"documents": report.documents, "chunks": report.chunks, "sentences": report.sentences},
         "lexicon": {"key": f"lexicon-{gen}", "parts": parts}})
-    engine.forget_lexicons(client, keep=f"lexicon-{gen}")
     report.seconds = time.perf_counter() - started
     return report
 

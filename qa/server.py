@@ -6,9 +6,9 @@ Every error, from a bad body to a bug, leaves as `{"error": {"code", "message"}}
 
 from __future__ import annotations
 
-import _thread
 import json
 import logging
+import os
 import re
 import signal
 import threading
@@ -375,11 +375,16 @@ def serve(config: Config) -> None:
     app = create_app(config)
     server = make_server(app, config, SECURITY_HEADERS)
 
+    def stop(signum, frame):
+        raise SystemExit(0)  # waitress's loop ends on it and finishes its threads' requests
+
     def drain(signum, frame):
         # Stopped (SIGTERM) behind a balancer: /api/health says so at once, so no more
-        # questions are sent here; those under way are answered; then the server stops.
+        # questions are sent here; those under way are answered; then the server stops (at
+        # a second SIGTERM, sent by itself or by whoever is in a hurry).
         app.config["QA_DRAINING"] = True
-        threading.Timer(config.drain_seconds, _thread.interrupt_main).start()
+        signal.signal(signal.SIGTERM, stop)
+        threading.Timer(config.drain_seconds, os.kill, (os.getpid(), signal.SIGTERM)).start()
 
     signal.signal(signal.SIGTERM, drain)
     print(f"Serving the chat at http://{config.host}:{config.port}/ (Ctrl+C to stop)", flush=True)
