@@ -2,13 +2,14 @@
 `pymilvus` at the URI the `store` setting names, so that `qa serve` holds only its models
 and any number of replicas answer from one corpus.
 
-Five collections, plain tables the engine shards and replicates:
+Six collections, plain tables the engine shards and replicates:
 
 * `qa_chunks`: a chunk's place, its sentences, its vector, and its `qa.text.terms`, which
   the engine's own BM25 function indexes (k1 and b as bm25s's, so scores match);
 * `qa_sentences`: a sentence's place (`Sentence`), its chunks, text and vector;
 * `qa_documents`: each document as JSON without its text; `qa_texts`: the texts, in parts;
-* `qa_meta`: the manifest and the corpus's `Lexicon`, as JSON in parts.
+  `qa_terms`: each document's terms (`Lexicon.terms_of`), in parts;
+* `qa_meta`: the manifest and the corpus's `Lexicon` statistics, as JSON in parts.
 
 Ids: a document's key (from a hash of its id) times 2^19, plus the place of the sentence
 or chunk in it, so a document's sentences have consecutive ids and writing a document
@@ -31,12 +32,14 @@ from .text import Lexicon, terms
 from .types import Chunk, Document, IndexMissingError, QAError, Sentence, StaleIndexError
 
 PREFIX = "qa"
-CHUNKS, SENTENCES, DOCUMENTS, TEXTS, META = (f"{PREFIX}_{n}" for n in ("chunks", "sentences", "documents", "texts", "meta"))
+CHUNKS, SENTENCES, DOCUMENTS, TEXTS, TERMS, META = (f"{PREFIX}_{n}" for n in
+                                                   ("chunks", "sentences", "documents", "texts", "terms", "meta"))
 LOCAL_BITS = 19  # sentences (and chunks) a document may have: 524,288
 PART_CHARS = 16_000  # a VARCHAR holds 65,535 bytes: 4 a character at worst
 MAX_VARCHAR = 65_535
 BM25_K1, BM25_B = 1.5, 0.75  # bm25s's defaults; the engine's scores are (k1 + 1) times bm25s's
-CACHE_ROWS = 20_000  # sentences (and as many chunks) a server keeps between questions
+CACHE_ROWS = 5_000  # sentences (and as many chunks) a server keeps between questions
+DOCS_WITH_CHUNKS = 20  # chunks whose documents stand for "the documents that hold a term"
 FETCH = 1000  # rows asked for in one query
 SENTENCE_FIELDS = ["doc_id", "start", "end", "lead_in", "item", "items", "question", "colon", "chunks", "text", "vector"]
 CHUNK_FIELDS = ["doc_id", "start", "end", "sentence_ids", "text", "vector"]
@@ -96,7 +99,7 @@ class EngineStore:
     def __init__(self, client, manifest: dict, lexicon_stats: dict):
         self.client, self.manifest, self._lexicon_stats = client, manifest, lexicon_stats
         self._sentences, self._chunks = _Cache(CACHE_ROWS), _Cache(CACHE_ROWS)
-        self._documents = _Cache(1000)
+        self._documents, self._terms = _Cache(1000), _Cache(256)
 
     @classmethod
     def connect(cls, uri: str, expected: dict) -> EngineStore:
@@ -218,18 +221,32 @@ class EngineStore:
         return "".join(r["text"] for r in sorted(rows, key=lambda r: r["part"]))
 
     def lexicon(self) -> Lexicon:
-        return Lexicon.from_stats(self._lexicon_stats)
+        return Lexicon.from_stats(self._lexicon_stats, self._docs_with, self._terms_of)
+
+    def _docs_with(self, term: str) -> set[str]:
+        """Documents that hold the term: those of its best chunks by BM25 (a few, not all)."""
+        cids = [cid for cid, _ in self.search_terms([term], DOCS_WITH_CHUNKS)]
+        self._fetch(CHUNKS, self._chunks, cids, CHUNK_FIELDS, _chunk_row)
+        return {self.chunk(cid).doc_id for cid in cids}
+
+    def _terms_of(self, doc_id: str) -> set[str]:
+        terms = self._terms.get(doc_id)
+        if terms is None:
+            rows = self.client.query(TERMS, filter=_equals("doc_id", doc_id), output_fields=["part", "text"])
+            terms = set("".join(r["text"] for r in sorted(rows, key=lambda r: r["part"])).split())
+            self._terms.put({doc_id: terms})
+        return terms
 
 
 def _sentence_row(r: dict) -> dict:
     return {"sentence": Sentence.from_row([r["doc_id"], r["start"], r["end"], r["lead_in"], r["item"], r["items"],
                                            r["question"], r["colon"]]),
-            "chunks": tuple(int(c) for c in r["chunks"]), "text": r["text"], "vector": r["vector"]}
+            "chunks": tuple(int(c) for c in r["chunks"]), "text": r["text"], "vector": np.asarray(r["vector"], np.float32)}
 
 
 def _chunk_row(r: dict) -> dict:
     return {"chunk": Chunk(r["doc_id"], r["start"], r["end"], tuple(int(s) for s in r["sentence_ids"])),
-            "text": r["text"], "vector": r["vector"]}
+            "text": r["text"], "vector": np.asarray(r["vector"], np.float32)}
 
 
 def _all(client, collection: str, fields: list[str]) -> list[dict]:
@@ -306,14 +323,15 @@ def create_collections(client, dim: int) -> None:
                      ("text", DataType.VARCHAR, text)], dim)
     make(DOCUMENTS, [("doc_id", DataType.VARCHAR, {"max_length": 1024, "is_primary": True}), ("key", i64, {}),
                      ("chars", i64, {}), ("body", DataType.JSON, {})], 2)
-    make(TEXTS, [("id", i64, {"is_primary": True}), ("doc_id", DataType.VARCHAR, {"max_length": 1024}),
-                 ("part", i64, {}), ("text", DataType.VARCHAR, text)], 2)
+    for name in (TEXTS, TERMS):
+        make(name, [("id", i64, {"is_primary": True}), ("doc_id", DataType.VARCHAR, {"max_length": 1024}),
+                    ("part", i64, {}), ("text", DataType.VARCHAR, text)], 2)
     make(META, [("id", DataType.VARCHAR, {"max_length": 256, "is_primary": True}),
                 ("key", DataType.VARCHAR, {"max_length": 256}), ("part", i64, {}), ("value", DataType.VARCHAR, text)], 2)
 
 
 def drop_collections(client) -> None:
-    for name in (CHUNKS, SENTENCES, DOCUMENTS, TEXTS, META):
+    for name in (CHUNKS, SENTENCES, DOCUMENTS, TEXTS, TERMS, META):
         if client.has_collection(name):
             client.drop_collection(name)
 
@@ -326,12 +344,12 @@ def stored_documents(client) -> dict[str, str]:
 def delete_document(client, doc_id: str) -> None:
     """A document's rows, its document row first: from then on it is not listed, and what
     is left of it (after a crash) is written over or deleted by the next ingest."""
-    for name in (DOCUMENTS, CHUNKS, SENTENCES, TEXTS):
+    for name in (DOCUMENTS, CHUNKS, SENTENCES, TEXTS, TERMS):
         client.delete(name, filter=_equals("doc_id", doc_id))
 
 
 def write_document(client, doc: Document, sentences: list[Sentence], chunks: list[tuple[int, int, tuple[int, ...]]],
-                   sentence_vectors: np.ndarray, chunk_vectors: np.ndarray) -> None:
+                   sentence_vectors: np.ndarray, chunk_vectors: np.ndarray, doc_terms: set[str]) -> None:
     """A document's rows, its document row last: it is listed only once all of it is there."""
     base = doc_key(doc.doc_id)
     holder = client.query(DOCUMENTS, filter=f"key == {int(base)}", output_fields=["doc_id"])
@@ -353,8 +371,9 @@ def write_document(client, doc: Document, sentences: list[Sentence], chunks: lis
     _insert(client, CHUNKS, [{"id": base + c, "doc_id": doc.doc_id, "start": a, "end": b, "sentence_ids": [base + i for i in ids],
                               "text": doc.text[a:b], "terms": " ".join(terms(doc.text[a:b])), "vector": v.tolist()}
                              for c, ((a, b, ids), v) in enumerate(zip(chunks, chunk_vectors))])
-    _insert(client, TEXTS, [{"id": base + n, "doc_id": doc.doc_id, "part": n, "text": doc.text[at:at + PART_CHARS],
-                             "dummy": [0.0, 0.0]} for n, at in enumerate(range(0, max(len(doc.text), 1), PART_CHARS))])
+    for name, text in ((TEXTS, doc.text), (TERMS, " ".join(sorted(doc_terms)))):
+        _insert(client, name, [{"id": base + n, "doc_id": doc.doc_id, "part": n, "text": text[at:at + PART_CHARS],
+                                "dummy": [0.0, 0.0]} for n, at in enumerate(range(0, max(len(text), 1), PART_CHARS))])
     body = {k: v for k, v in doc.to_dict().items() if k != "text"}
     client.insert(DOCUMENTS, [{"doc_id": doc.doc_id, "key": base, "chars": len(doc.text), "body": body, "dummy": [0.0, 0.0]}])
 

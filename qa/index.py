@@ -252,18 +252,19 @@ def _build_in_engine(config: Config, encoder: Encoder, progress: Progress | None
     for doc_id in report.removed:
         engine.delete_document(client, doc_id)
     pieces = {d.doc_id: _chunked(d, config, encoder) for d in read.documents}  # the lexicon reads every sentence
+    docs = read.documents
+    lexicon = Lexicon([d.text[s.start:s.end] for d in docs for s in pieces[d.doc_id][0]], {d.doc_id: d.text for d in docs},
+                      [d.doc_id for d in docs for _ in pieces[d.doc_id][0]])
     total, done = sum(len(pieces[d.doc_id][0]) + len(pieces[d.doc_id][1]) for d in fresh), 0
     for doc in fresh:
         sentences, groups = pieces[doc.doc_id]
         texts = [doc.text[s.start:s.end] for s in sentences] + [doc.text[a:b] for a, b, _ in groups]
         vectors = encoder.encode(texts)
-        engine.write_document(client, doc, sentences, groups, vectors[:len(sentences)], vectors[len(sentences):])
+        engine.write_document(client, doc, sentences, groups, vectors[:len(sentences)], vectors[len(sentences):],
+                              lexicon.terms_of(doc.doc_id))
         done += len(texts)
         if progress:
             progress(done, total)
-    docs = read.documents
-    lexicon = Lexicon([d.text[s.start:s.end] for d in docs for s in pieces[d.doc_id][0]], [d.text for d in docs],
-                      [d.doc_id for d in docs for _ in pieces[d.doc_id][0]])
     gen = time.strftime("%Y%m%d%H%M%S").lower() + uuid.uuid4().hex[:6]
     parts = engine.write_json(client, f"lexicon-{gen}", lexicon.stats)
     report.documents = len(docs)

@@ -205,7 +205,7 @@ class Index:
     def lexicon(self) -> Lexicon:
         """Made from the loaded index: one pass over its sentences."""
         return Lexicon([self.sentence_text(i) for i in range(len(self.sentences))],
-                       [d.text for d in self.documents.values()], [s.doc_id for s in self.sentences])
+                       {d.doc_id: d.text for d in self.documents.values()}, [s.doc_id for s in self.sentences])
 
     def chunk_vectors(self, cids: list[int] | None = None) -> np.ndarray:
         """The vectors of the chunks `cids`, or of all of them."""

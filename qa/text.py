@@ -6,6 +6,7 @@ import math
 import re
 import threading
 from collections import Counter
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 import Stemmer
@@ -99,13 +100,15 @@ def find_acronyms(text: str) -> dict[str, str]:
 
 class Lexicon:
     """Word statistics of a corpus: sentence IDF, defined acronyms, its vocabulary for spelling,
-    how it capitalises names, and which documents hold which words. Made from the corpus
-    at ingest (`Lexicon(...)`) and kept as plain data (`stats`, `from_stats`), so that a
-    server on a search engine loads it rather than reading every sentence at start."""
+    and how it capitalises names, kept as plain data (`stats`) so that a server on a search
+    engine loads them rather than reading every sentence at start; and two lookups, which
+    documents hold a term and which terms a document holds, that the files index answers
+    from memory and an engine from its collections (`from_stats`)."""
 
-    def __init__(self, sentence_texts: list[str], documents: list[str], sentence_docs: list[str] = ()):
+    def __init__(self, sentence_texts: list[str], documents: dict[str, str] | list[str], sentence_docs: list[str] = ()):
+        documents = documents if isinstance(documents, dict) else {str(n): t for n, t in enumerate(documents)}
         acronyms: dict[str, tuple[str, ...]] = {}
-        for text in documents:
+        for text in documents.values():
             for acronym, long_form in find_acronyms(text).items():
                 short = terms(acronym)
                 if short:  # "United States (US)": "us" is a stop word, no term to expand
@@ -114,33 +117,38 @@ class Lexicon:
         sentence_words = [words(t) for t in sentence_texts]
         sentence_terms = [self.canonical(set(_stemmer().stemWords(ws))) for ws in sentence_words]
         df: Counter = Counter(t for ts in sentence_terms for t in ts)
-        term_docs: dict[str, set[str]] = {}  # by document id (`sentence_docs`: each sentence's)
+        # A document's terms: its words' stems, and its sentences' terms (`sentence_docs`
+        # says whose each is), where a sentence that spells out a defined name adds its
+        # acronym ("Liverpool Health Partners" gives "lhp"; the words apart do not).
+        doc_terms = {doc_id: set(_stemmer().stemWords(words(text))) for doc_id, text in documents.items()}
         for doc_id, ts in zip(sentence_docs, sentence_terms):
+            doc_terms[doc_id].update(ts)
+        term_docs: dict[str, set[str]] = {}
+        for doc_id, ts in doc_terms.items():
             for t in ts:
                 term_docs.setdefault(t, set()).add(doc_id)
-        word_docs: dict[str, set[int]] = {}  # by place in `documents`
-        for n, text in enumerate(documents):
-            for w in set(words(text)):
-                word_docs.setdefault(w, set()).add(n)
         cased, names = _name_casing(sentence_texts)
         self._load({"sentences": len(sentence_terms), "df": dict(df), "acronyms": acronyms,
                     "uses": dict(Counter(w for ws in sentence_words for w in ws)),
-                    "term_docs": {t: sorted(ds) for t, ds in term_docs.items()},
-                    "word_docs": {w: sorted(ds) for w, ds in word_docs.items()},
-                    "cased": cased, "names": [[list(k), list(v)] for by in names.values() for k, v in by.items()]})
+                    "cased": cased, "names": [[list(k), list(v)] for by in names.values() for k, v in by.items()]},
+                   lambda t: term_docs.get(t, ()), lambda d: doc_terms.get(d, set()))
 
     @classmethod
-    def from_stats(cls, stats: dict) -> Lexicon:
+    def from_stats(cls, stats: dict, docs_with: Callable[[str], Iterable[str]],
+                   terms_of: Callable[[str], set[str]]) -> Lexicon:
+        """The lexicon of saved `stats`, with the store's two lookups: the documents (ids)
+        that hold a term, and the terms a document (by id) holds."""
         lexicon = cls.__new__(cls)
         lexicon._set_acronyms(stats["acronyms"])
-        lexicon._load(stats)
+        lexicon._load(stats, docs_with, terms_of)
         return lexicon
 
     def _set_acronyms(self, acronyms: dict) -> None:
         self.acronyms: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in acronyms.items()}
 
-    def _load(self, stats: dict) -> None:
+    def _load(self, stats: dict, docs_with, terms_of) -> None:
         self.stats = stats  # as saved: JSON types only
+        self.docs_with, self.terms_of = docs_with, terms_of
         n = max(1, stats["sentences"])
         self.idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in stats["df"].items()}
         self.unseen_idf = math.log(1 + (n + 0.5) / 0.5)
@@ -149,8 +157,6 @@ class Lexicon:
         # the words themselves.
         self._uses = Counter(stats["uses"])
         self._words = set(self._uses)
-        self._term_docs = {t: frozenset(ds) for t, ds in stats["term_docs"].items()}
-        self._word_docs = {w: frozenset(ds) for w, ds in stats["word_docs"].items()}
         self._by_initial: dict[str, list[str]] = {}
         for w in sorted(self._words | STOPWORDS):  # "itsellf" is "itself", and the model should read it so
             self._by_initial.setdefault(w[0], []).append(w)
@@ -167,7 +173,7 @@ class Lexicon:
 
     def names_in(self, name: set[str], doc_id: str) -> bool:
         """Whether the document (by id) holds every term of a name."""
-        return all(doc_id in self._term_docs.get(t, ()) for t in name)
+        return name <= self.terms_of(doc_id)
 
     def weight(self, term: str) -> float:
         return self.idf.get(term, self.unseen_idf)
@@ -213,23 +219,23 @@ class Lexicon:
         return close
 
     def _shared(self, word: str, context: frozenset[str]) -> int:
-        """The most of `context` that one document holding `word` also holds."""
-        holding = self._word_docs.get(word, frozenset())
-        counts = Counter(d for w in context for d in self._word_docs.get(w, ()) if d in holding)
-        return max(counts.values(), default=0)
+        """The most of `context` (terms) that one document holding `word` also holds."""
+        if not context:
+            return 0
+        return max((len(context & self.terms_of(d)) for d in self.docs_with(_stemmer().stemWord(word))), default=0)
 
     def respell(self, question: str) -> str:
         """The question with each word the corpus never uses, in no form, spelled as the
         close word it does use ("What will the partnership furtehr develop?" -> "…further…"),
         so that the model reads the word meant, and then `truecase`d."""
-        context = frozenset(words(question))
+        context = frozenset(_stemmer().stemWords(words(question)))
 
         def fix(m: re.Match) -> str:
             word = m.group()
             low = word.lower()
             if not low.isalpha() or _stemmer().stemWord(low) in self.idf:
                 return word
-            close = self._spelled(low, context=context - {low})
+            close = self._spelled(low, context=context - {_stemmer().stemWord(low)})
             return word if close == low else close.capitalize() if word[0].isupper() else close
 
         return self.truecase(_CASED_WORD.sub(fix, question))

@@ -502,7 +502,7 @@ def test_the_lexicon_saved_as_json_and_loaded_answers_alike(qa):
     from qa.text import Lexicon
 
     lex = qa.lexicon
-    loaded = Lexicon.from_stats(json.loads(json.dumps(lex.stats)))
+    loaded = Lexicon.from_stats(json.loads(json.dumps(lex.stats)), lex.docs_with, lex.terms_of)
     for question in ("who rns the liverpool stratgic partnership", "How many staf does the LSP employ?",
                      "who is angela hliery", "What is the LAHP?"):
         assert loaded.respell(question) == lex.respell(question)
