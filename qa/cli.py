@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                         "a missing default is skipped)")
     p.add_argument("--quick", action="store_true", help="small sizes and no SQuAD: about a minute, to check it runs")
     p.add_argument("--report", default="reports", help="folder for bench.json (default reports/)")
+    p.add_argument("--store", help="a search engine's URI (its own: it is emptied): measure replicas behind HAProxy, "
+                                   "ingest workers and replica memory at --sizes synthetic chunks (engine-bench.json)")
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
@@ -396,16 +398,27 @@ def cmd_bench(config: Config, args) -> int:
     def say(message: str) -> None:
         print(f"bench: {message}", file=sys.stderr, flush=True)
 
+    if args.store:
+        from . import enginebench
+        from .eval import load_eval_set
+
+        questions = [item.question for item in load_eval_set(args.eval_set)][:8 if args.quick else args.questions]
+        results = enginebench.run(config.with_overrides(store=args.store), questions, squad, args.documents, sizes, say,
+                                  5.0 if args.quick else 20.0)
+        return _report(results, Path(args.report) / "engine-bench.json")
     files = [f for f in args.uploads.split(",") if f]
     missing = [f for f in files if not Path(f).is_file()]
     if missing and args.uploads != BENCH_UPLOAD:
         raise QAError(f"No file at {', '.join(missing)}. Pass --uploads FILE[,FILE], or --uploads '' to skip that part.")
     results = bench.run(config, args.eval_set, squad, args.documents, sizes, args.kinds.split(","),
                         8 if args.quick else args.questions, say, [f for f in files if f not in missing])
-    Path(args.report).mkdir(parents=True, exist_ok=True)
-    out = Path(args.report) / "bench.json"
-    out.write_text(json.dumps(results, indent=1))
     print(bench.table(results))
+    return _report(results, Path(args.report) / "bench.json")
+
+
+def _report(results: dict, out) -> int:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
     print(f"Report: {out}")
     return 0
 

@@ -356,26 +356,36 @@ def write_document(client, doc: Document, sentences: list[Sentence], chunks: lis
     if any(r["doc_id"] != doc.doc_id for r in holder):
         raise QAError(f"The documents {doc.doc_id!r} and {holder[0]['doc_id']!r} have the same key in the search "
                       "engine (a hash collision, about one in 17 billion). Rename one of the files and ingest again.")
+    delete_document(client, doc.doc_id)
+    rows = document_rows(doc, sentences, chunks, sentence_vectors, chunk_vectors, doc_terms)
+    for name in (SENTENCES, CHUNKS, TEXTS, TERMS, DOCUMENTS):  # the document row last
+        _insert(client, name, rows[name])
+
+
+def document_rows(doc: Document, sentences: list[Sentence], chunks: list[tuple[int, int, tuple[int, ...]]],
+                  sentence_vectors: np.ndarray, chunk_vectors: np.ndarray, doc_terms: set[str]) -> dict[str, list[dict]]:
+    """A document's rows in each collection."""
     if len(sentences) >= 1 << LOCAL_BITS:
         raise QAError(f"{doc.source} has {len(sentences)} sentences; the search engine store takes at most "
                       f"{(1 << LOCAL_BITS) - 1} a document. Split the file.")
-    delete_document(client, doc.doc_id)
+    base = doc_key(doc.doc_id)
     chunks_of: dict[int, list[int]] = {}
     for c, (_, _, ids) in enumerate(chunks):
         for i in ids:
             chunks_of.setdefault(i, []).append(base + c)
-    rows = [{"id": base + i, **dict(zip(["doc_id", "start", "end", "lead_in", "item", "items", "question", "colon"], s.row())),
-             "item": s.item, "question": s.question, "colon": s.colon, "chunks": chunks_of.get(i, []),
-             "text": doc.text[s.start:s.end], "vector": v.tolist()} for i, (s, v) in enumerate(zip(sentences, sentence_vectors))]
-    _insert(client, SENTENCES, rows)
-    _insert(client, CHUNKS, [{"id": base + c, "doc_id": doc.doc_id, "start": a, "end": b, "sentence_ids": [base + i for i in ids],
-                              "text": doc.text[a:b], "terms": " ".join(terms(doc.text[a:b])), "vector": v.tolist()}
-                             for c, ((a, b, ids), v) in enumerate(zip(chunks, chunk_vectors))])
+    rows = {SENTENCES: [{"id": base + i, **dict(zip(["doc_id", "start", "end", "lead_in"], s.row())), "item": s.item,
+                         "items": s.items, "question": s.question, "colon": s.colon, "chunks": chunks_of.get(i, []),
+                         "text": doc.text[s.start:s.end], "vector": v.tolist()}
+                        for i, (s, v) in enumerate(zip(sentences, sentence_vectors))],
+            CHUNKS: [{"id": base + c, "doc_id": doc.doc_id, "start": a, "end": b, "sentence_ids": [base + i for i in ids],
+                      "text": doc.text[a:b], "terms": " ".join(terms(doc.text[a:b])), "vector": v.tolist()}
+                     for c, ((a, b, ids), v) in enumerate(zip(chunks, chunk_vectors))]}
     for name, text in ((TEXTS, doc.text), (TERMS, " ".join(sorted(doc_terms)))):
-        _insert(client, name, [{"id": base + n, "doc_id": doc.doc_id, "part": n, "text": text[at:at + PART_CHARS],
-                                "dummy": [0.0, 0.0]} for n, at in enumerate(range(0, max(len(text), 1), PART_CHARS))])
+        rows[name] = [{"id": base + n, "doc_id": doc.doc_id, "part": n, "text": text[at:at + PART_CHARS], "dummy": [0.0, 0.0]}
+                      for n, at in enumerate(range(0, max(len(text), 1), PART_CHARS))]
     body = {k: v for k, v in doc.to_dict().items() if k != "text"}
-    client.insert(DOCUMENTS, [{"doc_id": doc.doc_id, "key": base, "chars": len(doc.text), "body": body, "dummy": [0.0, 0.0]}])
+    rows[DOCUMENTS] = [{"doc_id": doc.doc_id, "key": base, "chars": len(doc.text), "body": body, "dummy": [0.0, 0.0]}]
+    return rows
 
 
 def _insert(client, collection: str, rows: list[dict]) -> None:

@@ -6,15 +6,13 @@ An index built with another model, chunking or format is never mixed in: it is r
 from __future__ import annotations
 
 import hashlib
-import logging
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import bm25s
-import faiss
 import numpy as np
 
 from .chunk import chunk_document, tiktoken_count
@@ -23,11 +21,13 @@ from .embed import Encoder, TokenVectors
 from .formats import Limits
 from .engine import is_engine
 from .ingest import CorpusReadResult, read_corpus
-from .store import Index, TokenStore, load_index, save_index, writing
+from .store import Index, TokenStore, bm25s_module, load_index, save_index, writing
 from .text import Lexicon, terms
 from .types import Chunk, ConfigError, Document, EmptyCorpusError, QAError, Sentence
 
-logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on import and logs each build step
+if TYPE_CHECKING:
+    import faiss
+
 
 FORMAT_VERSION = 3  # 2: sentences' token vectors stored at ingest; 3: sentences' places (`Sentence`)
 ONE_WRITER = ("Ingest in shards (--shard, --workers) writes to a search engine: set the store to its URI "
@@ -205,7 +205,7 @@ def _build(config: Config, encoder: Encoder, progress: Progress | None) -> Build
     if index_kind(len(sent_matrix), config) != "flat":
         sentence_dense, sentence_kind = dense_index(sent_matrix, config)
     documents = {d.doc_id: d for d in read.documents}
-    bm25 = bm25s.BM25()
+    bm25 = bm25s_module().BM25()
     bm25.index([terms(documents[c.doc_id].text[c.start:c.end]) for c in chunks], show_progress=False)
 
     manifest = {
@@ -295,6 +295,8 @@ def dense_index(vectors: np.ndarray, config: Config) -> tuple[faiss.Index, dict]
     docs/performance.md): at 1M vectors on 2 cores IVF built in 73 s against 186 s, gave
     recall@10 1.0 against 0.93 at 1.1 ms a query, and needs no graph memory.
     """
+    import faiss
+
     n, dim = vectors.shape
     kind = index_kind(n, config)
     if kind == "flat":

@@ -72,12 +72,14 @@ def wait_healthy(base: str, proc: subprocess.Popen | None = None, seconds: float
 
 
 @contextlib.contextmanager
-def replica(port: int, folder: Path, env: dict[str, str], host: str = "127.0.0.1",
-            python: str = sys.executable) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`qa serve` on a port until the block ends (the store and the rest from `env`, QA_*)."""
+def replica(port: int, folder: Path, env: dict[str, str], host: str = "127.0.0.1", python: str = sys.executable,
+            pin: int | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`qa serve` on a port until the block ends (the store and the rest from `env`, QA_*);
+    `pin`: the one core it may run on."""
     folder.mkdir(parents=True, exist_ok=True)
     log = open(folder / f"replica-{port}.log", "a")
-    proc = subprocess.Popen([python, "-m", "qa.cli", "serve", "--host", host, "--port", str(port)],
+    pinned = ["taskset", "-c", str(pin)] if pin is not None else []
+    proc = subprocess.Popen([*pinned, python, "-m", "qa.cli", "serve", "--host", host, "--port", str(port)],
                             cwd=folder, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
     base = f"http://{host}:{port}"
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -20,15 +21,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import bm25s
-import faiss
 import numpy as np
 
 from .embed import TokenVectors
 from .text import Lexicon
 from .types import Chunk, Document, IndexBusyError, IndexMissingError, QAError, Sentence, StaleIndexError
+
+if TYPE_CHECKING:  # the files backend's libraries load with it, not with a server on an engine
+    import bm25s
+    import faiss
 
 MANIFEST = "manifest.json"
 LOCK = ".ingest.lock"
@@ -215,6 +218,8 @@ class Index:
 
 
 def save_index(folder: str | Path, index: Index) -> None:
+    import faiss
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     gen = time.strftime("%Y%m%d%H%M%S").lower() + uuid.uuid4().hex[:6]
@@ -353,7 +358,18 @@ def _describe(value) -> str:
     return str(value)
 
 
+def bm25s_module():
+    """bm25s, imported when the files backend needs it (it sets its logger to DEBUG on import)."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
 def load_index(folder: str | Path, expected: dict) -> Index:
+    import faiss
+
+    bm25s = bm25s_module()
     folder = Path(folder)
     manifest = read_manifest(folder)
     check_compatible(manifest, expected, folder)

@@ -59,6 +59,7 @@ _WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
 # too many neighbours two typos away to guess which was meant.
 TWO_TYPOS_FROM = 6
 SAID_CACHE = 65536  # sentences whose terms are kept
+NEAR_WEIGHED = 5  # of the words a typo away, those weighed by the question's other words
 
 
 _per_thread = threading.local()
@@ -210,8 +211,11 @@ class Lexicon:
         pool = self._by_initial.get(word[0], [])
         near = [w for w in pool if _one_edit(w, word)]
         if not near and len(word) >= TWO_TYPOS_FROM:
-            near = [w for w in pool if abs(len(w) - len(word)) <= 2 and _edits(w, word) <= 2]
-        # A stop word is the commonest of all ("whst" is "what", not "west").
+            letters = set(word)  # two typos change at most four of the letters a word has
+            near = [w for w in pool if abs(len(w) - len(word)) <= 2 and len(letters ^ set(w)) <= 4 and _edits(w, word) <= 2]
+        # A stop word is the commonest of all ("whst" is "what", not "west"); of the rest,
+        # only the most used few are weighed by their documents (each a lookup in the store).
+        near = sorted(near, key=lambda w: (w in STOPWORDS, self._uses[w], w), reverse=True)[:NEAR_WEIGHED]
         close = max(near, key=lambda w: (w in STOPWORDS, self._shared(w, context), self._uses[w], w), default=word)
         # Asked last: the word list takes 0.2 s to load, and most questions never need it.
         if close != word and not fix_common and is_common_word(word):
