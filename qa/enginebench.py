@@ -188,17 +188,19 @@ def write_synthetic(client, start: int, stop: int, dim: int, expected: dict) -> 
     ingest makes it, and a manifest; returns `stop`."""
     from .text import Lexicon, terms
 
-    batch: dict[str, list[dict]] = {}
-    for d in range(start // CHUNKS_PER_DOCUMENT, stop // CHUNKS_PER_DOCUMENT):
-        doc, spans = _synthetic(d)
-        vectors = synthetic_vectors(CHUNKS_PER_DOCUMENT, dim, seed=d)
-        rows = engine.document_rows(doc, [Sentence(doc.doc_id, a, b) for a, b in spans],
-                                    [(a, b, (i,)) for i, (a, b) in enumerate(spans)], vectors, vectors, set(terms(doc.text)))
-        for name, part in rows.items():
-            batch.setdefault(name, []).extend(part)
-        if len(batch[engine.CHUNKS]) >= 5000:
-            _flush(client, batch)
-    _flush(client, batch)
+    per_batch = 5000 // CHUNKS_PER_DOCUMENT
+    for first in range(start // CHUNKS_PER_DOCUMENT, stop // CHUNKS_PER_DOCUMENT, per_batch):
+        last = min(first + per_batch, stop // CHUNKS_PER_DOCUMENT)
+        vectors = synthetic_vectors((last - first) * CHUNKS_PER_DOCUMENT, dim, seed=first)  # one draw: its set-up is costly
+        batch: dict[str, list[dict]] = {}
+        for d in range(first, last):
+            doc, spans = _synthetic(d)
+            mine = vectors[(d - first) * CHUNKS_PER_DOCUMENT:(d - first + 1) * CHUNKS_PER_DOCUMENT]
+            rows = engine.document_rows(doc, [Sentence(doc.doc_id, a, b) for a, b in spans],
+                                        [(a, b, (i,)) for i, (a, b) in enumerate(spans)], mine, mine, set(terms(doc.text)))
+            for name, part in rows.items():
+                batch.setdefault(name, []).extend(part)
+        _flush(client, batch)
     texts, docs, owners = [], {}, []
     for d in range(stop // CHUNKS_PER_DOCUMENT):
         doc, spans = _synthetic(d)
