@@ -23,7 +23,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
+from urllib.parse import urlsplit
 from collections import OrderedDict
 
 import numpy as np
@@ -51,17 +53,34 @@ def is_engine(store: str) -> bool:
 
 
 def connect(uri: str):
+    """A client of the engine at the URI. A path names a database of that server
+    ("http://host:19530/papers"), made if missing, so one server can hold several indexes."""
     try:
         from pymilvus import MilvusClient
     except ImportError:
         raise QAError("The store setting names a search engine, but its client is not installed. "
                       "Install it with `pip install -e '.[engine]'`.") from None
     logging.getLogger("pymilvus").setLevel(logging.ERROR)  # after its import, which sets it: it warns of its own fallbacks
+    parts = urlsplit(uri)
+    server, database = f"{parts.scheme}://{parts.netloc}", parts.path.strip("/")
+    if database and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,254}", database):
+        raise QAError(f"{database!r} in {uri} is not a database name the engine takes: letters, digits and _ only.")
     try:
-        return MilvusClient(uri=uri, timeout=10)
+        client = MilvusClient(uri=server, timeout=10)
+        if database:
+            if database not in client.list_databases():
+                client.create_database(database)
+            client.use_database(database)
+        return client
     except Exception as exc:  # noqa: BLE001 - the client raises many kinds; the user needs one sentence
         raise QAError(f"Cannot reach the search engine at {uri} ({type(exc).__name__}: {str(exc)[:200]}). "
                       "Start it (`bash scripts/engine DIR` prints its URI) or set QA_STORE=files.") from None
+
+
+def database_uri(store: str, name: str) -> str:
+    """The URI of database `name` on the server that `store` names."""
+    parts = urlsplit(store)
+    return f"{parts.scheme}://{parts.netloc}/{re.sub(r'[^A-Za-z0-9_]', '_', name)}"
 
 
 def doc_key(doc_id: str) -> int:

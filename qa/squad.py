@@ -15,6 +15,7 @@ from pathlib import Path
 from .config import Config
 from .embed import Encoder
 from .eval import EvalItem
+from .engine import connect, database_uri, drop_collections, is_engine
 from .index import build_index
 from .pipeline import QA
 from .read import Reader, ReaderModel
@@ -87,6 +88,10 @@ def _squad_index(config, encoder, reader, articles, workdir, limit, progress, mo
     corpus.mkdir(parents=True, exist_ok=True)
     items = squad_items(articles, corpus, limit)
     squad_config = config.with_overrides(corpus_dir=str(corpus), index_dir=str(workdir / "index"))
+    if is_engine(config.store):  # a database of its own on the engine's server, emptied first
+        store = database_uri(config.store, f"squad_{hashlib.sha256(str(workdir).encode()).hexdigest()[:12]}")
+        drop_collections(connect(store))
+        squad_config = squad_config.with_overrides(store=store)
     build_index(squad_config, encoder, progress)
     return QA.load(squad_config, encoder, reader, model), items
 

@@ -61,6 +61,22 @@ def test_citations_from_the_engine_slice_its_stored_text_exactly(engine_qa):
     assert store.find("no-such-document") is None
 
 
+def test_a_database_of_the_same_engine_holds_an_index_of_its_own(engine_qa, engine_uri, corpus_config, encoder, reader,
+                                                                   tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "heron.txt").write_text("Heron Trust\n\nThe Heron Trust funds river surveys on the Mersey.\n", encoding="utf-8")
+    other = engine.database_uri(engine_uri, "heron papers")  # a name the engine takes is made of it
+    assert other.endswith("/heron_papers")
+    report = build_index(_config(corpus_config, other, tmp_path, corpus), encoder)
+    assert report.documents == 1
+    heron = QA.load(_config(corpus_config, other, tmp_path, corpus), encoder, reader)
+    assert "river surveys" in heron.ask("What does the Heron Trust fund?").answer
+    assert len(engine_qa.index.listing()) == 5  # the default database is untouched
+    with pytest.raises(QAError, match="database name"):
+        engine.connect(engine_uri + "/no-dashes")
+
+
 def test_an_engine_that_cannot_be_reached_or_is_empty_says_what_to_do(corpus_config, encoder, reader, tmp_path):
     with pytest.raises(QAError, match="scripts/engine"):
         QA.load(_config(corpus_config, f"http://127.0.0.1:{free_port()}", tmp_path), encoder, reader)

@@ -98,7 +98,9 @@ def test_crash_mid_write_leaves_previous_index_loadable(small_corpus, encoder, m
     def crash(*args, **kwargs):
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(index_module.faiss, "write_index", crash)  # after documents and chunks are written
+    import faiss
+
+    monkeypatch.setattr(faiss, "write_index", crash)  # after documents and chunks are written
     with pytest.raises(OSError, match="simulated"):
         build_index(small_corpus, encoder)
     monkeypatch.undo()
