@@ -4,8 +4,11 @@ template for a deployment: each replica holds only the models, so any of them ca
 stopped, started or added while the others answer.
 
 The balancer checks each replica's /api/health every `CHECK_MS` and takes one that fails
-out at once; a request whose replica goes away before answering (connection refused, or
-closed with no response) is sent again to another (`retry-on`, `option redispatch`).
+twice running out (once would take out a busy replica whose check waited behind its
+questions, and with it, while another restarts, every replica); a request whose replica
+goes away before answering (connection refused, or closed with no response) is sent again
+to another (`retry-on`, `option redispatch`). A stopping replica says so on /api/health
+for `drain_seconds` (2 s), well past two checks.
 Asking is safe to repeat; adding and removing documents are journalled by the replica
 that took them, and repeating one is answered "already added" or "not found".
 """
@@ -33,6 +36,7 @@ defaults
     timeout connect 2s
     timeout client 120s
     timeout server 120s
+    timeout check 5s
     retries 3
     option redispatch 1
     retry-on conn-failure empty-response response-timeout
@@ -43,7 +47,7 @@ backend replicas
     balance leastconn
     option httpchk GET /api/health
     http-check expect status 200
-    default-server inter {check_ms}ms fall 1 rise 1
+    default-server inter {check_ms}ms fall 2 rise 1
 {servers}
 """
 
