@@ -197,7 +197,7 @@ def _ingest_worker(job: dict) -> dict:
 
     from .embed import load_encoder
     from .index import build_index, expected_settings
-    from .store import load_index
+    from .files import load_index
 
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in job["config"].items()}
     config = Config(**fields)

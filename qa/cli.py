@@ -209,7 +209,7 @@ def cmd_add(config: Config, args) -> int:
 
 def cmd_remove(config: Config, args) -> int:
     from .documents import delete_files, last_document, unknown
-    from .store import read_manifest
+    from .files import read_manifest
 
     known = read_manifest(config.index_dir).get("documents") or {}
     if args.doc_id not in known:

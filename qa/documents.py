@@ -27,7 +27,8 @@ from pathlib import Path
 from .config import Config
 from .embed import Encoder
 from .index import build_index
-from .store import Store, sync_path
+from .files import sync_path
+from .store import Store
 from .ingest import SUFFIXES
 from .types import IndexBusyError, QAError
 

@@ -1,5 +1,6 @@
 """Building the index: read the corpus, chunk and embed what is new or changed, carry the
-rest over, and write a new generation (`qa.store` keeps the files and the manifest).
+rest over, and write a new generation (`qa.files` keeps the files and the manifest), or the
+same into a search engine (`qa.engine`).
 An index built with another model, chunking or format is never mixed in: it is rebuilt.
 """
 
@@ -21,7 +22,7 @@ from .embed import Encoder, TokenVectors
 from .formats import Limits
 from .engine import is_engine
 from .ingest import CorpusReadResult, read_corpus
-from .store import Index, TokenStore, bm25s_module, load_index, save_index, writing
+from .files import Index, TokenStore, bm25s_module, load_index, save_index, writing
 from .text import Lexicon, terms
 from .types import Chunk, ConfigError, Document, EmptyCorpusError, QAError, Sentence
 

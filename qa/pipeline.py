@@ -14,7 +14,8 @@ from .config import Config
 from .embed import Encoder, load_encoder
 from .engine import EngineStore, is_engine
 from .index import expected_settings
-from .store import Store, load_index
+from .files import load_index
+from .store import Store
 from .read import Reader, ReaderModel, load_reader
 from .question import Question, check_history, check_text, help_reply, plain, prepare
 from .retrieve import Retriever

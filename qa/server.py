@@ -26,7 +26,7 @@ from .front import bearer_matches
 from .ingest import SUFFIXES
 from .live import LiveQA
 from .pipeline import QA
-from .store import writing
+from .files import writing
 from .types import Answer, BadQuestion, Document, IndexBusyError, QAError
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from qa.cli import main
 from qa.config import Config
 from qa.documents import JOURNAL, UPLOADS
 from qa.index import build_index
-from qa.store import read_manifest
+from qa.files import read_manifest
 from qa.pipeline import QA
 from qa.server import create_app
 

@@ -12,7 +12,7 @@ from qa import index as index_module
 from qa.config import Config
 from qa.scaling import synthetic_vectors
 from qa.index import build_index, dense_index, expected_settings
-from qa.store import load_index, read_manifest
+from qa.files import load_index, read_manifest
 from qa.pipeline import QA
 from qa.types import ConfigError, EmptyCorpusError, IndexMissingError, StaleIndexError
 
@@ -110,7 +110,7 @@ def test_crash_mid_write_leaves_previous_index_loadable(small_corpus, encoder, m
     assert after.ask("How many founding partners does Liverpool Health Partners have?").answer == before.answer
     # Whoever takes the write lock next removes what the crashed build left, nothing else.
     assert set(os.listdir(small_corpus.index_dir)) - files_before
-    from qa.store import writing
+    from qa.files import writing
     with writing(small_corpus.index_dir):
         assert set(os.listdir(small_corpus.index_dir)) == files_before
     assert len(QA.load(small_corpus, encoder, reader).index.documents) == 3
@@ -229,7 +229,7 @@ def test_an_ivf_index_is_recorded_saved_and_served(small_corpus, encoder, reader
 
 
 def test_a_second_ingest_into_the_same_folder_is_refused_while_the_first_writes(small_corpus, encoder):
-    from qa.store import writing
+    from qa.files import writing
     from qa.types import IndexBusyError
 
     build_index(small_corpus, encoder)

@@ -1,6 +1,6 @@
 import numpy as np
 
-from qa.store import _best
+from qa.files import _best
 
 
 def test_best_sentences_are_the_stable_sort_prefix_in_linear_time():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from qa.config import Config
 from qa.index import build_index
-from qa.store import read_manifest
+from qa.files import read_manifest
 
 from conftest import CORPUS, post_json, running_server
 

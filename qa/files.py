@@ -1,0 +1,383 @@
+"""The files backend of the store (`qa.store.Store`): the on-disk index, a folder of
+named files and a JSON manifest. No pickle.
+
+Every build writes its files under a fresh generation name (`chunks-<gen>.json`, ...)
+and then commits by atomically replacing `manifest.json`, which names the files of
+the live generation. A crash before that leaves the previous manifest, and the
+files it names, untouched; files of other generations are removed after a commit.
+Everything the manifest names is fsynced before the rename, and the folder after it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .embed import TokenVectors
+from .text import Lexicon
+from .store import check_compatible
+from .types import Chunk, Document, IndexBusyError, IndexMissingError, QAError, Sentence, StaleIndexError
+
+if TYPE_CHECKING:  # the files backend's libraries load with it, not with a server on an engine
+    import bm25s
+    import faiss
+
+MANIFEST = "manifest.json"
+LOCK = ".ingest.lock"
+_GENERATED = re.compile(r"^(documents|chunks|sentence_vectors|sentence_dense|token_vectors|token_spans|dense|bm25)-[0-9a-z]+(\.\w+)?$|^manifest\.json\.tmp$")
+
+TOKENS_IN_MEMORY_BYTES = 32 << 20  # of float16 on disk, about 1,200 sentences; 64 MB as float32 in memory
+
+
+@dataclass
+class TokenStore:
+    """Each sentence's token vectors as the embedder made them at ingest (float16, read
+    from disk on demand), so answering never runs the model over a sentence again."""
+
+    vectors: np.ndarray  # (tokens, dim) float16
+    spans: np.ndarray  # (tokens, 4) int32: sentence id, start, end, content word piece (0/1)
+    offsets: np.ndarray  # (sentences + 1,) first row of each sentence
+    content: np.ndarray  # spans[:, 3] as bool, converted once
+
+    @classmethod
+    def of(cls, tokens: list[TokenVectors], dim: int) -> TokenStore:
+        sizes = [len(t.content) for t in tokens]
+        vectors = np.empty((sum(sizes), dim), dtype=np.float16)  # filled in place: no float32 copy of it all
+        spans = np.zeros((sum(sizes), 4), dtype=np.int32)
+        spans[:, 0] = np.repeat(np.arange(len(tokens)), sizes)
+        at = 0
+        for t, n in zip(tokens, sizes):
+            vectors[at:at + n] = t.vectors
+            spans[at:at + n, 1:3] = t.spans
+            spans[at:at + n, 3] = t.content
+            at += n
+        return cls.from_arrays(vectors, spans, len(tokens))
+
+    @classmethod
+    def from_arrays(cls, vectors: np.ndarray, spans: np.ndarray, sentences: int) -> TokenStore:
+        # A small store is held in memory as float32, so that questions skip converting it;
+        # a large one stays on disk (a plain view of the map skips numpy's memmap bookkeeping).
+        vectors = np.asarray(vectors)
+        vectors = vectors.astype(np.float32) if vectors.nbytes <= TOKENS_IN_MEMORY_BYTES else vectors
+        return cls(vectors, spans, np.searchsorted(spans[:, 0], np.arange(sentences + 1)),
+                   spans[:, 3].astype(bool))
+
+    def get(self, sid: int) -> TokenVectors:
+        a, b = self.offsets[sid], self.offsets[sid + 1]
+        return TokenVectors(self.vectors[a:b], self.content[a:b], self.spans[a:b, 1:3])
+
+
+@dataclass
+class Index:
+    """The files backend of `Store`: everything in memory (or mapped from its files)."""
+
+    manifest: dict
+    documents: dict[str, Document]
+    sentences: list[Sentence]
+    chunks: list[Chunk]
+    sentence_vectors: np.ndarray  # one L2-normalised row per sentence
+    dense: faiss.Index  # inner product over L2-normalised chunk vectors
+    bm25: bm25s.BM25  # over chunk texts, as `qa.text.terms`
+    tokens: TokenStore | None = None  # absent above `token_vectors_max_sentences`
+    # Above `ann_threshold` sentences, an approximate index over `sentence_vectors` for the
+    # best-sentence ranking; below it that ranking is exact, over the array.
+    sentence_dense: faiss.Index | None = None
+
+    def __post_init__(self):
+        self._chunks_of: dict[int, tuple[int, ...]] = {}
+        for cid, chunk in enumerate(self.chunks):
+            for sid in chunk.sentence_ids:
+                self._chunks_of[sid] = self._chunks_of.get(sid, ()) + (cid,)
+
+    def search_chunks(self, vector: np.ndarray, n: int) -> list[tuple[int, float]]:
+        cos, ids = self.dense.search(vector.reshape(1, -1).astype(np.float32), n)
+        return [(int(i), float(c)) for i, c in zip(ids[0], cos[0]) if i >= 0]
+
+    def search_terms(self, terms: list[str], n: int) -> list[tuple[int, float]]:
+        scores = self.bm25.get_scores(terms) if terms else np.zeros(0)
+        return [(int(i), float(scores[i])) for i in np.argsort(-scores, kind="stable")[:n] if scores[i] > 0]
+
+    def search_sentences(self, vector: np.ndarray, n: int) -> list[int]:
+        if self.sentence_dense is not None:
+            _, ids = self.sentence_dense.search(vector.reshape(1, -1).astype(np.float32), n)
+            return [int(i) for i in ids[0] if i >= 0]
+        return [int(i) for i in _best(self.sentence_vectors @ vector, n)]
+
+    def chunk(self, cid: int) -> Chunk:
+        return self.chunks[cid]
+
+    def chunk_text(self, cid: int) -> str:
+        chunk = self.chunks[cid]
+        return self.documents[chunk.doc_id].text[chunk.start:chunk.end]
+
+    def chunks_of(self, sid: int) -> tuple[int, ...]:
+        return self._chunks_of.get(sid, ())
+
+    def sentence(self, sid: int) -> Sentence:
+        return self.sentences[sid]
+
+    def sentence_text(self, sid: int) -> str:
+        s = self.sentences[sid]
+        return self.documents[s.doc_id].text[s.start:s.end]
+
+    def sentence_vectors_of(self, sids: list[int]) -> np.ndarray:
+        return np.asarray(self.sentence_vectors[sids], dtype=np.float32)
+
+    def stored_tokens(self, sids: list[int]) -> list[TokenVectors] | None:
+        return None if self.tokens is None else [self.tokens.get(sid) for sid in sids]
+
+    def preload_sentences(self, sids: list[int]) -> None:
+        pass  # all in memory
+
+    def document(self, doc_id: str) -> Document:
+        return self.documents[doc_id]
+
+    def listing(self) -> list[tuple[Document, int]]:
+        return [(d, len(d.text)) for d in self.documents.values()]
+
+    def find(self, doc_id: str) -> Document | None:
+        return self.documents.get(doc_id)
+
+    def document_text(self, doc_id: str) -> str:
+        return self.documents[doc_id].text
+
+    def lexicon(self) -> Lexicon:
+        """Made from the loaded index: one pass over its sentences."""
+        return Lexicon([self.sentence_text(i) for i in range(len(self.sentences))],
+                       {d.doc_id: d.text for d in self.documents.values()}, [s.doc_id for s in self.sentences])
+
+    def chunk_vectors(self, cids: list[int] | None = None) -> np.ndarray:
+        """The vectors of the chunks `cids`, or of all of them."""
+        if cids is not None:
+            return self.dense.reconstruct_batch(np.array(cids, dtype=np.int64))
+        return self.dense.reconstruct_n(0, self.dense.ntotal) if self.dense.ntotal else np.zeros((0, self.dense.d), np.float32)
+
+
+def save_index(folder: str | Path, index: Index) -> None:
+    import faiss
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    gen = time.strftime("%Y%m%d%H%M%S").lower() + uuid.uuid4().hex[:6]
+    files = {
+        "documents": f"documents-{gen}.jsonl",
+        "chunks": f"chunks-{gen}.json",
+        "sentence_vectors": f"sentence_vectors-{gen}.npy",
+        "dense": f"dense-{gen}.faiss",
+        "bm25": f"bm25-{gen}",
+    }
+    _write_text(folder / files["documents"], "".join(json.dumps(d.to_dict()) + "\n" for d in index.documents.values()))
+    _write_text(folder / files["chunks"], json.dumps({
+        "sentences": [s.row() for s in index.sentences],
+        "chunks": [[c.doc_id, c.start, c.end, list(c.sentence_ids)] for c in index.chunks],
+    }))
+    with open(folder / files["sentence_vectors"], "wb") as fh:
+        np.save(fh, index.sentence_vectors, allow_pickle=False)
+        _sync(fh)
+    if index.tokens is not None:
+        files["token_vectors"], files["token_spans"] = f"token_vectors-{gen}.npy", f"token_spans-{gen}.npy"
+        for name, array in (("token_vectors", index.tokens.vectors), ("token_spans", index.tokens.spans)):
+            with open(folder / files[name], "wb") as fh:
+                np.save(fh, array, allow_pickle=False)
+                _sync(fh)
+    faiss.write_index(index.dense, str(folder / files["dense"]))
+    if index.sentence_dense is not None:
+        files["sentence_dense"] = f"sentence_dense-{gen}.faiss"
+        faiss.write_index(index.sentence_dense, str(folder / files["sentence_dense"]))
+    index.bm25.save(str(folder / files["bm25"]), show_progress=False)
+    # faiss and bm25s write by path: everything the manifest will name reaches the disk
+    # before the manifest does, or a power cut could leave it naming files never written.
+    for name in ("dense", "sentence_dense", "bm25"):
+        if name in files:
+            path = folder / files[name]
+            for f in [*sorted(path.iterdir()), path] if path.is_dir() else [path]:
+                sync_path(f)
+
+    manifest = {**index.manifest, "files": files, "generation": gen}
+    tmp = folder / (MANIFEST + ".tmp")
+    _write_text(tmp, json.dumps(manifest, indent=2))
+    os.replace(tmp, folder / MANIFEST)  # the commit point
+    sync_path(folder)  # the rename itself
+    index.manifest = manifest
+    _remove_other_generations(folder, set(files.values()))
+
+
+def _write_text(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        _sync(fh)
+
+
+def _sync(fh) -> None:
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+def sync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def writing(folder: str | Path) -> Iterator[None]:
+    """Hold the index folder's write lock: two ingests into one folder would each remove
+    the other's files. The second is refused at once, saying who holds the lock. Holding
+    it, the files of a write that never committed (a process killed mid-write) go first."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK, "a+", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise IndexBusyError(f"Another ingest ({holder}) is writing the index in {folder}. "
+                                 "Wait for it to finish, then run this again.") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        try:
+            remove_uncommitted(folder)
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def remove_uncommitted(folder: Path) -> None:
+    """Remove index files the manifest does not name: what a killed write left (hundreds of
+    MB for a large corpus). Only while holding the write lock, when no write is under way."""
+    try:
+        committed = set(read_manifest(folder).get("files", {}).values())
+    except QAError:
+        return  # no readable manifest: what is there may be all there is; leave it for the next build
+    _remove_other_generations(folder, committed)
+
+
+def _remove_other_generations(folder: Path, keep: set[str]) -> None:
+    for p in folder.iterdir():
+        if p.name not in keep and _GENERATED.match(p.name):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def read_manifest(folder: str | Path) -> dict:
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise IndexMissingError(f"No index in {folder}. Build it with `qa ingest --index {folder}`.")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise StaleIndexError(f"The index manifest {path} is damaged. Re-run `qa ingest` to rebuild it.") from None
+    if not isinstance(manifest, dict):
+        raise StaleIndexError(f"The index manifest {path} is not a JSON object. Re-run `qa ingest` to rebuild it.")
+    return manifest
+
+
+def bm25s_module():
+    """bm25s, imported when the files backend needs it (it sets its logger to DEBUG on import)."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
+def load_index(folder: str | Path, expected: dict) -> Index:
+    import faiss
+
+    bm25s = bm25s_module()
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    check_compatible(manifest, expected, folder)
+    files = manifest.get("files") or {}
+    stored = (("token_vectors", "token_spans") if manifest.get("token_vectors") else ()) + \
+        (("sentence_dense",) if manifest.get("sentence_index", {}).get("kind", "flat") != "flat" else ())
+    missing = [name for name in ("documents", "chunks", "sentence_vectors", "dense", "bm25") + stored
+               if not files.get(name) or not (folder / files[name]).exists()]
+    if missing:
+        raise StaleIndexError(
+            f"The index in {folder} is incomplete (missing {', '.join(missing)}). Re-run `qa ingest` to rebuild it."
+        )
+    try:
+        docs = [Document.from_dict(json.loads(line)) for line in
+                (folder / files["documents"]).read_text(encoding="utf-8").splitlines() if line]
+        tables = json.loads((folder / files["chunks"]).read_text(encoding="utf-8"))
+        # With an approximate sentence index the array is only read row by row (the answer
+        # stage's candidates), so it stays on disk rather than beside the index's own copy.
+        sentence_vectors = np.load(folder / files["sentence_vectors"], allow_pickle=False,
+                                   mmap_mode="r" if manifest.get("sentence_index", {}).get("kind", "flat") != "flat" else None)
+        dense = faiss.read_index(str(folder / files["dense"]))
+        bm25 = bm25s.BM25.load(str(folder / files["bm25"]), show_progress=False)
+        sentence_dense = faiss.read_index(str(folder / files["sentence_dense"])) if "sentence_dense" in stored else None
+        tokens = None
+        if manifest.get("token_vectors"):
+            tokens = TokenStore.from_arrays(np.load(folder / files["token_vectors"], mmap_mode="r", allow_pickle=False),
+                                            np.load(folder / files["token_spans"], allow_pickle=False),
+                                            len(tables["sentences"]))
+    except (ValueError, KeyError, TypeError, RuntimeError, OSError) as exc:
+        raise StaleIndexError(f"The index in {folder} cannot be read ({exc}). Re-run `qa ingest` to rebuild it.") from None
+
+    index = Index(
+        manifest=manifest,
+        documents={d.doc_id: d for d in docs},
+        sentences=[Sentence.from_row(row) for row in tables["sentences"]],
+        chunks=[Chunk(d, s, e, tuple(ids)) for d, s, e, ids in tables["chunks"]],
+        sentence_vectors=sentence_vectors,
+        dense=dense,
+        bm25=bm25,
+        tokens=tokens,
+        sentence_dense=sentence_dense,
+    )
+    _validate(index, folder)
+    return index
+
+
+def _validate(index: Index, folder: Path) -> None:
+    counts = index.manifest.get("counts", {})
+    problems = []
+    if counts.get("documents") != len(index.documents):
+        problems.append("document count")
+    if counts.get("chunks") != len(index.chunks) or index.dense.ntotal != len(index.chunks):
+        problems.append("chunk count")
+    if index.sentence_vectors.shape != (len(index.sentences), index.dense.d) or (
+            index.sentence_dense is not None and index.sentence_dense.ntotal != len(index.sentences)):
+        problems.append("sentence vectors")
+    if any(c.doc_id not in index.documents for c in index.chunks):
+        problems.append("chunks of unknown documents")
+    t = index.tokens
+    if t is not None and (t.vectors.shape != (len(t.spans), index.dense.d) or int(t.offsets[-1]) != len(t.spans)
+                          or (len(t.spans) and not 0 <= t.spans[-1, 0] < len(index.sentences))):
+        problems.append("token vectors")
+    if problems:
+        raise StaleIndexError(
+            f"The index in {folder} is inconsistent ({', '.join(problems)}). Re-run `qa ingest` to rebuild it."
+        )
+
+
+def _best(scores: np.ndarray, m: int) -> np.ndarray:
+    """Ids of the `m` highest scores, best first, ties by id (as a stable sort would give),
+    in time linear in the number of scores: a full sort of every sentence's score would
+    dominate the question path on a large index."""
+    if m >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    kth = np.partition(scores, len(scores) - m)[len(scores) - m]
+    above = np.flatnonzero(scores > kth)
+    top = np.concatenate([above, np.flatnonzero(scores == kth)[: m - len(above)]])
+    return top[np.lexsort((top, -scores[top]))]
