@@ -403,9 +403,10 @@ def cmd_bench(config: Config, args) -> int:
         from .eval import load_eval_set
 
         questions = [item.question for item in load_eval_set(args.eval_set)][:8 if args.quick else args.questions]
+        out = Path(args.report) / "engine-bench.json"
         results = enginebench.run(config.with_overrides(store=args.store), questions, squad, args.documents, sizes, say,
-                                  5.0 if args.quick else 20.0)
-        return _report(results, Path(args.report) / "engine-bench.json")
+                                  5.0 if args.quick else 20.0, out)
+        return _report(results, out)
     files = [f for f in args.uploads.split(",") if f]
     missing = [f for f in files if not Path(f).is_file()]
     if missing and args.uploads != BENCH_UPLOAD:

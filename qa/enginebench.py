@@ -9,6 +9,7 @@ It writes into the engine at the URI, dropping what is there: give it one of its
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import threading
@@ -31,13 +32,20 @@ VOCABULARY = 10_000_000  # made-up words (an open vocabulary: a Zipf law draws e
 
 
 def run(config: Config, questions: list[str], squad: str | None, documents: int, sizes: Sequence[int],
-        say: Say = print, seconds: float = 20.0) -> dict:
+        say: Say = print, seconds: float = 20.0, out: Path | None = None) -> dict:
+    """Every section; with `out`, the results so far are written there after each (the
+    million-chunk one takes an hour on 2 cores)."""
     from .embed import load_encoder
     from .index import build_index, expected_settings
 
     client = engine.connect(config.store)
     encoder = load_encoder(config)
     results: dict = {"store": config.store, "cpus": os.cpu_count()}
+
+    def keep() -> None:
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(results, indent=1))
     with tempfile.TemporaryDirectory(prefix="qa-enginebench-") as work:
         work = Path(work)
         if squad:
@@ -62,10 +70,12 @@ def run(config: Config, questions: list[str], squad: str | None, documents: int,
                 results["ingest"].append({"workers": workers, "documents": counts["documents"], "texts": texts,
                                           "seconds": round(seconds_taken, 1),
                                           "texts_per_s": round(texts / seconds_taken, 1)})
+                keep()
         say("replicas behind HAProxy (default corpus)")
         engine.drop_collections(client)
         build_index(config.with_overrides(index_dir=str(work / "lock")), encoder)
         results["replicas"] = [replicas_throughput(config, questions, n, work, seconds) for n in (1, 2, 3)]
+        keep()
         results["memory"] = []
         expected = expected_settings(config, encoder.model_id, encoder.weights_sha256, encoder.dim)
         engine.drop_collections(client)
@@ -75,6 +85,7 @@ def run(config: Config, questions: list[str], squad: str | None, documents: int,
             say(f"replica memory at {size:,} synthetic chunks")
             written = write_synthetic(client, written, size, encoder.dim, expected)
             results["memory"].append({"chunks": size, **replica_memory(config, work)})
+            keep()
     return results
 
 
