@@ -303,7 +303,7 @@ def write_json(client, key: str, value: dict) -> int:
 
 
 def create_collections(client, dim: int) -> None:
-    """The five collections, empty, with their indexes; those already there are kept."""
+    """The six collections, empty, with their indexes; those already there are kept."""
     from pymilvus import DataType, Function, FunctionType
 
     def make(name, fields, vector_dim, extra=None):
