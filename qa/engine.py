@@ -25,6 +25,7 @@ import json
 import logging
 import re
 import threading
+import time
 from urllib.parse import urlsplit
 from collections import OrderedDict
 
@@ -43,6 +44,7 @@ BM25_K1, BM25_B = 1.5, 0.75  # bm25s's defaults; the engine's scores are (k1 + 1
 CACHE_ROWS = 5_000  # sentences (and as many chunks) a server keeps between questions
 DOCS_WITH_CHUNKS = 20  # chunks whose documents stand for "the documents that hold a term"
 FETCH = 1000  # rows asked for in one query
+CREATE_ATTEMPTS = 20  # making a collection that shards racing to make it may half-make
 SENTENCE_FIELDS = ["doc_id", "start", "end", "lead_in", "item", "items", "question", "colon", "chunks", "text", "vector"]
 CHUNK_FIELDS = ["doc_id", "start", "end", "sentence_ids", "text", "vector"]
 
@@ -320,10 +322,18 @@ def create_collections(client, dim: int) -> None:
         quiet = logging.getLogger("pymilvus")
         level, quiet.level = quiet.level, logging.CRITICAL  # it logs the race below as an error
         try:
-            client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
-        except Exception:
-            if not client.has_collection(name):  # else another shard's ingest made it first
-                raise
+            for attempt in range(CREATE_ATTEMPTS):
+                try:
+                    client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+                    return
+                except Exception:
+                    # Another shard's ingest (here or on another machine) may be making it
+                    # at this moment: it exists once that one is done.
+                    time.sleep(0.25)
+                    if client.has_collection(name):
+                        return
+                    if attempt == CREATE_ATTEMPTS - 1:
+                        raise
         finally:
             quiet.setLevel(level)
 
