@@ -238,7 +238,11 @@ class EngineStore:
             return None
 
     def document_text(self, doc_id: str) -> str:
-        rows = self.client.query(TEXTS, filter=_equals("doc_id", doc_id), output_fields=["part", "text"])
+        return self._parts(TEXTS, doc_id)
+
+    def _parts(self, collection: str, doc_id: str) -> str:
+        """A document's text (or terms) as `document_rows` wrote it, in parts."""
+        rows = self.client.query(collection, filter=_equals("doc_id", doc_id), output_fields=["part", "text"])
         return "".join(r["text"] for r in sorted(rows, key=lambda r: r["part"]))
 
     def lexicon(self) -> Lexicon:
@@ -253,8 +257,7 @@ class EngineStore:
     def _terms_of(self, doc_id: str) -> set[str]:
         terms = self._terms.get(doc_id)
         if terms is None:
-            rows = self.client.query(TERMS, filter=_equals("doc_id", doc_id), output_fields=["part", "text"])
-            terms = set("".join(r["text"] for r in sorted(rows, key=lambda r: r["part"])).split())
+            terms = set(self._parts(TERMS, doc_id).split())
             self._terms.put({doc_id: terms})
         return terms
 

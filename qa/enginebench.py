@@ -9,19 +9,20 @@ It writes into the engine at the URI, dropping what is there: give it one of its
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 import threading
 import time
 import urllib.error
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from . import engine
-from .bench import _free_port, _post, squad_corpus
+from .bench import _free_port, _post, _rss_mb, squad_corpus
 from .config import Config, to_env
 from .replicas import balancer, replica
 from .scaling import synthetic_vectors
@@ -126,22 +127,12 @@ def replicas_throughput(config: Config, questions: list[str], n: int, work: Path
             "latency_ms": percentiles(latency)}
 
 
-class _replicas:
-    """n replicas pinned to cores, as a context manager giving their URLs."""
-
-    def __init__(self, n: int, env: dict, work: Path):
-        self.n, self.env, self.work, self.stack = n, env, work, None
-
-    def __enter__(self) -> list[str]:
-        from contextlib import ExitStack
-
-        self.stack = ExitStack()
-        cpus = os.cpu_count() or 1
-        return [self.stack.enter_context(replica(_free_port(), self.work / "replicas", self.env, pin=i % cpus))[0]
-                for i in range(self.n)]
-
-    def __exit__(self, *exc):
-        self.stack.close()
+@contextlib.contextmanager
+def _replicas(n: int, env: dict, work: Path) -> Iterator[list[str]]:
+    """n replicas, replica i pinned to core i (mod the cores), until the block ends: their URLs."""
+    cpus = os.cpu_count() or 1
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(replica(_free_port(), work / "replicas", env, pin=i % cpus))[0] for i in range(n)]
 
 
 def replica_memory(config: Config, work: Path, questions: int = 20) -> dict:
@@ -159,13 +150,6 @@ def replica_memory(config: Config, work: Path, questions: int = 20) -> dict:
             latency.append((time.perf_counter() - t) * 1000)
         rss = _rss_mb(proc.pid)
     return {"replica_rss_mb": rss, "start_to_healthy_s": round(ready, 1), "latency_ms": percentiles(latency)}
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
 
 
 _SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "be", "da", "fu", "go", "hi", "ja", "pe", "zo"]

@@ -16,8 +16,6 @@ import logging
 import os
 import re
 import shutil
-import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,7 +26,7 @@ import numpy as np
 
 from .embed import TokenVectors
 from .text import Lexicon
-from .store import check_compatible
+from .store import check_compatible, new_generation
 from .types import Chunk, Document, IndexBusyError, IndexMissingError, QAError, Sentence, StaleIndexError
 
 if TYPE_CHECKING:  # the files backend's libraries load with it, not with a server on an engine
@@ -171,7 +169,7 @@ def save_index(folder: str | Path, index: Index) -> None:
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    gen = time.strftime("%Y%m%d%H%M%S").lower() + uuid.uuid4().hex[:6]
+    gen = new_generation()
     files = {
         "documents": f"documents-{gen}.jsonl",
         "chunks": f"chunks-{gen}.json",

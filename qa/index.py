@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from .embed import Encoder, TokenVectors
 from .formats import Limits
 from .engine import is_engine
 from .ingest import CorpusReadResult, read_corpus
+from .store import built_at, new_generation
 from .files import Index, TokenStore, bm25s_module, load_index, save_index, writing
 from .text import Lexicon, terms
 from .types import Chunk, ConfigError, Document, EmptyCorpusError, QAError, Sentence
@@ -211,7 +211,7 @@ def _build(config: Config, encoder: Encoder, progress: Progress | None) -> Build
 
     manifest = {
         **expected,
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "built_at": built_at(),
         "counts": {"documents": len(documents), "chunks": len(chunks), "sentences": len(sentences)},
         "token_vectors": store_tokens,
         "dense_index": dense_kind,
@@ -266,13 +266,13 @@ def _build_in_engine(config: Config, encoder: Encoder, progress: Progress | None
         done += len(texts)
         if progress:
             progress(done, total)
-    gen = time.strftime("%Y%m%d%H%M%S").lower() + uuid.uuid4().hex[:6]
+    gen = new_generation()
     parts = engine.write_json(client, f"lexicon-{gen}", lexicon.stats)
     report.documents = len(docs)
     report.sentences = sum(len(pieces[d.doc_id][0]) for d in docs)
     report.chunks = sum(len(pieces[d.doc_id][1]) for d in docs)
     engine.commit(client, {
-        **expected, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "generation": gen,
+        **expected, "built_at": built_at(), "generation": gen,
         "counts": {"documents": report.documents, "chunks": report.chunks, "sentences": report.sentences},
         "lexicon": {"key": f"lexicon-{gen}", "parts": parts}})
     report.seconds = time.perf_counter() - started

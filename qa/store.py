@@ -4,6 +4,8 @@ check that an index was built with the settings now configured."""
 
 from __future__ import annotations
 
+import time
+import uuid
 from pathlib import Path
 from typing import Protocol
 
@@ -81,3 +83,12 @@ def _describe(value) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in value.items())
     return str(value)
+
+
+def new_generation() -> str:
+    """A name for a build's generation: sortable by time (the newest shard's commit wins), unique."""
+    return time.strftime("%Y%m%d%H%M%S").lower() + uuid.uuid4().hex[:6]
+
+
+def built_at() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
