@@ -73,6 +73,11 @@ def connect(uri: str):
             if database not in client.list_databases():
                 client.create_database(database)
             client.use_database(database)
+        # A server started again on its data has our collections on disk but not loaded
+        # (Milvus Lite; a cluster may release them too): searches fail until they are.
+        for name in (CHUNKS, SENTENCES, DOCUMENTS, TEXTS, TERMS, META):
+            if client.has_collection(name) and "Loaded" not in str(client.get_load_state(name).get("state")):
+                client.load_collection(name)
         return client
     except Exception as exc:  # noqa: BLE001 - the client raises many kinds; the user needs one sentence
         raise QAError(f"Cannot reach the search engine at {uri} ({type(exc).__name__}: {str(exc)[:200]}). "
