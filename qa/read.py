@@ -27,7 +27,7 @@ from typing import Protocol
 import numpy as np
 
 from .config import MSMARCO_READER, READER_SHA256, TRAINED_READER, Config, shipped
-from .embed import checked_hash, hash_memo
+from .embed import checked_hash, hash_memo, onnx_session
 from .types import ConfigError
 
 
@@ -71,7 +71,6 @@ class OnnxCrossEncoder:
     def __init__(self, folder: Path, model_id: str, expected_sha256: str = "", max_tokens: int = 256,
                  threads: int = 0, memo: Path | None = None, remedy: str = "Point `reader` at a folder with "
                  "model.onnx and tokenizer.json, or set `reader_sha256` to the new hash if the change is intended."):
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         for name in ("model.onnx", "tokenizer.json"):
@@ -79,13 +78,7 @@ class OnnxCrossEncoder:
                 raise ConfigError(f"The reader model folder {folder} has no {name}. {remedy}")
         self.weights_sha256 = checked_hash(folder, expected_sha256, "the reader", remedy, memo)
         self.model_id = model_id
-        options = ort.SessionOptions()
-        # Idle worker threads must not spin: the embedder's and the reader's pools share two
-        # cores, and spinning ones slowed the other model by a third (read 125 -> 83 ms p50).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if threads:
-            options.intra_op_num_threads = threads
-        self._session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        self._session = onnx_session(folder / "model.onnx", threads)
         self._inputs = {i.name for i in self._session.get_inputs()}
         # A trained reader (`qa train`) also gives start and end logits over the tokens.
         self._outputs = [o.name for o in self._session.get_outputs()]
