@@ -31,21 +31,6 @@ def test_the_reader_prefers_the_sentence_that_answers_to_the_topic_sentence(read
     assert logits.shape == (2,) and logits[1] > logits[0] + 1.0
 
 
-def test_candidates_read_in_batches_by_length_keep_their_own_logits_and_spans(reader):
-    question = "When was the Corran lighthouse built?"
-    texts = ["The lighthouse was built in 1860 by the engineer David Stevenson.",
-             "Corran Point lighthouse stands on the Corran Narrows of Loch Linnhe in Scotland, where the ferry "
-             "crosses the narrows many times a day between Nether Lochaber and Ardgour, as it has for centuries.",
-             "It was automated in 1970."]
-    lengths = np.array([40, 12, 40, 25, 90, 13])
-    batches = read.length_batches(lengths)
-    assert sorted(np.concatenate(batches).tolist()) == list(range(6))
-    assert [lengths[b].max() for b in batches] == [40, 90]  # the long one alone: 4 x 40 + 90 padded, not 6 x 90
-    logits, spans = reader.read(question, texts)
-    back, back_spans = reader.read(question, texts[::-1])
-    assert np.allclose(logits, back[::-1], atol=1e-3) and spans == back_spans[::-1]
-    assert texts[0][spans[0].start:spans[0].end] == "1860"
-
 def test_read_without_the_names_it_asks_about_the_question_prefers_the_sentence_that_answers(msmarco_reader):
     # The MS MARCO reader's liking for a sentence that names what the question names, from
     # the default corpus; the reading with the names replaced is the fusion's second logit
