@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, nargs=3, metavar=("FIT", "SELECT", "REPORT"),
                    help="a reproducible sample of each split's in-corpus questions (default: all)")
     p.add_argument("--off-corpus", type=int, default=400, help="off-corpus questions per split (default 400)")
+    p.add_argument("--candidates", type=int, help="candidates the reader reads (default: the fewest whose select "
+                   "figure is within 0.3 points of the best)")
 
     p = sub.add_parser("train", help="fine-tune the reader on SQuAD 1.1 train (resumable) and export it as int8 ONNX")
     p.add_argument("--train-file", default=None, help="the SQuAD 1.1 train file (default: ../shared/benchmarks/squad1.1-train/...)")
@@ -325,6 +327,7 @@ def cmd_fit(config: Config, args) -> int:
             asking.close()
         fit.save_records(records[split], path)
     candidates, by_candidates = fit.choose_candidates(records["fit"], records["select"])
+    candidates = args.candidates or candidates
     records = {split: [r.top(candidates) for r in rs] for split, rs in records.items()}
     model = fit.fit(records["fit"], note=f"qa fit on the SQuAD fit split of {Path(args.squad).name}, "
                                          f"{candidates} candidates")
