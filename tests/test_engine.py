@@ -118,12 +118,6 @@ def test_ingest_into_the_engine_writes_changes_once_and_replicas_follow(corpus_c
         third = build_index(config, encoder)  # nothing changed: nothing written twice
         assert third.embedded == [] and _rows(client, engine.SENTENCES) == second.sentences
 
-    # The engine started again on its data: its collections are on disk, not loaded, and
-    # once failed every search ("call load() before search").
-    with engine_server(tmp_path / "data") as uri:
-        answer = QA.load(_config(corpus_config, uri, tmp_path, corpus), encoder, reader).ask("What does the Heron Trust fund?")
-        assert not answer.abstained and "river surveys" in answer.answer
-
 
 def _generation(client) -> str:
     return engine.read_json(client, "manifest")["generation"]
