@@ -34,7 +34,7 @@ def cl100k():
 
 
 # The lower-case words that are one token of cl100k_base, kept as a file so that answering
-# a question never loads the tokeniser (47 MB resident, 0.2 s); tests/test_text.py checks
+# a question never loads the tokeniser (47 MB resident, 0.2 s); tests/test_answer.py checks
 # it against the tokeniser and says how to write it again.
 COMMON_WORDS = Path(__file__).resolve().parent / "common_words.txt"
 
