@@ -375,7 +375,9 @@ def cmd_train(config: Config, args) -> int:
         groups = traindata.collect_groups(config, load_encoder(config), articles, folder / "indexes")
         traindata.save_groups(groups, groups_file)
     groups = traindata.load_groups(groups_file)
-    print(f"{len(groups)} groups, {sum(len(g.texts) for g in groups)} pairs ({sum(g.removed for g in groups)} answer-removed)")
+    other = sum(g.other_article for g in groups)
+    print(f"{len(groups)} groups, {sum(len(g.texts) for g in groups)} pairs "
+          f"({sum(g.removed for g in groups) - other} answer-removed, {other} other-article)")
     weights = Path(args.weights) if args.weights else train.train(groups, folder, start / "model.onnx",
                                                                    start / "tokenizer.json", args.steps, args.batch,
                                                                    init=Path(args.init) if args.init else None)

@@ -9,7 +9,11 @@ score are the candidates, read as the product reads them (a list item after its
 list's introduction). A group always holds a right sentence: where none is among the
 best, the best-ranked right one replaces the last. A share of questions also gives an
 "answer removed" group: the best candidates that do not hold the answer, so that the
-model learns to score a topic sentence that lacks the fact below its null option.
+model learns to score a topic sentence that lacks the fact below its null option, and
+an "other article" group: the best candidates the prefilter finds in the index's other
+articles, as a question about a document that is not indexed would meet them (without
+these, a reader trained on its own article's sentences alone scored other articles'
+best sentences up, and off-corpus refusals fell).
 
 The train file is SQuAD 1.1 train (CC BY-SA 4.0); no SQuAD 2.0 dev question (fit,
 select, report) is ever in it, so the splits that fit, choose and report stay clean.
@@ -32,6 +36,7 @@ TRAIN_FILE = Path(__file__).resolve().parent.parent.parent / "shared" / "benchma
 GROUP = 4  # candidates per question: what the product read (`reader_candidates`) when the groups were made
 ARTICLES_PER_INDEX = 8
 REMOVED_SHARE = 0.3  # of questions that also give an answer-removed group
+OTHER_ARTICLE_SHARE = 0.3  # of questions that also give an other-article group
 
 
 @dataclass
@@ -40,8 +45,9 @@ class Group:
     texts: list[str]  # the candidates as the reader reads them
     labels: list[int]  # 1 where the candidate holds the answer
     spans: list[list[int] | None]  # the answer's characters in each right candidate
-    removed: bool = False  # an answer-removed group: no candidate holds the answer
+    removed: bool = False  # no candidate holds the answer (answer removed, or another article's)
     article: str = ""
+    other_article: bool = False  # the candidates are from articles other than the question's
 
 
 def train_articles(path: str | Path = TRAIN_FILE, count: int | None = None, seed: int = 0) -> list[dict]:
@@ -99,8 +105,19 @@ def _index_groups(config: Config, encoder: Encoder, part: list[dict], folder: Pa
         yield _group(q.query, [texts[i] for i in top], [right[i] for i in top], item.answers, item.source or "")
         wrong = [i for i, r in enumerate(right) if not r][:GROUP]
         if len(wrong) >= 2 and rng.random() < REMOVED_SHARE:
-            yield Group(q.query, [texts[i] for i in wrong], [0] * len(wrong), [None] * len(wrong), True,
-                        item.source or "")
+            yield _refusal(q.query, [texts[i] for i in wrong], item.source or "")
+        if rng.random() < OTHER_ARTICLE_SHARE:
+            others = [p for p in qa.retriever.search(q.query, q.vector, qa.retriever.candidates)
+                      if p.doc_id != item.source][: max(config.top_k, config.read_passages)]
+            texts = [qa.answerer._reader_text(c.sid) for c in qa.answerer.score(q, others)]
+            texts = [t for t in texts if not holds(t, item.answers)][:GROUP]
+            if texts:
+                yield _refusal(q.query, texts, item.source or "", other_article=True)
+
+
+def _refusal(question: str, texts: list[str], article: str, other_article: bool = False) -> Group:
+    """A group the model should refuse: no candidate holds the answer."""
+    return Group(question, texts, [0] * len(texts), [None] * len(texts), True, article, other_article)
 
 
 def _group(question: str, texts: list[str], right: list[bool], answers: list[str], article: str) -> Group:

@@ -126,5 +126,12 @@ def test_training_groups_come_from_the_products_prefilter(tmp_path, encoder):
             assert span is None or (label and 0 <= span[0] < span[1] <= len(text))
     assert any(s is not None for g in answerable for s in g.spans)
     assert all(not any(g.labels) for g in groups if g.removed)
+    # Other-article groups quote the index's other article, never the question's own.
+    other = [g for g in groups if g.other_article]
+    assert other and all(g.removed for g in other)
+    documents = {d.stem: d.read_text() for d in (tmp_path / "work" / "index0" / "corpus").glob("*.txt")}
+    for g in other:
+        own, rest = documents[g.article], "".join(t for a, t in documents.items() if a != g.article)
+        assert all(t[:40] not in own and t[:40] in rest for t in g.texts)
     traindata.save_groups(groups, tmp_path / "groups.jsonl")
     assert traindata.load_groups(tmp_path / "groups.jsonl") == groups
