@@ -232,16 +232,19 @@ def _save(path: Path, obj) -> None:
 def reader_alone(reader, records) -> dict:
     """How often the reader's own top candidate holds the answer, over the answerable
     questions that have a right candidate, and how often its logit refuses (is below 0,
-    the null option it was trained against) every candidate of an answer-removed question:
+    the null option it was trained against) every candidate of an answer-removed question
+    and of a question about an article not indexed:
     the learning curve's figures, free of the fusion."""
     from .fit import answer_removed
 
+    def refused(kept) -> float:
+        return round(float(np.mean([(reader.score(r.question, list(r.texts)) < 0).all() for r in kept if len(r.texts)])), 4)
+
     answerable = [r for r in records if r.kind == "yes" and r.labels.any()]
     right = [bool(r.labels[int(np.argmax(reader.score(r.question, list(r.texts))))]) for r in answerable]
-    removed = answer_removed(answerable)
-    refused = [bool((reader.score(r.question, list(r.texts)) < 0).all()) for r in removed if len(r.texts)]
     return {"questions": len(answerable), "top1": round(float(np.mean(right)), 4),
-            "answer_removed_refused": round(float(np.mean(refused)), 4)}
+            "answer_removed_refused": refused(answer_removed(answerable)),
+            "off_corpus_refused": refused([r for r in records if r.kind == "off"])}
 
 
 def learning_curve(folder: Path, start: Path, records, say: Say = print) -> dict:

@@ -11,6 +11,7 @@ import pytest
 from qa import train, traindata
 from qa.config import Config
 from qa.export import export_reader
+from qa.fit import Record
 from qa.read import OnnxCrossEncoder, packaged_reader_folder
 from qa.traindata import Group
 from qa.types import ConfigError
@@ -135,3 +136,20 @@ def test_training_groups_come_from_the_products_prefilter(tmp_path, encoder):
         assert all(t[:40] not in own and t[:40] in rest for t in g.texts)
     traindata.save_groups(groups, tmp_path / "groups.jsonl")
     assert traindata.load_groups(tmp_path / "groups.jsonl") == groups
+
+
+def test_the_reader_alone_is_scored_on_readings(reader):
+    def record(kind: str, question: str, texts: list[str], labels: list[int]) -> Record:
+        n = len(texts)
+        return Record(kind, np.zeros((n, 3), np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32),
+                      np.zeros(n, np.float32), np.zeros((n, 2), bool), np.array(labels, bool), 0.0, 0.0,
+                      (None,) * n, question, tuple(texts))
+
+    heron = "What does the Heron Trust fund?"
+    records = [record("yes", heron, ["The Heron Trust has an office in Chester.",
+                                     "The Heron Trust funds river surveys on the Mersey."], [0, 1]),
+               record("off", heron, ["The cathedral organ was rebuilt in 1926 by a firm from Durham."], [0]),
+               record("no", heron, ["Herons nest in colonies."], [0])]
+    alone = train.reader_alone(reader, records)
+    assert alone["questions"] == 1 and alone["top1"] == 1.0 and alone["off_corpus_refused"] == 1.0
+    assert alone["answer_removed_refused"] in (0.0, 1.0)  # one question: its office sentence alone
