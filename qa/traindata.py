@@ -91,9 +91,13 @@ def _index_groups(config: Config, encoder: Encoder, part: list[dict], folder: Pa
     part_config = config.with_overrides(corpus_dir=str(corpus), index_dir=str(folder / "index"))
     build_index(part_config, encoder)
     qa = QA.load(part_config, encoder, _NoReader(), ReaderModel.untrained())
+    read = max(config.top_k, config.read_passages)
     for item in items:
         q = qa.prepare(item.question)
-        passages = qa.retriever.search(q.query, q.vector, max(config.top_k, config.read_passages))
+        # One search serves both groups: its first `read` passages are what the product
+        # reads; further down are the other articles' best.
+        found = qa.retriever.search(q.query, q.vector, max(qa.retriever.candidates, read))
+        passages = found[:read]
         ranked = [c.sid for c in qa.answerer.score(q, passages)]
         texts = [qa.answerer._reader_text(sid) for sid in ranked]
         right = [holds(t, item.answers) for t in texts]
@@ -107,12 +111,11 @@ def _index_groups(config: Config, encoder: Encoder, part: list[dict], folder: Pa
         if len(wrong) >= 2 and rng.random() < REMOVED_SHARE:
             yield _refusal(q.query, [texts[i] for i in wrong], item.source or "")
         if rng.random() < OTHER_ARTICLE_SHARE:
-            others = [p for p in qa.retriever.search(q.query, q.vector, qa.retriever.candidates)
-                      if p.doc_id != item.source][: max(config.top_k, config.read_passages)]
-            texts = [qa.answerer._reader_text(c.sid) for c in qa.answerer.score(q, others)]
-            texts = [t for t in texts if not holds(t, item.answers)][:GROUP]
-            if texts:
-                yield _refusal(q.query, texts, item.source or "", other_article=True)
+            others = [p for p in found if p.doc_id != item.source][:read]
+            off = [qa.answerer._reader_text(c.sid) for c in qa.answerer.score(q, others)]
+            off = [t for t in off if not holds(t, item.answers)][:GROUP]
+            if off:
+                yield _refusal(q.query, off, item.source or "", other_article=True)
 
 
 def _refusal(question: str, texts: list[str], article: str, other_article: bool = False) -> Group:
