@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="models/reader", help="where the int8 ONNX model is written (default models/reader)")
     p.add_argument("--weights", help="export these weights (a snapshot .pt) instead of the run's final ones")
     p.add_argument("--init", help="start from an earlier run's weights (its final.pt) instead of the MS MARCO reader")
+    p.add_argument("--typos", type=float, default=0.0, help="share of questions read with one typo (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the group order and the typos (default 0)")
     p.add_argument("--curve", metavar="READINGS", help="instead: the learning curve, each snapshot's reader alone on "
                    "these readings (e.g. reports/readings-select.jsonl from `qa fit`)")
 
@@ -380,10 +382,12 @@ def cmd_train(config: Config, args) -> int:
           f"({sum(g.removed for g in groups) - other} answer-removed, {other} other-article)")
     weights = Path(args.weights) if args.weights else train.train(groups, folder, start / "model.onnx",
                                                                    start / "tokenizer.json", args.steps, args.batch,
+                                                                   seed=args.seed, typos=args.typos,
                                                                    init=Path(args.init) if args.init else None)
     card = export_reader(weights, start, Path(args.out), {"articles": args.articles, "steps": args.steps,
                                                           "batch": args.batch, "groups": len(groups),
-                                                          "init": args.init or "ms-marco-MiniLM-L-12-v2"})
+                                                          "init": args.init or "ms-marco-MiniLM-L-12-v2",
+                                                          "typos": args.typos, "seed": args.seed})
     print(f"Wrote {args.out} (sha256 {card['sha256']}); pin it as READER_SHA256[TRAINED_READER] in qa/config.py")
     return 0
 

@@ -12,6 +12,10 @@ network gets a span head (start and end logits over the tokens), trained jointly
 * span: cross-entropy of the answer's first and last token in each right candidate,
   and of the [CLS] token (no answer here) in the others, as BERT on SQuAD 2.0 does.
 
+A share of each batch's questions (`typos`) is read with one seeded typo (`qa.eval.one_typo`,
+the typo set's own kind): people mistype, and the product mends only what is one or two
+letters from a word of the corpus ("doone" is read as typed).
+
 The embeddings and the lower `FROZEN_LAYERS` layers stay as they are: on 2 cores that
 buys a third more pairs a second, and the lower layers carry general language.
 Progress is printed, a checkpoint (weights, optimiser, step) is written every
@@ -21,6 +25,7 @@ the run are kept for the learning curve. Seeds are fixed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -29,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .eval import one_typo
 from .traindata import Group
 from .types import Say
 
@@ -129,10 +135,11 @@ def encode(tokenizer, questions: list[str], texts: list[str], spans: list[list[i
 
 def train(groups: list[Group], folder: Path, onnx_file: Path, tokenizer_file: Path, steps: int, batch: int = 8,
           lr: float = 3e-5, seed: int = 0, say: Say = print, checkpoint_every: int = CHECKPOINT_STEPS,
-          init: Path | None = None) -> Path:
+          init: Path | None = None, typos: float = 0.0) -> Path:
     """Train for `steps` steps of `batch` groups, resuming from `folder/checkpoint.pt`;
     returns the final weights' path (`folder/final.pt`). `init` (an earlier run's weights)
-    continues that run on these groups instead of starting from the MS MARCO reader."""
+    continues that run on these groups instead of starting from the MS MARCO reader;
+    `typos` is the share of questions read with one typo."""
     import torch
     from tokenizers import Tokenizer
 
@@ -175,6 +182,7 @@ def train(groups: list[Group], folder: Path, onnx_file: Path, tokenizer_file: Pa
     started, first, pairs = time.perf_counter(), step, 0
     while step < steps:
         chosen = [groups[order[(step * batch + i) % len(order)]] for i in range(batch)]
+        chosen = with_typos(chosen, typos, random.Random(f"{seed}-{step}"))  # seeded by step: a resumed run draws alike
         loss = _loss(net, tokenizer, chosen)
         optimiser.zero_grad()
         loss.backward()
@@ -197,6 +205,11 @@ def train(groups: list[Group], folder: Path, onnx_file: Path, tokenizer_file: Pa
     _save(folder / "final.pt", net.state_dict())
     (folder / "losses.json").write_text(json.dumps(losses))
     return folder / "final.pt"
+
+
+def with_typos(groups: list[Group], share: float, rng: random.Random) -> list[Group]:
+    """The groups, each question given one typo with probability `share`."""
+    return [dataclasses.replace(g, question=one_typo(g.question, rng)) if rng.random() < share else g for g in groups]
 
 
 def _loss(net, tokenizer, groups: list[Group]):

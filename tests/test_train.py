@@ -72,6 +72,24 @@ def test_a_run_can_continue_an_earlier_runs_weights(trained, tmp_path):
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
 
 
+def test_a_share_of_questions_is_read_with_one_typo(tmp_path, monkeypatch):
+    import random
+
+    many = GROUPS * 25
+    typed = train.with_typos(many, 0.5, random.Random(0))
+    changed = [(g, t) for g, t in zip(many, typed) if t.question != g.question]
+    assert 30 <= len(changed) <= 70
+    for g, t in changed:  # one word, and nothing but the question
+        assert sum(a != b for a, b in zip(g.question.split(), t.question.split(), strict=True)) == 1
+        assert (t.texts, t.labels, t.spans, t.removed) == (g.texts, g.labels, g.spans, g.removed)
+    assert typed == train.with_typos(many, 0.5, random.Random(0))
+    # The training loop reads them.
+    read, loss = [], train._loss
+    monkeypatch.setattr(train, "_loss", lambda net, tok, groups: read.extend(g.question for g in groups) or loss(net, tok, groups))
+    train.train(GROUPS, tmp_path, START / "model.onnx", START / "tokenizer.json", steps=2, batch=2, typos=1.0)
+    assert len(read) == 4 and not {g.question for g in GROUPS} & set(read)
+
+
 def test_the_dequantised_start_reads_as_the_int8_reader_does(msmarco_reader):
     import torch
 
