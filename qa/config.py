@@ -32,7 +32,7 @@ MSMARCO_READER = "ms-marco-MiniLM-L-12-v2"
 TRAINED_READER = "squad-MiniLM-L-12"
 READER_SHA256 = {
     MSMARCO_READER: "1225ccd6afd0f1b43a1b08bf67cd1cb68c05aafb443e9d8450015b8b3837ffd1",
-    TRAINED_READER: "792d9d93d5f8be0d8a170ae22eca02e011eda4bf6b54958bc82d09054076bff3",
+    TRAINED_READER: "ec9da36b39e3d56b053e5ebdc80adba906775ec21192d8699a4ae403582226af",
 }
 DEFAULT_READER = TRAINED_READER
 
@@ -100,8 +100,8 @@ class Config:
     max_answer_sentences: int = 3
     # Below this confidence (the fitted probability that the first sentence is right) the
     # bot abstains; chosen on the SQuAD select split by `qa fit`.
-    abstain_threshold: float = 0.0970
-    sure_threshold: float = 0.3833
+    abstain_threshold: float = 0.0872
+    sure_threshold: float = 0.3571
     extra_sentence_margin: float = 1.0  # later sentences' fused score is at most this far below the first's
 
     # Server.
