@@ -365,6 +365,8 @@ def cmd_train(config: Config, args) -> int:
     from .export import export_reader
     from .read import packaged_reader_folder
 
+    if not 0 <= args.typos <= 1:
+        raise QAError(f"--typos is the share of questions read with a typo, from 0 to 1, not {args.typos}.")
     folder, start = Path(args.folder), packaged_reader_folder()
     if args.curve:
         from .fit import load_records

@@ -90,6 +90,14 @@ def test_a_share_of_questions_is_read_with_one_typo(tmp_path, monkeypatch):
     assert len(read) == 4 and not {g.question for g in GROUPS} & set(read)
 
 
+def test_a_typo_share_outside_0_to_1_is_refused_before_any_work(tmp_path, capsys):
+    from qa.cli import main
+
+    assert main(["train", "--typos", "1.5", "--folder", str(tmp_path / "run")]) == 2
+    assert "--typos is the share of questions read with a typo, from 0 to 1, not 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_the_dequantised_start_reads_as_the_int8_reader_does(msmarco_reader):
     import torch
 
