@@ -328,25 +328,16 @@ def cmd_fit(config: Config, args) -> int:
             records[split] = fit.collect(runs, ev.holds, asking)
             asking.close()
         fit.save_records(records[split], path)
-    candidates, by_candidates = fit.choose_candidates(records["fit"], records["select"])
-    candidates = args.candidates or candidates
-    records = {split: [r.top(candidates) for r in rs] for split, rs in records.items()}
-    model = fit.fit(records["fit"], note=f"qa fit on the SQuAD fit split of {Path(args.squad).name}, "
-                                         f"{candidates} candidates")
-    threshold = fit.choose_threshold(model, records["select"])
-    sure = fit.choose_sure(model, records["select"], threshold)
-    report = {split: fit.measure(model, records[split], threshold, sure) for split in ("fit", "select", "report")}
-    report["report"]["abstention_answer_removed"] = fit.measure(model, fit.answer_removed(records["report"]),
-                                                               threshold)["abstention_unanswerable"]
-    report["abstention_curve"] = fit.abstention_curve(model, records["report"])
-    report["candidates"] = {"chosen": candidates, "select_figure_by_candidates": by_candidates}
-    report["ablation"] = fit.ablation(records["fit"], records["select"], records["report"], candidates)
+    model, threshold, sure, report = fit.fit_and_report(records, args.candidates,
+                                                        f"qa fit on the SQuAD fit split of {Path(args.squad).name}")
+    candidates = report["candidates"]["chosen"]
     (folder / "fit-report.json").write_text(json.dumps(report, indent=1))
     for split in ("fit", "select", "report"):
         print(f"{split}: " + ", ".join(f"{k} {v}" for k, v in report[split].items() if k != "reliability"))
     print("reliability (report):", json.dumps(report["report"]["reliability"]))
     print("abstention curve (report):", json.dumps(report["abstention_curve"]))
-    print(f"reader candidates: {candidates} (select split, {fit.HELD_OUT} by candidates: {by_candidates})")
+    print(f"reader candidates: {candidates} (select split, {fit.HELD_OUT} by candidates: "
+          f"{report['candidates']['select_figure_by_candidates']})")
     print("ablation (report split, change when the feature is dropped):")
     for row in report["ablation"]:
         print("  " + ", ".join(f"{k} {v}" for k, v in row.items()))
@@ -361,7 +352,6 @@ def cmd_train(config: Config, args) -> int:
     from pathlib import Path
 
     from . import train, traindata
-    from .embed import load_encoder
     from .export import export_reader
     from .read import packaged_reader_folder
 
@@ -373,12 +363,7 @@ def cmd_train(config: Config, args) -> int:
 
         print(json.dumps(train.learning_curve(folder, start, load_records(Path(args.curve))), indent=1))
         return 0
-    groups_file = folder / "groups.jsonl"
-    if not groups_file.is_file():  # collected once; a resumed run reuses them
-        articles = traindata.train_articles(args.train_file or traindata.TRAIN_FILE, args.articles)
-        groups = traindata.collect_groups(config, load_encoder(config), articles, folder / "indexes")
-        traindata.save_groups(groups, groups_file)
-    groups = traindata.load_groups(groups_file)
+    groups = traindata.run_groups(config, folder, args.articles, args.train_file or traindata.TRAIN_FILE)
     other = sum(g.other_article for g in groups)
     print(f"{len(groups)} groups, {sum(len(g.texts) for g in groups)} pairs "
           f"({sum(g.removed for g in groups) - other} answer-removed, {other} other-article)")

@@ -330,3 +330,23 @@ def ablation(fit_records: list[Record], select_records: list[Record], report_rec
         rows.append({"without": name or "(nothing)", **{k: m[k] for k in keys}})
     base = rows[0]
     return [rows[0]] + [{"without": r["without"], **{k: round(r[k] - base[k], 4) for k in keys}} for r in rows[1:]]
+
+
+def fit_and_report(records: dict[str, list[Record]], candidates: int | None = None,
+                   note: str = "") -> tuple[ReaderModel, float, float, dict]:
+    """Fit on the fit split, choose the candidates read (unless given), the threshold and
+    the sure floor on select, and measure every split: the model, its threshold and sure
+    floor, and the report (`qa fit` prints and saves it)."""
+    chosen, by_candidates = choose_candidates(records["fit"], records["select"])
+    candidates = candidates or chosen
+    records = {split: [r.top(candidates) for r in rs] for split, rs in records.items()}
+    model = fit(records["fit"], note=f"{note}, {candidates} candidates")
+    threshold = choose_threshold(model, records["select"])
+    sure = choose_sure(model, records["select"], threshold)
+    report = {split: measure(model, records[split], threshold, sure) for split in ("fit", "select", "report")}
+    report["report"]["abstention_answer_removed"] = measure(model, answer_removed(records["report"]),
+                                                           threshold)["abstention_unanswerable"]
+    report["abstention_curve"] = abstention_curve(model, records["report"])
+    report["candidates"] = {"chosen": candidates, "select_figure_by_candidates": by_candidates}
+    report["ablation"] = ablation(records["fit"], records["select"], records["report"], candidates)
+    return model, threshold, sure, report

@@ -62,6 +62,18 @@ def train_articles(path: str | Path = TRAIN_FILE, count: int | None = None, seed
     return data if count is None else data[:count]
 
 
+def run_groups(config: Config, folder: Path, articles: int, train_file: str | Path = TRAIN_FILE) -> list[Group]:
+    """A training run's groups: collected once into `folder`/groups.jsonl, which a resumed
+    run (or a later one given a copy) reuses."""
+    groups_file = folder / "groups.jsonl"
+    if not groups_file.is_file():
+        from .embed import load_encoder
+
+        save_groups(collect_groups(config, load_encoder(config), train_articles(train_file, articles),
+                                   folder / "indexes"), groups_file)
+    return load_groups(groups_file)
+
+
 def collect_groups(config: Config, encoder: Encoder, articles: list[dict], workdir: Path,
                    progress: Callable[[str], None] = print, seed: int = 0) -> list[Group]:
     """Groups for every question of the articles, a few articles to an index. Each index's
