@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .config import Config
 from .embed import Encoder
-from .types import ConfigError
+from .types import ConfigError, QAError
 
 TRAIN_FILE = Path(__file__).resolve().parent.parent.parent / "shared" / "benchmarks" / "squad1.1-train" / "train-v1.1-398.json.gz"
 GROUP = 4  # candidates per question: what the product read (`reader_candidates`) when the groups were made
@@ -105,7 +105,10 @@ def _index_groups(config: Config, encoder: Encoder, part: list[dict], folder: Pa
     qa = QA.load(part_config, encoder, _NoReader(), ReaderModel.untrained())
     read = max(config.top_k, config.read_passages)
     for item in items:
-        q = qa.prepare(item.question)
+        try:
+            q = qa.prepare(item.question)
+        except QAError:
+            continue  # one the product refuses to read (SQuAD train holds a question 25,651 characters long)
         # One search serves both groups: its first `read` passages are what the product
         # reads; further down are the other articles' best.
         found = qa.retriever.search(q.query, q.vector, max(qa.retriever.candidates, read))
