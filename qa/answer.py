@@ -236,8 +236,7 @@ class Answerer:
 
     def read(self, q: Question, ranked: list[Scored], passages: list[Passage], watch: Stopwatch) -> Reading:
         """The reader reads the best `reader_candidates` sentences by the linear score with
-        the question, and again with what it names replaced by "it" (`Question.unnamed`);
-        the learned fusion orders them and the abstention model says how
+        the question; the learned fusion orders them and the abstention model says how
         likely the first is to be right. Each sentence is read alone but for a list item,
         which is read after its list's introduction: with the sentence before it prepended
         where it refers back, the reader's top pick held the answer for 71.5% of the SQuAD
@@ -249,17 +248,18 @@ class Answerer:
         texts = [self._reader_text(sid) for sid in sids]
         watch.lap("compose")
         logits, spans = self.reader.read(q.query, texts)
-        unnamed = self.reader.score(q.unnamed, texts) if q.unnamed != q.query else logits
+        if q.yes_no:
+            spans = [None] * len(texts)
         watch.lap("read")
         checks = np.array([self.checks(q, sid) for sid in sids], dtype=bool).reshape(len(top), len(CHECKS))
         dense = max((p.dense for p in passages), default=0.0)
         bm25 = max((p.lexical for p in passages), default=0.0)
         if not sids:
-            return Reading([], rows, linear, logits, unnamed, spans, checks, np.zeros(0, np.float32), dense, bm25, 0.0)
+            return Reading([], rows, linear, logits, spans, checks, np.zeros(0, np.float32), dense, bm25, 0.0)
         span_scores = span_margins(spans)
-        fused = self.model.fuse(rows, logits, unnamed, span_scores, checks)
+        fused = self.model.fuse(rows, logits, span_scores, checks)
         confidence = self.model.confidence(fused, linear, logits, span_scores, checks, dense, bm25)
-        return Reading(sids, rows, linear, logits, unnamed, spans, checks, fused, dense, bm25, confidence)
+        return Reading(sids, rows, linear, logits, spans, checks, fused, dense, bm25, confidence)
 
     def _in_document(self, sid: int, span: Span | None) -> tuple[int, int] | None:
         """The reader's span (offsets into the text it read) as document offsets, when it

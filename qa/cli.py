@@ -89,9 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", help="export these weights (a snapshot .pt) instead of the run's final ones")
     p.add_argument("--init", help="start from an earlier run's weights (its final.pt) instead of the MS MARCO reader")
     p.add_argument("--typos", type=float, default=0.0, help="share of questions read with one typo (default 0)")
-    p.add_argument("--swaps", type=float, default=0.0, help="share of answerable questions asked about another thing "
-                   "their article names, to be refused (default 0)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the group order, the typos and the swaps (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the group order and the typos (default 0)")
     p.add_argument("--curve", metavar="READINGS", help="instead: the learning curve, each snapshot's reader alone on "
                    "these readings (e.g. reports/readings-select.jsonl from `qa fit`)")
 
@@ -357,9 +355,8 @@ def cmd_train(config: Config, args) -> int:
     from .export import export_reader
     from .read import packaged_reader_folder
 
-    for flag, share in (("--typos", args.typos), ("--swaps", args.swaps)):
-        if not 0 <= share <= 1:
-            raise QAError(f"{flag} is a share of the questions, from 0 to 1, not {share}.")
+    if not 0 <= args.typos <= 1:
+        raise QAError(f"--typos is the share of questions read with a typo, from 0 to 1, not {args.typos}.")
     folder, start = Path(args.folder), packaged_reader_folder()
     if args.curve:
         from .fit import load_records
@@ -372,13 +369,12 @@ def cmd_train(config: Config, args) -> int:
           f"({sum(g.removed for g in groups) - other} answer-removed, {other} other-article)")
     weights = Path(args.weights) if args.weights else train.train(groups, folder, start / "model.onnx",
                                                                    start / "tokenizer.json", args.steps, args.batch,
-                                                                   seed=args.seed, typos=args.typos, swaps=args.swaps,
+                                                                   seed=args.seed, typos=args.typos,
                                                                    init=Path(args.init) if args.init else None)
     card = export_reader(weights, start, Path(args.out), {"articles": args.articles, "steps": args.steps,
                                                           "batch": args.batch, "groups": len(groups),
                                                           "init": args.init or "ms-marco-MiniLM-L-12-v2",
-                                                          "typos": args.typos, "swaps": args.swaps,
-                                                          "seed": args.seed})
+                                                          "typos": args.typos, "seed": args.seed})
     print(f"Wrote {args.out} (sha256 {card['sha256']}); pin it as READER_SHA256[TRAINED_READER] in qa/config.py")
     return 0
 

@@ -46,7 +46,6 @@ class Record:
     rows: np.ndarray
     linear: np.ndarray
     logits: np.ndarray
-    unnamed: np.ndarray
     checks: np.ndarray
     labels: np.ndarray  # per candidate: holds a gold answer (always False unless kind == "yes")
     dense: float
@@ -61,9 +60,12 @@ class Record:
     def span_scores(self) -> np.ndarray:
         return span_margins(self.spans)
 
+    def fused(self, model: ReaderModel) -> np.ndarray:
+        return model.fuse(self.rows, self.logits, self.span_scores, self.checks)
+
     def to_dict(self) -> dict:
         return {"kind": self.kind, "question": self.question, "texts": list(self.texts), "rows": self.rows.round(5).tolist(), "linear": self.linear.round(5).tolist(),
-                "logits": self.logits.round(4).tolist(), "unnamed": self.unnamed.round(4).tolist(),
+                "logits": self.logits.round(4).tolist(),
                 "spans": [None if s is None else [s.start, s.end, s.score] for s in self.spans],
                 "checks": self.checks.astype(int).tolist(), "answers": list(self.answers),
                 "labels": self.labels.astype(int).tolist(), "dense": round(self.dense, 5), "bm25": round(self.bm25, 4)}
@@ -72,7 +74,7 @@ class Record:
     def from_dict(cls, d: dict) -> Record:
         n = len(d["linear"])
         return cls(d["kind"], np.array(d["rows"], np.float32).reshape(n, -1), np.array(d["linear"], np.float32),
-                   np.array(d["logits"], np.float32), np.array(d["unnamed"], np.float32),
+                   np.array(d["logits"], np.float32),
                    np.array(d["checks"], bool).reshape(n, -1),
                    np.array(d["labels"], bool), d["dense"], d["bm25"],
                    tuple(None if s is None else Span(*s) for s in d["spans"]), d.get("question", ""),
@@ -81,7 +83,7 @@ class Record:
     def take(self, which: np.ndarray) -> Record:
         """The record with only the candidates `which` (indices), in that order."""
         return replace(self, rows=self.rows[which], linear=self.linear[which], logits=self.logits[which],
-                       unnamed=self.unnamed[which], checks=self.checks[which], labels=self.labels[which],
+                       checks=self.checks[which], labels=self.labels[which],
                        spans=tuple(self.spans[i] for i in which),
                        texts=tuple(self.texts[i] for i in which) if self.texts else ())
 
@@ -103,7 +105,7 @@ def collect(qa_runs, holds, progress=None) -> list[Record]:
         kind = "off" if item.off_corpus else "yes" if item.answerable else "no"
         sentences = [qa.index.sentence_text(sid) for sid in r.sids]
         labels = np.array([kind == "yes" and holds(s, item.answers) for s in sentences], bool)
-        records.append(Record(kind, r.rows, r.linear, r.logits, r.unnamed, r.checks, labels, r.dense, r.bm25,
+        records.append(Record(kind, r.rows, r.linear, r.logits, r.checks, labels, r.dense, r.bm25,
                               tuple(r.spans), item.question, tuple(qa.answerer._reader_text(sid) for sid in r.sids),
                               tuple(item.answers)))
     return records
@@ -142,7 +144,7 @@ def fit(records: list[Record], keep: list[int] | None = None, note: str = "") ->
 
 
 def _fusion_rows(r: Record) -> np.ndarray:
-    return fusion_features(r.rows, r.logits, r.unnamed, r.span_scores, r.checks)
+    return fusion_features(r.rows, r.logits, r.span_scores, r.checks)
 
 
 def _abstain_rows(model: ReaderModel, records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +152,7 @@ def _abstain_rows(model: ReaderModel, records: list[Record]) -> tuple[np.ndarray
     for r in records:
         if not len(r.linear):
             continue
-        fused = model.fuse(r.rows, r.logits, r.unnamed, r.span_scores, r.checks)
+        fused = r.fused(model)
         if lead_fails_a_check(fused, r.checks):
             continue  # it gets no confidence whatever these weights say
         X.append(abstain_features(fused, r.linear, r.logits, r.span_scores, r.dense, r.bm25))
@@ -167,7 +169,7 @@ def outcomes(model: ReaderModel, records: list[Record]) -> tuple[np.ndarray, np.
             right.append(False)
             confidence.append(0.0)
             continue
-        fused = model.fuse(r.rows, r.logits, r.unnamed, r.span_scores, r.checks)
+        fused = r.fused(model)
         right.append(bool(r.labels[int(np.argmax(fused))]))
         confidence.append(model.confidence(fused, r.linear, r.logits, r.span_scores, r.checks, r.dense, r.bm25))
     return np.array(kinds), np.array(right), np.array(confidence)
@@ -182,7 +184,7 @@ def answer_phrases(model: ReaderModel, records: list[Record]) -> tuple[float | N
     for r in records:
         if r.kind != "yes" or not len(r.linear):
             continue
-        lead = int(np.argmax(model.fuse(r.rows, r.logits, r.unnamed, r.span_scores, r.checks)))
+        lead = int(np.argmax(r.fused(model)))
         if r.labels[lead]:
             span = r.spans[lead]
             scores.append(phrase_scores(r.texts[lead][span.start:span.end] if span else "", list(r.answers)))

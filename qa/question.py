@@ -38,9 +38,9 @@ class Question:
     terms: frozenset[str]
     weight: float  # summed IDF of its terms
     kind: str | None  # see `question_kind`
+    yes_no: bool  # see `asks_yes_or_no`
     names: tuple[frozenset[str], ...]  # the terms of each thing it names
     name_spans: tuple[tuple[int, int], ...]  # where each of those is in the query
-    unnamed: str  # the query with each of those replaced by "it"; see `unnamed`
     counted: np.ndarray | None  # token vectors of what a "how many" question counts
 
 
@@ -60,27 +60,12 @@ def prepare(asked, history, lexicon: Lexicon, encoder: Encoder, config: Config,
     question = Question(
         asked=asked, query=query, vector=vectors[0], tokens=tokens, text=match_text(query),
         terms=frozenset(q_terms), weight=sum(lexicon.weight(t) for t in q_terms) or 1.0,
-        kind=question_kind(query),
+        kind=question_kind(query), yes_no=asks_yes_or_no(query),
         names=tuple(ts for _, ts in named), name_spans=tuple(span for span, _ in named),
-        unnamed=unnamed(query, [span for span, _ in named]), counted=_counted(query, tokens),
+        counted=_counted(query, tokens),
     )
     watch.lap("prepare")
     return question
-
-
-def unnamed(query: str, spans: list[tuple[int, int]]) -> str:
-    """The query with the things it names replaced by "it" ("Who brings the LSP partners
-    together?" -> "Who brings the it partners together?"). The reader, an MS MARCO
-    relevance model, rewards a sentence for naming what the question names: it scored "The
-    Liverpool Strategic Partnership (LSP) brings together …" far above "Liverpool City
-    Council plays a convening role in bringing partners together …". Read beside the query
-    as asked, this reading judges what is asked of the thing; as a fusion feature it moved
-    the held-out report split from 79.8% to 81.8% (docs/studies.md)."""
-    out, at = [], 0
-    for start, end in spans:
-        out.append(query[at:start] + "it")
-        at = end
-    return " ".join(("".join(out) + query[at:]).split())
 
 
 _INVISIBLE = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff]")
@@ -206,6 +191,20 @@ _KINDS = (
                         r"colleges?|persons?|people|cit(?:y|ies)|towns?|countr(?:y|ies)|count(?:y|ies)|states?|nations?|"
                         r"regions?|areas?|places?|rivers?|trusts?|hospitals?|bod(?:y|ies)|groups?)\b", re.I)),
 )
+
+
+# "Is the University of Liverpool a partner?", "Does the LSP deliver services itself?"
+_YES_NO = re.compile(r"^\W*(?:is|are|was|were|do|does|did|has|have|had|can|could|will|would|should)\b", re.I)
+
+
+def asks_yes_or_no(question: str) -> bool:
+    """Whether the question is answered yes or no, not by a phrase. SQuAD has almost none
+    (35 of the 5,000 dev-half questions), so the reader's span head never learned them:
+    taught that an answer phrase never repeats the question, it scores the sentence that
+    says yes ("University of Liverpool", for "Is the University of Liverpool a partner of
+    the LSP?") below its neighbours. For these the reader names no phrase. A question
+    that offers a choice ("Is it easier or harder to change EU law?") is answered by one."""
+    return bool(_YES_NO.search(question)) and not re.search(r"\bor\b", question, re.I)
 
 
 def question_kind(question: str) -> str | None:

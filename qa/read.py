@@ -206,7 +206,7 @@ def load_reader(config: Config) -> Reader:
 SENTENCE_FEATURES = ("sentence_cosine", "chunk_cosine", "words", "previous_words", "aligned_words")
 CHECKS = ("has_value", "counts")  # see `Answerer.checks`
 # span_score: how far the reader's best answer span beats "no answer here" (0 for none).
-FUSION_FEATURES = SENTENCE_FEATURES + ("logit", "unnamed_logit", "span_score") + CHECKS
+FUSION_FEATURES = SENTENCE_FEATURES + ("logit", "span_score") + CHECKS
 # The checks are no abstention features: a lead that fails one gets no confidence at all.
 ABSTAIN_FEATURES = ("fused", "fused_margin", "logit", "logit_margin", "span_score", "linear", "dense", "bm25")
 MODEL_FILE = Path(__file__).resolve().parent / "reader_model.json"
@@ -216,13 +216,12 @@ def span_margins(spans: Sequence[Span | None]) -> np.ndarray:
     return np.array([s.score if s is not None else 0.0 for s in spans], np.float32)
 
 
-def fusion_features(rows: np.ndarray, logits: np.ndarray, unnamed: np.ndarray, span_scores: np.ndarray,
-                    checks: np.ndarray) -> np.ndarray:
-    """One row per candidate: its sentence features, the reader's logits (for the question,
-    and for the question with what it names replaced by "it"), and the answer checks.
-    (The linear score that chose the candidates, and its gap to the best, were fusion
-    features too; on the select split they earned nothing and were dropped.)"""
-    return np.column_stack([rows, logits, unnamed, span_scores, checks.astype(np.float32)]).astype(np.float32)
+def fusion_features(rows: np.ndarray, logits: np.ndarray, span_scores: np.ndarray, checks: np.ndarray) -> np.ndarray:
+    """One row per candidate: its sentence features, the reader's logit and span score, and
+    the answer checks. (The linear score that chose the candidates, its gap to the best,
+    and the reader's logit for the question with what it names replaced by "it" were fusion
+    features too; on the select split they earned nothing and were dropped: docs/reader.md.)"""
+    return np.column_stack([rows, logits, span_scores, checks.astype(np.float32)]).astype(np.float32)
 
 
 def abstain_features(fused: np.ndarray, linear: np.ndarray, logits: np.ndarray, span_scores: np.ndarray, dense: float,
@@ -271,9 +270,8 @@ class ReaderModel:
             "fitted_on": self.fitted_on,
         }, indent=1) + "\n", encoding="utf-8")
 
-    def fuse(self, rows: np.ndarray, logits: np.ndarray, unnamed: np.ndarray, span_scores: np.ndarray,
-             checks: np.ndarray) -> np.ndarray:
-        return fusion_features(rows, logits, unnamed, span_scores, checks) @ self.fusion
+    def fuse(self, rows: np.ndarray, logits: np.ndarray, span_scores: np.ndarray, checks: np.ndarray) -> np.ndarray:
+        return fusion_features(rows, logits, span_scores, checks) @ self.fusion
 
     def confidence(self, fused: np.ndarray, linear: np.ndarray, logits: np.ndarray, span_scores: np.ndarray,
                    checks: np.ndarray, dense: float, bm25: float) -> float:

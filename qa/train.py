@@ -14,12 +14,7 @@ network gets a span head (start and end logits over the tokens), trained jointly
 
 A share of each batch's questions (`typos`) is read with one seeded typo (`qa.eval.one_typo`,
 the typo set's own kind): people mistype, and the product mends only what is one or two
-letters from a word of the corpus ("doone" is read as typed). A share of its answerable
-questions (`swaps`) is asked instead about another thing its article's questions name,
-one no candidate mentions, and is to be refused: "When did Tugh Temür die?" asked as
-"When did Kublai Khan die?" of sentences about Tugh Temür's death. The answer-removed
-groups teach "the fact is not here"; these teach "this fact, but of another thing", the
-way many of SQuAD 2.0's unanswerable questions are written.
+letters from a word of the corpus ("doone" is read as typed).
 
 The embeddings and the lower `FROZEN_LAYERS` layers stay as they are: on 2 cores that
 buys a third more pairs a second, and the lower layers carry general language.
@@ -40,7 +35,6 @@ from pathlib import Path
 import numpy as np
 
 from .eval import one_typo
-from .text import named_things
 from .traindata import Group
 from .types import Say
 
@@ -141,12 +135,11 @@ def encode(tokenizer, questions: list[str], texts: list[str], spans: list[list[i
 
 def train(groups: list[Group], folder: Path, onnx_file: Path, tokenizer_file: Path, steps: int, batch: int = 8,
           lr: float = 3e-5, seed: int = 0, say: Say = print, checkpoint_every: int = CHECKPOINT_STEPS,
-          init: Path | None = None, typos: float = 0.0, swaps: float = 0.0) -> Path:
+          init: Path | None = None, typos: float = 0.0) -> Path:
     """Train for `steps` steps of `batch` groups, resuming from `folder/checkpoint.pt`;
     returns the final weights' path (`folder/final.pt`). `init` (an earlier run's weights)
     continues that run on these groups instead of starting from the MS MARCO reader;
-    `typos` is the share of questions read with one typo, `swaps` the share of answerable
-    ones asked about another thing their article names (`with_swaps`)."""
+    `typos` is the share of questions read with one typo."""
     import torch
     from tokenizers import Tokenizer
 
@@ -172,7 +165,6 @@ def train(groups: list[Group], folder: Path, onnx_file: Path, tokenizer_file: Pa
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))))
 
-    names = article_names(groups) if swaps else {}
     order = list(range(len(groups)))
     random.Random(seed).shuffle(order)
     step, losses = 0, []
@@ -190,10 +182,7 @@ def train(groups: list[Group], folder: Path, onnx_file: Path, tokenizer_file: Pa
     started, first, pairs = time.perf_counter(), step, 0
     while step < steps:
         chosen = [groups[order[(step * batch + i) % len(order)]] for i in range(batch)]
-        # Seeded by step, so a resumed run draws alike; the swaps on their own draws, so a
-        # run without them draws the typos it always did.
-        chosen = with_swaps(chosen, swaps, random.Random(f"swaps-{seed}-{step}"), names)
-        chosen = with_typos(chosen, typos, random.Random(f"{seed}-{step}"))
+        chosen = with_typos(chosen, typos, random.Random(f"{seed}-{step}"))  # seeded by step: a resumed run draws alike
         loss = _loss(net, tokenizer, chosen)
         optimiser.zero_grad()
         loss.backward()
@@ -221,33 +210,6 @@ def train(groups: list[Group], folder: Path, onnx_file: Path, tokenizer_file: Pa
 def with_typos(groups: list[Group], share: float, rng: random.Random) -> list[Group]:
     """The groups, each question given one typo with probability `share`."""
     return [dataclasses.replace(g, question=one_typo(g.question, rng)) if rng.random() < share else g for g in groups]
-
-
-def article_names(groups: list[Group]) -> dict[str, list[str]]:
-    """Per article, the things its questions name (`named_things`)."""
-    names: dict[str, set[str]] = {}
-    for g in groups:
-        names.setdefault(g.article, set()).update(named_things(g.question))
-    return {article: sorted(found) for article, found in names.items()}
-
-
-def with_swaps(groups: list[Group], share: float, rng: random.Random, names: dict[str, list[str]]) -> list[Group]:
-    """The groups, each answerable question with probability `share` asked instead about
-    another thing its article's questions name, which none of its candidates mentions, so
-    that none answers it: a group to refuse. A question that names nothing, or whose
-    article names nothing else, stays as it is."""
-    return [(_swapped(g, rng, names.get(g.article, [])) or g) if any(g.labels) and rng.random() < share else g
-            for g in groups]
-
-
-def _swapped(g: Group, rng: random.Random, names: list[str]) -> Group | None:
-    own = [n for n in named_things(g.question) if n in g.question]
-    read = " ".join(g.texts).lower()
-    others = [n for n in names if n.lower() not in read and n.lower() not in g.question.lower()]
-    if not own or not others:
-        return None
-    question = g.question.replace(rng.choice(own), rng.choice(others), 1)
-    return dataclasses.replace(g, question=question, labels=[0] * len(g.texts), spans=[None] * len(g.texts), removed=True)
 
 
 def _loss(net, tokenizer, groups: list[Group]):

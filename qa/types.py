@@ -158,7 +158,6 @@ class Reading:
     rows: np.ndarray  # each candidate's sentence features (`qa.read.SENTENCE_FEATURES`)
     linear: np.ndarray  # the fitted linear sentence score that chose the candidates
     logits: np.ndarray  # the cross-encoder's
-    unnamed: np.ndarray  # its logits for the question with what it names replaced by "it"
     spans: list  # per candidate, the reader's answer span in the text it read (`qa.read.Span`) or None
     checks: np.ndarray  # (candidates, len(CHECKS)) bool: `Answerer.checks`
     fused: np.ndarray

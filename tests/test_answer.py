@@ -287,6 +287,20 @@ def test_a_yes_no_question_is_answered_by_the_sentence_that_says_it(qa):
     r = answer.reading
     best = {qa.index.sentence_text(r.sids[int(i)]) for i in np.argsort(-np.asarray(r.logits))[:3]}
     assert best == {"University of Liverpool", "Liverpool John Moores University", "Liverpool Hope University"}
+    # It is answered yes or no, not by a phrase: the span head, taught on SQuAD that an answer
+    # never repeats the question, scored the item that says yes 5 points below the others
+    # and pushed it out of the answer; for such a question it names no phrase.
+    assert all(span is None for span in r.spans) and all(s.answer_span is None for s in answer.sentences)
+
+
+def test_a_question_answered_yes_or_no_is_told_from_one_that_offers_a_choice():
+    from qa.question import asks_yes_or_no
+
+    assert asks_yes_or_no("Is the University of Liverpool a partner of the LSP?")
+    assert asks_yes_or_no("does the LSP deliver services itself?")
+    assert not asks_yes_or_no("Is it easier or harder to change EU law than to keep it?")
+    assert not asks_yes_or_no("Who is the chair of the LSP?")
+    assert not asks_yes_or_no("Island hospitals: which trust runs them?")  # "Is" must be a word
 
 
 def test_bad_questions_are_refused_with_a_reason(qa):

@@ -51,7 +51,10 @@ def test_the_engine_answers_the_default_questions_as_the_files_do(qa, engine_qa)
 
 def test_citations_from_the_engine_slice_its_stored_text_exactly(engine_qa):
     store = engine_qa.index
-    answer = engine_qa.ask("Who are the Liverpool Strategic Partnership's partners?")
+    # A list answers it, so several citations are checked. ("Who are the Liverpool Strategic
+    # Partnership's partners?" is answered by its topic sentence alone since the reader reads
+    # each question once: docs/reader.md.)
+    answer = engine_qa.ask("Which organisations are partners of the Liverpool Strategic Partnership?")
     assert len(answer.citations) > 3
     for c in answer.citations:
         assert store.document_text(c.doc_id)[c.start:c.end] == c.text

@@ -90,40 +90,11 @@ def test_a_share_of_questions_is_read_with_one_typo(tmp_path, monkeypatch):
     assert len(read) == 4 and not {g.question for g in GROUPS} & set(read)
 
 
-def test_a_share_of_answerable_questions_is_asked_about_another_thing_their_article_names(tmp_path, monkeypatch):
-    import random
-
-    article = [Group(q, ["Tugh Temür died in Shangdu in 1332.", "Tugh Temür ruled from Khanbaliq."], [1, 0],
-                     [[28, 32], None], article="Yuan") for q in ("When did Tugh Temür die?", "Where did Tugh Temür die?")]
-    other = Group("When was Kublai Khan born?", ["Kublai Khan was born in 1215, long before Tugh Temür."], [1],
-                  [[24, 28]], article="Yuan")
-    unnamed = Group("When did he die?", ["He died in 1332."], [1], [[11, 15]], article="Yuan")
-    refused = Group("What did Tugh Temür build?", ["Tugh Temür ruled from Khanbaliq."], [0], [None], removed=True,
-                    article="Yuan")
-    groups = article + [other, unnamed, refused]
-    names = train.article_names(groups)
-    assert names == {"Yuan": ["Kublai Khan", "Tugh Temür"]}
-    swapped = train.with_swaps(groups, 1.0, random.Random(0), names)
-    # Asked about a thing no candidate of theirs mentions, none answers: to be refused.
-    assert [g.question for g in swapped[:2]] == ["When did Kublai Khan die?", "Where did Kublai Khan die?"]
-    assert all(g.labels == [0, 0] and g.spans == [None, None] and g.removed for g in swapped[:2])
-    assert swapped[2] == other  # its candidate names both things: nothing left to ask about
-    assert swapped[3:] == [unnamed, refused]  # names nothing; answers nothing already
-    assert train.with_swaps(groups, 0.0, random.Random(0), names) == groups
-    # The training loop reads them.
-    read, loss = [], train._loss
-    monkeypatch.setattr(train, "_loss", lambda net, tok, gs: read.extend((g.question, g.removed) for g in gs) or loss(net, tok, gs))
-    train.train(article + [other], tmp_path, START / "model.onnx", START / "tokenizer.json", steps=1, batch=3, swaps=1.0)
-    assert sorted(read) == [("When did Kublai Khan die?", True), ("When was Kublai Khan born?", False),
-                            ("Where did Kublai Khan die?", True)]
-
-
-@pytest.mark.parametrize("flag", ["--typos", "--swaps"])
-def test_a_share_outside_0_to_1_is_refused_before_any_work(tmp_path, capsys, flag):
+def test_a_typo_share_outside_0_to_1_is_refused_before_any_work(tmp_path, capsys):
     from qa.cli import main
 
-    assert main(["train", flag, "1.5", "--folder", str(tmp_path / "run")]) == 2
-    assert f"{flag} is a share of the questions, from 0 to 1, not 1.5" in capsys.readouterr().err
+    assert main(["train", "--typos", "1.5", "--folder", str(tmp_path / "run")]) == 2
+    assert "--typos is the share of questions read with a typo, from 0 to 1, not 1.5" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
@@ -201,7 +172,7 @@ def test_the_reader_alone_is_scored_on_readings(reader):
     def record(kind: str, question: str, texts: list[str], labels: list[int]) -> Record:
         n = len(texts)
         return Record(kind, np.zeros((n, 3), np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32),
-                      np.zeros(n, np.float32), np.zeros((n, 2), bool), np.array(labels, bool), 0.0, 0.0,
+                      np.zeros((n, 2), bool), np.array(labels, bool), 0.0, 0.0,
                       (None,) * n, question, tuple(texts))
 
     heron = "What does the Heron Trust fund?"
