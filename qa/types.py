@@ -145,7 +145,7 @@ class AnswerSentence:
     text: str
     citation: int  # Citation.id
     # The words that answer, as offsets into the cited document (inside the sentence), where
-    # the reader names them; None where it names none.
+    # the reader names them; None where it names none, and for a question answered yes or no.
     answer_span: tuple[int, int] | None = None
 
 

@@ -1,6 +1,6 @@
 """The reader alone, no fusion, on readings `qa fit` collected: how often its own top
-candidate holds the answer, and how often it refuses every candidate of an answer-removed
-question (`qa.train.reader_alone`), for each reader folder given. With `--typos`, each
+candidate holds the answer, and how often it refuses every candidate of an answer-removed,
+a SQuAD 2.0 unanswerable and an off-corpus question (`qa.train.reader_alone`), for each reader folder given. With `--typos`, each
 question is read with one seeded typo (`qa.eval.one_typo`, as in evals/typos.jsonl), as
 a held-out measure of reading through typos.
 Run: .venv/bin/python studies/reader_alone.py [--typos] reports/trained/readings-select.jsonl models/reader reports/train2/reader
