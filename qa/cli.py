@@ -89,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", help="export these weights (a snapshot .pt) instead of the run's final ones")
     p.add_argument("--init", help="start from an earlier run's weights (its final.pt) instead of the MS MARCO reader")
     p.add_argument("--typos", type=float, default=0.0, help="share of questions read with one typo (default 0)")
+    p.add_argument("--refusals", type=float, default=0.3, help="share of the groups to be refused (answer removed, "
+                   "other article) trained on (default 0.3)")
+    p.add_argument("--frozen", type=int, default=6, help="lower layers left as they are (default 6; 0 trains all)")
+    p.add_argument("--lr", type=float, default=3e-5, help="learning rate (default 3e-5; the span head's is 30 times it)")
     p.add_argument("--seed", type=int, default=0, help="seed of the group order and the typos (default 0)")
     p.add_argument("--curve", metavar="READINGS", help="instead: the learning curve, each snapshot's reader alone on "
                    "these readings (e.g. reports/readings-select.jsonl from `qa fit`)")
@@ -355,26 +359,30 @@ def cmd_train(config: Config, args) -> int:
     from .export import export_reader
     from .read import packaged_reader_folder
 
-    if not 0 <= args.typos <= 1:
-        raise QAError(f"--typos is the share of questions read with a typo, from 0 to 1, not {args.typos}.")
+    for name, share in (("typos", args.typos), ("refusals", args.refusals)):
+        if not 0 <= share <= 1:
+            raise QAError(f"--{name} is a share of the questions, from 0 to 1, not {share}.")
     folder, start = Path(args.folder), packaged_reader_folder()
     if args.curve:
         from .fit import load_records
 
         print(json.dumps(train.learning_curve(folder, start, load_records(Path(args.curve))), indent=1))
         return 0
-    groups = traindata.run_groups(config, folder, args.articles, args.train_file or traindata.TRAIN_FILE)
+    groups = train.keep_refusals(traindata.run_groups(config, folder, args.articles,
+                                                      args.train_file or traindata.TRAIN_FILE), args.refusals, args.seed)
     other = sum(g.other_article for g in groups)
     print(f"{len(groups)} groups, {sum(len(g.texts) for g in groups)} pairs "
           f"({sum(g.removed for g in groups) - other} answer-removed, {other} other-article)")
     weights = Path(args.weights) if args.weights else train.train(groups, folder, start / "model.onnx",
                                                                    start / "tokenizer.json", args.steps, args.batch,
-                                                                   seed=args.seed, typos=args.typos,
+                                                                   args.lr, args.seed, typos=args.typos,
+                                                                   frozen=args.frozen,
                                                                    init=Path(args.init) if args.init else None)
     card = export_reader(weights, start, Path(args.out), {"articles": args.articles, "steps": args.steps,
                                                           "batch": args.batch, "groups": len(groups),
                                                           "init": args.init or "ms-marco-MiniLM-L-12-v2",
-                                                          "typos": args.typos, "seed": args.seed})
+                                                          "typos": args.typos, "seed": args.seed, "lr": args.lr,
+                                                          "frozen": args.frozen, "refusals": args.refusals})
     print(f"Wrote {args.out} (sha256 {card['sha256']}); pin it as READER_SHA256[TRAINED_READER] in qa/config.py")
     return 0
 

@@ -16,8 +16,10 @@ A share of each batch's questions (`typos`) is read with one seeded typo (`qa.ev
 the typo set's own kind): people mistype, and the product mends only what is one or two
 letters from a word of the corpus ("doone" is read as typed).
 
-The embeddings and the lower `FROZEN_LAYERS` layers stay as they are: on 2 cores that
-buys a third more pairs a second, and the lower layers carry general language.
+The embeddings stay as they are, and by default the lower `FROZEN_LAYERS` layers too: on
+2 cores that buys a third more pairs a second, and the lower layers carry general
+language. Where a CUDA device is present the run uses it (bf16 autocast), and there every
+layer can be trained (`frozen=0`); nothing else depends on it.
 Progress is printed, a checkpoint (weights, optimiser, step) is written every
 `CHECKPOINT_STEPS` steps, a run resumes from it, and snapshots at a quarter, half and all of
 the run are kept for the learning curve. Seeds are fixed.
@@ -34,9 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .eval import one_typo
 from .traindata import Group
 from .types import Say
+from .typos import one_typo
 
 FROZEN_LAYERS = 6
 CHECKPOINT_STEPS = 50
@@ -135,11 +137,13 @@ def encode(tokenizer, questions: list[str], texts: list[str], spans: list[list[i
 
 def train(groups: list[Group], folder: Path, onnx_file: Path, tokenizer_file: Path, steps: int, batch: int = 8,
           lr: float = 3e-5, seed: int = 0, say: Say = print, checkpoint_every: int = CHECKPOINT_STEPS,
-          init: Path | None = None, typos: float = 0.0) -> Path:
+          init: Path | None = None, typos: float = 0.0, frozen: int = FROZEN_LAYERS, budget_s: float | None = None) -> Path:
     """Train for `steps` steps of `batch` groups, resuming from `folder/checkpoint.pt`;
     returns the final weights' path (`folder/final.pt`). `init` (an earlier run's weights)
     continues that run on these groups instead of starting from the MS MARCO reader;
-    `typos` is the share of questions read with one typo."""
+    `typos` is the share of questions read with one typo; `frozen`, the lower layers left
+    as they are. A run given `budget_s` seconds ends early, at a checkpoint, when they are
+    spent (where a machine is lent for a fixed time)."""
     import torch
     from tokenizers import Tokenizer
 
@@ -147,6 +151,7 @@ def train(groups: list[Group], folder: Path, onnx_file: Path, tokenizer_file: Pa
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = Tokenizer.from_file(str(tokenizer_file))
     tokenizer.enable_truncation(TRAIN_MAX_TOKENS, strategy="only_second")
@@ -154,9 +159,9 @@ def train(groups: list[Group], folder: Path, onnx_file: Path, tokenizer_file: Pa
 
     net = build_network(onnx_file)
     if init is not None:
-        net.load_state_dict(torch.load(init, weights_only=True))
-    frozen = [net.cross.bert.embeddings] + list(net.cross.bert.encoder.layer[:FROZEN_LAYERS])
-    for module in frozen:
+        net.load_state_dict(torch.load(init, weights_only=True, map_location="cpu"))
+    net.to(device)
+    for module in [net.cross.bert.embeddings] + list(net.cross.bert.encoder.layer[:frozen]):
         module.requires_grad_(False)
     head = list(net.span.parameters())
     body = [p for p in net.parameters() if p.requires_grad and all(p is not h for h in head)]
@@ -170,12 +175,12 @@ def train(groups: list[Group], folder: Path, onnx_file: Path, tokenizer_file: Pa
     step, losses = 0, []
     checkpoint = folder / "checkpoint.pt"
     if checkpoint.is_file():
-        saved = torch.load(checkpoint, weights_only=False)
+        saved = torch.load(checkpoint, weights_only=False, map_location=device)
         net.load_state_dict(saved["net"])
         optimiser.load_state_dict(saved["optimiser"])
         schedule.load_state_dict(saved["schedule"])
         step, losses = saved["step"], saved.get("losses", [])
-        torch.set_rng_state(saved["rng"])
+        torch.set_rng_state(saved["rng"].cpu())
         say(f"resumed at step {step}/{steps}")
     snapshots = {steps // 4: "quarter", steps // 2: "half"}
     net.train()
@@ -183,7 +188,8 @@ def train(groups: list[Group], folder: Path, onnx_file: Path, tokenizer_file: Pa
     while step < steps:
         chosen = [groups[order[(step * batch + i) % len(order)]] for i in range(batch)]
         chosen = with_typos(chosen, typos, random.Random(f"{seed}-{step}"))  # seeded by step: a resumed run draws alike
-        loss = _loss(net, tokenizer, chosen)
+        with torch.autocast(device, torch.bfloat16, enabled=device == "cuda"):
+            loss = _loss(net, tokenizer, chosen)
         optimiser.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -192,19 +198,31 @@ def train(groups: list[Group], folder: Path, onnx_file: Path, tokenizer_file: Pa
         step += 1
         pairs += sum(len(g.texts) for g in chosen)
         losses.append(float(loss.detach()))
-        if step % 10 == 0 or step == steps:
-            elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        out_of_time = budget_s is not None and elapsed > budget_s and step < steps
+        if step % 10 == 0 or step == steps or out_of_time:
             say(f"step {step}/{steps}  loss {np.mean(losses[-50:]):.4f}  {pairs / elapsed:.1f} pairs/s  "
                 f"eta {(steps - step) * elapsed / (step - first) / 60:.0f} min")
-        if step % checkpoint_every == 0 or step == steps:
+        if step % checkpoint_every == 0 or step == steps or out_of_time:
             _save(checkpoint, {"net": net.state_dict(), "optimiser": optimiser.state_dict(),
                                "schedule": schedule.state_dict(), "step": step, "losses": losses,
                                "rng": torch.get_rng_state()})
         if step in snapshots:
-            _save(folder / f"{snapshots[step]}.pt", net.state_dict())
-    _save(folder / "final.pt", net.state_dict())
+            _save(folder / f"{snapshots[step]}.pt", _on_cpu(net.state_dict()))
+        if out_of_time:
+            say(f"stopped at step {step}/{steps}: the {budget_s:.0f} s budget is spent")
+            break
+    _save(folder / "final.pt", _on_cpu(net.state_dict()))
     (folder / "losses.json").write_text(json.dumps(losses))
     return folder / "final.pt"
+
+
+def keep_refusals(groups: list[Group], share: float, seed: int = 0) -> list[Group]:
+    """Every answerable group and a seeded `share` of those to be refused (answer removed,
+    other article): the groups hold one of each for every question, and how many a run
+    sees is a training choice."""
+    rng = random.Random(seed)
+    return [g for g in groups if not g.removed or rng.random() < share]
 
 
 def with_typos(groups: list[Group], share: float, rng: random.Random) -> list[Group]:
@@ -220,18 +238,31 @@ def _loss(net, tokenizer, groups: list[Group]):
     texts = [t for g in groups for t in g.texts]
     spans = [s for g in groups for s in g.spans]
     ids, mask, types, starts, ends = encode(tokenizer, questions, texts, spans)
-    logits, start_logits, end_logits = net(torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(types))
-    logits = logits[:, 0]
-    listwise, at = [], 0
-    for g in groups:
-        scores = torch.cat([torch.zeros(1), logits[at: at + len(g.texts)]])  # the null option first
-        right = torch.tensor([0.0 if any(g.labels) else 1.0] + [float(x) for x in g.labels]) > 0
-        listwise.append(torch.logsumexp(scores, 0) - torch.logsumexp(scores[right], 0))
-        at += len(g.texts)
-    blocked = torch.from_numpy(mask == 0)
-    span = (F.cross_entropy(start_logits.masked_fill(blocked, -1e4), torch.from_numpy(starts))
-            + F.cross_entropy(end_logits.masked_fill(blocked, -1e4), torch.from_numpy(ends))) / 2
-    return torch.stack(listwise).mean() + SPAN_WEIGHT * span
+    device = next(net.parameters()).device
+    ids, mask, types = (torch.from_numpy(a).to(device) for a in (ids, mask, types))
+    logits, start_logits, end_logits = net(ids, mask, types)
+    # Each question's scores in one row: the null option (logit 0) first, then its
+    # candidates; right marks the candidates that answer, or the null option when none does.
+    width = 1 + max(len(g.texts) for g in groups)
+    rows = torch.tensor([i for i, g in enumerate(groups) for _ in g.texts], device=device)
+    cols = torch.tensor([1 + j for g in groups for j in range(len(g.texts))], device=device)
+    scores = torch.full((len(groups), width), float("-inf"), device=device)
+    scores[:, 0] = 0.0
+    scores = scores.index_put((rows, cols), logits[:, 0].float())
+    right = np.zeros((len(groups), width), bool)
+    for i, g in enumerate(groups):
+        right[i, 0] = not any(g.labels)
+        right[i, 1: 1 + len(g.labels)] = np.array(g.labels, bool)
+    chosen = scores.masked_fill(~torch.from_numpy(right).to(device), float("-inf"))
+    listwise = (torch.logsumexp(scores, 1) - torch.logsumexp(chosen, 1)).mean()
+    blocked = mask == 0
+    span = (F.cross_entropy(start_logits.float().masked_fill(blocked, -1e4), torch.from_numpy(starts).to(device))
+            + F.cross_entropy(end_logits.float().masked_fill(blocked, -1e4), torch.from_numpy(ends).to(device))) / 2
+    return listwise + SPAN_WEIGHT * span
+
+
+def _on_cpu(state: dict) -> dict:
+    return {k: v.detach().cpu() for k, v in state.items()}
 
 
 def _save(path: Path, obj) -> None:

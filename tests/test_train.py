@@ -90,11 +90,57 @@ def test_a_share_of_questions_is_read_with_one_typo(tmp_path, monkeypatch):
     assert len(read) == 4 and not {g.question for g in GROUPS} & set(read)
 
 
+def test_a_share_of_the_groups_to_be_refused_is_kept_and_every_answerable_one():
+    many = GROUPS * 50
+    kept = train.keep_refusals(many, 0.3, seed=1)
+    assert [g for g in kept if not g.removed] == [g for g in many if not g.removed]
+    assert 5 <= sum(g.removed for g in kept) <= 25  # of 50
+    assert kept == train.keep_refusals(many, 0.3, seed=1)
+    assert train.keep_refusals(many, 1.0) == many and not any(g.removed for g in train.keep_refusals(many, 0.0))
+
+
+def test_the_lower_layers_train_only_when_unfrozen_and_a_budget_ends_a_run_resumably(trained, tmp_path):
+    import torch
+
+    _, first_final, _ = trained
+    layer0 = "cross.bert.encoder.layer.0.attention.self.query.weight"
+    start = torch.load(first_final, weights_only=True)
+    said: list[str] = []
+    final = train.train(GROUPS, tmp_path / "all", START / "model.onnx", START / "tokenizer.json", steps=50, batch=2,
+                        init=first_final, frozen=0, budget_s=0.0, say=said.append)
+    after = torch.load(final, weights_only=True)
+    assert not torch.equal(after[layer0], start[layer0])
+    embeddings = "cross.bert.embeddings.word_embeddings.weight"
+    assert torch.equal(after[embeddings], start[embeddings])  # frozen always: a lent machine's run packs without them
+    assert said[-1] == "stopped at step 1/50: the 0 s budget is spent"
+    assert torch.load(tmp_path / "all" / "checkpoint.pt", weights_only=False)["step"] == 1
+    frozen = train.train(GROUPS, tmp_path / "six", START / "model.onnx", START / "tokenizer.json", steps=1, batch=2,
+                         init=first_final)
+    assert torch.equal(torch.load(frozen, weights_only=True)[layer0], start[layer0])
+
+
+def test_weights_packed_for_the_way_back_from_a_lent_machine_unpack_to_nearly_the_same(trained, tmp_path):
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).parent.parent / "studies"))
+    import device_train
+
+    _, final, _ = trained
+    parts = device_train.compact(final, tmp_path / "final.npz")
+    assert parts and all(p.stat().st_size <= device_train.PART_BYTES for p in parts)
+    device_train.unpack(parts, START, tmp_path / "back.pt")
+    before, after = torch.load(final, weights_only=True), torch.load(tmp_path / "back.pt", weights_only=True)
+    assert before.keys() == after.keys()
+    assert max(float((before[k].float() - after[k].float()).abs().max()) for k in before) < 0.01
+
+
 def test_a_typo_share_outside_0_to_1_is_refused_before_any_work(tmp_path, capsys):
     from qa.cli import main
 
     assert main(["train", "--typos", "1.5", "--folder", str(tmp_path / "run")]) == 2
-    assert "--typos is the share of questions read with a typo, from 0 to 1, not 1.5" in capsys.readouterr().err
+    assert "--typos is a share of the questions, from 0 to 1, not 1.5" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
