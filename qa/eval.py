@@ -110,8 +110,15 @@ def normalize(text: str) -> str:
 
 
 def holds(text: str, answers: list[str]) -> bool:
-    t = f" {normalize(text)} "
-    return any(f" {normalize(a)} " in t for a in answers if normalize(a))
+    """Whether the text holds one of the answers as whole words. Punctuation parts words
+    here (SQuAD's normalisation joins them: "Edgar's" would not hold "Edgar", nor
+    "Afrikaans-speaking" "Afrikaans"), except inside a number ("25,000" never holds "25")."""
+    t = f" {_parted(text)} "
+    return any(f" {_parted(a)} " in t for a in answers if _parted(a))
+
+
+def _parted(text: str) -> str:
+    return normalize(re.sub(r"(?<!\d)[^\w\s]|[^\w\s](?!\d)", " ", match_text(text)))
 
 
 def phrase_scores(said: str, answers: list[str]) -> tuple[float, float]:

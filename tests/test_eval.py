@@ -22,6 +22,12 @@ def test_squad_normalisation():
     assert holds("It spends over six billion pounds a year.", ["Six billion pounds"])
     assert not holds("It supports 25,000 jobs.", ["2,500"])  # whole words, not substrings
     assert holds("over 2,500 jobs", ["2,500"])
+    # Punctuation parts words, except inside a number.
+    assert holds("King Malcolm married Edgar's sister Margaret.", ["Edgar"])
+    assert holds("Many families, today mostly Afrikaans-speaking, kept their names.", ["Afrikaans"])
+    assert holds("It became a restaurant\u2014see above.", ["a restaurant"])
+    assert holds("They went to Switzerland and the Netherlands.[citation needed]", ["Switzerland and the Netherlands."])
+    assert not holds("It supports 25,000 jobs.", ["25"]) and not holds("Edgarson sailed.", ["Edgar"])
 
 
 @pytest.mark.parametrize("path, answerable, unanswerable", [(DEFAULT_SET, 80, 15), (PARAPHRASED_SET, 40, 10)],
