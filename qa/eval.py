@@ -114,7 +114,7 @@ def holds(text: str, answers: list[str]) -> bool:
     here (SQuAD's normalisation joins them: "Edgar's" would not hold "Edgar", nor
     "Afrikaans-speaking" "Afrikaans"), except inside a number ("25,000" never holds "25")."""
     t = f" {_parted(text)} "
-    return any(f" {_parted(a)} " in t for a in answers if _parted(a))
+    return any(f" {a} " in t for a in map(_parted, answers) if a)
 
 
 def _parted(text: str) -> str:

@@ -145,7 +145,6 @@ def train(groups: list[Group], folder: Path, onnx_file: Path, tokenizer_file: Pa
     as they are. A run given `budget_s` seconds ends early, at a checkpoint, when they are
     spent (where a machine is lent for a fixed time)."""
     import torch
-    from tokenizers import Tokenizer
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 0)) or torch.get_num_threads())
     random.seed(seed)
@@ -153,10 +152,7 @@ def train(groups: list[Group], folder: Path, onnx_file: Path, tokenizer_file: Pa
     torch.manual_seed(seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     folder.mkdir(parents=True, exist_ok=True)
-    tokenizer = Tokenizer.from_file(str(tokenizer_file))
-    tokenizer.enable_truncation(TRAIN_MAX_TOKENS, strategy="only_second")
-    tokenizer.enable_padding()
-
+    tokenizer = training_tokenizer(tokenizer_file)
     net = build_network(onnx_file)
     if init is not None:
         net.load_state_dict(torch.load(init, weights_only=True, map_location="cpu"))
@@ -215,6 +211,17 @@ def train(groups: list[Group], folder: Path, onnx_file: Path, tokenizer_file: Pa
     _save(folder / "final.pt", _on_cpu(net.state_dict()))
     (folder / "losses.json").write_text(json.dumps(losses))
     return folder / "final.pt"
+
+
+def training_tokenizer(tokenizer_file: Path):
+    """The reader's tokenizer as training reads pairs: padded, the text (never the
+    question) cut at `TRAIN_MAX_TOKENS`."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    tokenizer.enable_truncation(TRAIN_MAX_TOKENS, strategy="only_second")
+    tokenizer.enable_padding()
+    return tokenizer
 
 
 def keep_refusals(groups: list[Group], share: float, seed: int = 0) -> list[Group]:

@@ -7,13 +7,14 @@ question is prepared, searched and scored by the product's own prefilter
 (`Answerer.score`, the linear sentence score), and the best `GROUP` sentences by that
 score are the candidates, read as the product reads them (a list item after its
 list's introduction). A group always holds a right sentence: where none is among the
-best, the best-ranked right one replaces the last. A share of questions also gives an
+best, the best-ranked right one replaces the last. Each question also gives an
 "answer removed" group: the best candidates that do not hold the answer, so that the
 model learns to score a topic sentence that lacks the fact below its null option, and
 an "other article" group: the best candidates the prefilter finds in the index's other
 articles, as a question about a document that is not indexed would meet them (without
 these, a reader trained on its own article's sentences alone scored other articles'
-best sentences up, and off-corpus refusals fell).
+best sentences up, and off-corpus refusals fell). How many of those a run trains on
+is its choice (`qa.train.keep_refusals`).
 
 The train file is SQuAD 1.1 train (CC BY-SA 4.0); no SQuAD 2.0 dev question (fit,
 select, report) is ever in it, so the splits that fit, choose and report stay clean.
@@ -38,8 +39,6 @@ if TYPE_CHECKING:  # the embedder's imports are not needed where the groups are 
 TRAIN_FILE = Path(__file__).resolve().parent.parent.parent / "shared" / "benchmarks" / "squad1.1-train" / "train-v1.1-398.json.gz"
 GROUP = 10  # candidates per question: what the product reads (`reader_candidates`)
 ARTICLES_PER_INDEX = 8
-REMOVED_SHARE = 1.0  # of questions that also give an answer-removed group (training samples a share of them)
-OTHER_ARTICLE_SHARE = 1.0  # of questions that also give an other-article group (likewise)
 
 
 @dataclass
@@ -78,7 +77,7 @@ def run_groups(config: Config, folder: Path, articles: int, train_file: str | Pa
 
 
 def collect_groups(config: Config, encoder: Encoder, articles: list[dict], workdir: Path,
-                   progress: Callable[[str], None] = print, seed: int = 0) -> list[Group]:
+                   progress: Callable[[str], None] = print) -> list[Group]:
     """Groups for every question of the articles, a few articles to an index. Each index's
     groups are saved in `workdir` as they are made, and a run again reuses them."""
     groups = []
@@ -86,20 +85,19 @@ def collect_groups(config: Config, encoder: Encoder, articles: list[dict], workd
         saved = workdir / f"groups{n // ARTICLES_PER_INDEX}.jsonl"
         if not saved.is_file():
             save_groups(list(_index_groups(config, encoder, articles[n: n + ARTICLES_PER_INDEX],
-                                           workdir / f"index{n // ARTICLES_PER_INDEX}", seed + n)), saved)
+                                           workdir / f"index{n // ARTICLES_PER_INDEX}")), saved)
         groups += load_groups(saved)
         progress(f"articles {min(n + ARTICLES_PER_INDEX, len(articles))}/{len(articles)}: {len(groups)} groups")
     return groups
 
 
-def _index_groups(config: Config, encoder: Encoder, part: list[dict], folder: Path, seed: int) -> Iterator[Group]:
+def _index_groups(config: Config, encoder: Encoder, part: list[dict], folder: Path) -> Iterator[Group]:
     from .eval import holds
     from .squad import squad_items
     from .index import build_index
     from .pipeline import QA
     from .read import ReaderModel
 
-    rng = random.Random(seed)
     corpus = folder / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
     items = squad_items(part, corpus)
@@ -126,14 +124,13 @@ def _index_groups(config: Config, encoder: Encoder, part: list[dict], folder: Pa
             top[-1] = right.index(True)
         yield _group(q.query, [texts[i] for i in top], [right[i] for i in top], item.answers, item.source or "")
         wrong = [i for i, r in enumerate(right) if not r][:GROUP]
-        if len(wrong) >= 2 and rng.random() < REMOVED_SHARE:
+        if len(wrong) >= 2:
             yield _refusal(q.query, [texts[i] for i in wrong], item.source or "")
-        if rng.random() < OTHER_ARTICLE_SHARE:
-            others = [p for p in found if p.doc_id != item.source][:read]
-            off = [qa.answerer._reader_text(c.sid) for c in qa.answerer.score(q, others)]
-            off = [t for t in off if not holds(t, item.answers)][:GROUP]
-            if off:
-                yield _refusal(q.query, off, item.source or "", other_article=True)
+        others = [p for p in found if p.doc_id != item.source][:read]
+        off = [qa.answerer._reader_text(c.sid) for c in qa.answerer.score(q, others)]
+        off = [t for t in off if not holds(t, item.answers)][:GROUP]
+        if off:
+            yield _refusal(q.query, off, item.source or "", other_article=True)
 
 
 def _refusal(question: str, texts: list[str], article: str, other_article: bool = False) -> Group:

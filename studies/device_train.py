@@ -73,15 +73,12 @@ def held_out_check(weights: Path, start: Path, groups: list[Group]) -> dict:
     """The network alone on held-out groups: top candidate right, answerable ones refused
     (every logit below 0), answer-removed and other-article ones refused."""
     import torch
-    from tokenizers import Tokenizer
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     net = train.build_network(start / "model.onnx")
     net.load_state_dict(torch.load(weights, weights_only=True, map_location="cpu"))
     net.to(device).eval()
-    tokenizer = Tokenizer.from_file(str(start / "tokenizer.json"))
-    tokenizer.enable_truncation(train.TRAIN_MAX_TOKENS, strategy="only_second")
-    tokenizer.enable_padding()
+    tokenizer = train.training_tokenizer(start / "tokenizer.json")
     tops, refused = [], {"answerable": [], "removed": [], "other": []}
     with torch.no_grad(), torch.autocast(device, torch.bfloat16, enabled=device == "cuda"):
         for n in range(0, len(groups), 64):
@@ -170,7 +167,7 @@ def run_one(folder: Path, out: Path, name: str, refusals: float, budget: float, 
     steps = int(min(epochs * len(groups) / batch, budget / per_step))
     say(f"{len(groups)} groups ({refusals} of refusals), {per_step * 1000:.0f} ms a step -> {steps} steps "
         f"({steps * batch / len(groups):.2f} epochs)")
-    final = train.train(groups, work, start / "model.onnx", start / "tokenizer.json", steps, batch, lr,
+    train.train(groups, work, start / "model.onnx", start / "tokenizer.json", steps, batch, lr,
                         typos=typos, frozen=0, say=say, checkpoint_every=max(1, steps // 8), budget_s=budget * 1.15)
     curve = {}
     for snapshot in ("quarter", "half", "final"):
@@ -182,7 +179,7 @@ def run_one(folder: Path, out: Path, name: str, refusals: float, budget: float, 
     base = name.removesuffix("+half")
     (out / f"{base}-curve.json").write_text(json.dumps(curve, indent=1))
     for snapshot in ("half", "final") if base != name else ("final",):
-        compact(work / f"{snapshot}.pt" if snapshot != "final" else final, out / f"{base}-{snapshot}.npz")
+        compact(work / f"{snapshot}.pt", out / f"{base}-{snapshot}.npz")
 
 
 def main(argv: list[str] | None = None) -> int:
