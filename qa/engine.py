@@ -21,6 +21,7 @@ generation (`qa ingest` committed) starts afresh.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import re
@@ -63,6 +64,7 @@ def connect(uri: str):
         raise QAError("The store setting names a search engine, but its client is not installed. "
                       "Install it with `pip install -e '.[engine]'`.") from None
     logging.getLogger("pymilvus").setLevel(logging.ERROR)  # after its import, which sets it: it warns of its own fallbacks
+    _check_sparse_once()
     parts = urlsplit(uri)
     server, database = f"{parts.scheme}://{parts.netloc}", parts.path.strip("/")
     if database and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,254}", database):
@@ -82,6 +84,18 @@ def connect(uri: str):
     except Exception as exc:  # noqa: BLE001 - the client raises many kinds; the user needs one sentence
         raise QAError(f"Cannot reach the search engine at {uri} ({type(exc).__name__}: {str(exc)[:200]}). "
                       "Start it (`bash scripts/engine DIR` prints its URI) or set QA_STORE=files.") from None
+
+
+def _check_sparse_once() -> None:
+    """Let the client look for scipy.sparse now, on one thread. It looks on its first search
+    by executing scipy.sparse afresh; two server threads doing so at once fail with a
+    circular import (seen as a 500 from a replica just started while questions came in)."""
+    try:
+        importlib.import_module("scipy.sparse")  # whole, so a later look finds its submodules whole
+        from pymilvus.client.utils import SciPyHelper
+    except ImportError:
+        return
+    SciPyHelper._init()
 
 
 def database_uri(store: str, name: str) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -83,6 +85,16 @@ def test_a_database_of_the_same_engine_holds_an_index_of_its_own(engine_qa, engi
 def test_an_engine_that_cannot_be_reached_or_is_empty_says_what_to_do(corpus_config, encoder, reader, tmp_path):
     with pytest.raises(QAError, match="scripts/engine"):
         QA.load(_config(corpus_config, f"http://127.0.0.1:{free_port()}", tmp_path), encoder, reader)
+
+
+def test_a_fresh_server_process_has_the_client_look_for_scipy_before_its_threads_search(engine_uri):
+    # The client's first search looks for scipy.sparse by executing it afresh; two threads of
+    # a replica just started did so at once and answered 500 (a circular import). A fresh
+    # interpreter, as a replica is, because this one has looked already.
+    probe = ("import sys; from qa.engine import connect; connect(sys.argv[1]); "
+             "from pymilvus.client.utils import SciPyHelper; print(SciPyHelper._checked, 'scipy.sparse' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe, engine_uri], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.stdout.split() == ["True", "True"], out.stderr[-2000:]
 
 
 def _rows(client, collection: str) -> int:
