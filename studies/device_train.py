@@ -37,7 +37,8 @@ PART_BYTES = 15 * 2**20  # under the 16 MiB a returned file may be
 EMBEDDINGS = "cross.bert.embeddings."
 
 
-def pack(groups_file: Path, out: Path) -> None:
+def pack(groups_file: Path, out: Path, init: Path | None = None) -> None:
+    """The groups, the start model, and `init` (weights a run continues from) compacted."""
     groups = load_groups(groups_file)
     texts: dict[str, int] = {}
     rows = [[g.question, [texts.setdefault(t, len(texts)) for t in g.texts], g.labels, g.spans,
@@ -50,6 +51,8 @@ def pack(groups_file: Path, out: Path) -> None:
     (out / "start").mkdir(exist_ok=True)
     for name in ("model.onnx", "tokenizer.json"):
         shutil.copyfile(start / name, out / "start" / name)
+    if init is not None:
+        compact(init, out / "init.npz")
     print(f"{len(groups)} groups, {len(texts)} distinct texts -> {(out / 'groups.json.gz').stat().st_size / 1e6:.1f} MB")
 
 
@@ -153,6 +156,10 @@ def run_one(folder: Path, out: Path, name: str, refusals: float, budget: float, 
     groups = train.keep_refusals(groups, refusals)
     start = folder / "start"
     work = Path("/tmp") / "device_train" / name
+    init = None
+    if (folder / "init.npz.part0").is_file():
+        init = work / "init.pt"
+        unpack(list(folder.glob("init.npz.part*")), start, init)
     def say(line: str) -> None:  # every tenth progress line: two runs' lines must fit the output's tail
         if not line.startswith("step ") or int(line.split()[1].split("/")[0]) % 100 == 0:
             print(f"[{name}] {line}", flush=True)
@@ -168,7 +175,7 @@ def run_one(folder: Path, out: Path, name: str, refusals: float, budget: float, 
     say(f"{len(groups)} groups ({refusals} of refusals), {per_step * 1000:.0f} ms a step -> {steps} steps "
         f"({steps * batch / len(groups):.2f} epochs)")
     train.train(groups, work, start / "model.onnx", start / "tokenizer.json", steps, batch, lr,
-                        typos=typos, frozen=0, say=say, checkpoint_every=max(1, steps // 8), budget_s=budget * 1.15)
+                typos=typos, frozen=0, say=say, checkpoint_every=max(1, steps // 8), budget_s=budget * 1.15, init=init)
     curve = {}
     for snapshot in ("quarter", "half", "final"):
         if not (work / f"{snapshot}.pt").is_file():
@@ -188,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("pack")
     p.add_argument("groups", type=Path)
     p.add_argument("out", type=Path)
+    p.add_argument("--init", type=Path, help="weights (.pt) the runs continue from, instead of the start model's")
     p = sub.add_parser("run", help="each NAME:REFUSALS run in its own process, side by side on the one GPU")
     p.add_argument("folder", type=Path)
     p.add_argument("out", type=Path)
@@ -209,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("target", type=Path)
     args = parser.parse_args(argv)
     if args.command == "pack":
-        pack(args.groups, args.out)
+        pack(args.groups, args.out, args.init)
     elif args.command == "unpack":
         unpack(args.parts, train_start(), args.target)
     elif args.command == "one":
