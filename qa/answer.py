@@ -44,7 +44,7 @@ from .question import Question
 from .text import Lexicon, match_text
 from .config import Config
 from .read import CHECKS, SENTENCE_FEATURES, Reader, ReaderModel, Span, span_margins
-from .types import CONTEXT_MARK, CONTEXT_WORDS, Answer, AnswerSentence, Citation, Passage, Reading, Stopwatch
+from .types import Answer, AnswerSentence, Citation, Passage, Reading, Stopwatch
 
 # Fitted on the tune half of SQuAD 2.0 dev (docs/evaluation.md).
 WEIGHTS = np.array([0.238, 0.176, 0.35, 0.121, 0.335], dtype=np.float32)
@@ -275,19 +275,13 @@ class Answerer:
     def _reader_text(self, sid: int) -> str:
         """A sentence as the reader reads it: a list item after the line that introduces its
         list, and that line with its items, so that "Our partners" can answer "Who are the
-        partners?"; for a reader trained so, any other sentence after the one before it in
-        its paragraph, so that "This is what we call public service reform." is read
-        knowing what "this" is."""
+        partners?"."""
         text = self.index.sentence_text(sid)
         if self.index.sentence(sid).item:
             return f"{self.index.sentence_text(self.lead_in(sid)).rstrip(':')}: {text}"
         items = self.list_items(sid)
         if items:
             return f"{text.rstrip(':')}: " + "; ".join(self.index.sentence_text(i).lstrip("-*• ") for i in items[:LIST_ITEMS])
-        before = self.lead_in(sid)
-        if self.reader.context and before is not None:
-            words = self.index.sentence_text(before).split()
-            return " ".join(words[:CONTEXT_WORDS]) + CONTEXT_MARK + text
         return text
 
     def rerank(self, passages: list[Passage], order: list[int]) -> list[Passage]:

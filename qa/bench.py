@@ -39,7 +39,7 @@ class _RecordingReader:
     pairs: per question, every call (the question as asked, and without its names)."""
 
     def __init__(self, inner):
-        self.inner, self.model_id, self.weights_sha256, self.context = inner, inner.model_id, inner.weights_sha256, inner.context
+        self.inner, self.model_id, self.weights_sha256 = inner, inner.model_id, inner.weights_sha256
         self.calls: list[list[tuple[str, str, list[str]]]] = []  # per question: (method, question, texts)
 
     def next_question(self) -> None:

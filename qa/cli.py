@@ -94,8 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frozen", type=int, default=6, help="lower layers left as they are (default 6; 0 trains all)")
     p.add_argument("--lr", type=float, default=3e-5, help="learning rate (default 3e-5; the span head's is 30 times it)")
     p.add_argument("--seed", type=int, default=0, help="seed of the group order and the typos (default 0)")
-    p.add_argument("--context", action="store_true", help="read each candidate after the sentence before it "
-                   "(groups collected so; the exported reader is read so)")
     p.add_argument("--curve", metavar="READINGS", help="instead: the learning curve, each snapshot's reader alone on "
                    "these readings (e.g. reports/readings-select.jsonl from `qa fit`)")
 
@@ -371,8 +369,7 @@ def cmd_train(config: Config, args) -> int:
         print(json.dumps(train.learning_curve(folder, start, load_records(Path(args.curve))), indent=1))
         return 0
     groups = train.keep_refusals(traindata.run_groups(config, folder, args.articles,
-                                                      args.train_file or traindata.TRAIN_FILE, args.context),
-                                 args.refusals, args.seed)
+                                                      args.train_file or traindata.TRAIN_FILE), args.refusals, args.seed)
     other = sum(g.other_article for g in groups)
     print(f"{len(groups)} groups, {sum(len(g.texts) for g in groups)} pairs "
           f"({sum(g.removed for g in groups) - other} answer-removed, {other} other-article)")
@@ -385,8 +382,7 @@ def cmd_train(config: Config, args) -> int:
                                                           "batch": args.batch, "groups": len(groups),
                                                           "init": args.init or "ms-marco-MiniLM-L-12-v2",
                                                           "typos": args.typos, "seed": args.seed, "lr": args.lr,
-                                                          "frozen": args.frozen, "refusals": args.refusals},
-                         context=args.context)
+                                                          "frozen": args.frozen, "refusals": args.refusals})
     print(f"Wrote {args.out} (sha256 {card['sha256']}); pin it as READER_SHA256[TRAINED_READER] in qa/config.py")
     return 0
 

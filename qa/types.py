@@ -103,14 +103,6 @@ class Sentence:
         return cls(doc_id, start, end, lead_in, bool(item), items, bool(question), bool(colon))
 
 
-# A reader trained to read each candidate after the sentence before it (reader.json says
-# "context": true) is given "<sentence before> [SEP] <candidate>": the [SEP] token marks
-# where the candidate starts, and the sentence before is cut to `CONTEXT_WORDS` words so
-# that the candidate is never what truncation cuts.
-CONTEXT_MARK = " [SEP] "
-CONTEXT_WORDS = 32
-
-
 @dataclass(frozen=True)
 class Chunk:
     doc_id: str

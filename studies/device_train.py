@@ -9,6 +9,7 @@ The training itself is `qa.train.train`, as on 2 cores: this adds only the packi
 throughput-sized step counts, and a held-out check for the learning curve.
 
     python studies/device_train.py pack reports/train6/groups.jsonl .gpu     # here
+        [--init reports/train4/final.pt]   # runs continue these weights, sent as int8 rows
     python3 studies/device_train.py run .gpu $OUT --budget 330 NAME:REFUSALS ...  # there
     python studies/device_train.py unpack OUT/NAME-final.npz.part* reports/NAME/final.pt   # here
 """

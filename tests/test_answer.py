@@ -193,49 +193,6 @@ def test_a_span_read_in_a_list_items_introduction_is_not_the_items(qa):
     assert qa.answerer._in_document(sid, Span(0, 3, 1.0)) is None
 
 
-def test_a_reader_of_context_reads_each_sentence_after_the_one_before_and_quotes_only_the_sentence(
-        qa, corpus_config, encoder, tmp_path):
-    import dataclasses
-    import json
-
-    from qa.pipeline import QA
-    from qa.read import TRAINED_FOLDER, ReaderModel, load_reader
-    from qa.types import CONTEXT_MARK, CONTEXT_WORDS
-
-    # The shipped reader's files, its card saying it reads context: what `qa train --context` makes.
-    folder = tmp_path / "reader"
-    folder.mkdir()
-    for name in ("model.onnx", "tokenizer.json"):
-        (folder / name).symlink_to(TRAINED_FOLDER / name)
-    card = json.loads((TRAINED_FOLDER / "reader.json").read_text())
-    (folder / "reader.json").write_text(json.dumps({**card, "context": True}))
-    reader = load_reader(dataclasses.replace(corpus_config, reader=str(folder)))
-    assert reader.context and not qa.answerer.reader.context
-    # Weights that never abstain on the reader's own score: these are the mechanics, not its quality.
-    bot = QA.load(corpus_config, encoder, reader, ReaderModel.untrained())
-
-    read_after = 0
-    for sid, s in enumerate(bot.index.sentences):
-        text = bot.index.sentence_text(sid)
-        if s.lead_in and not s.item and not s.items:
-            before = bot.index.sentence_text(sid - s.lead_in).split()[:CONTEXT_WORDS]
-            assert bot.answerer._reader_text(sid) == " ".join(before) + CONTEXT_MARK + text
-            read_after += 1
-        else:
-            assert bot.answerer._reader_text(sid) == qa.answerer._reader_text(sid)
-    assert read_after > 30
-    answered = 0
-    for question, _, _ in FACTS:
-        answer = bot.ask(question)
-        answered += bool(answer.sentences)
-        for sentence in answer.sentences:
-            c = answer.citations[sentence.citation - 1]
-            assert bot.index.documents[c.doc_id].text[c.start:c.end] == sentence.text
-            if sentence.answer_span is not None:  # never in the sentence before, which is not quoted
-                assert c.start <= sentence.answer_span[0] < sentence.answer_span[1] <= c.end
-    assert answered >= len(FACTS) * 0.8
-
-
 def test_sentences_asked_back_are_quoted_first(qa):
     # A question that is a document's sentence is answered by that sentence, or by one
     # that says all of it ("… LAHP chair elect, Professor Phil Wood, said: …" for

@@ -214,31 +214,6 @@ def test_training_groups_come_from_the_products_prefilter(tmp_path, encoder):
     assert traindata.load_groups(tmp_path / "groups.jsonl") == groups
 
 
-def test_groups_for_a_reader_of_context_are_judged_on_the_candidate_not_the_sentence_before(tmp_path, encoder):
-    from qa.eval import holds
-    from qa.types import CONTEXT_MARK
-
-    data = json.loads(TINY.read_text())
-    path = tmp_path / "train.json.gz"
-    with gzip.open(path, "wt", encoding="utf-8") as fh:
-        json.dump(data, fh)
-    answers = {q["question"]: [a["text"] for a in q["answers"]]
-               for a in data["data"] for p in a["paragraphs"] for q in p["qas"]}
-    groups = traindata.collect_groups(Config(), encoder, traindata.train_articles(path), tmp_path / "work",
-                                      progress=lambda _: None, context=True)
-    texts = [t for g in groups for t in g.texts]
-    assert sum(CONTEXT_MARK in t for t in texts) > len(texts) / 3
-    # A candidate after a sentence that holds the answer is still wrong: the quote would not hold it.
-    after_the_answer = 0
-    for g in groups:
-        for text, label, span in zip(g.texts, g.labels, g.spans):
-            candidate = traindata.own(text)
-            assert label == (not g.removed and holds(candidate, answers[g.question]))
-            after_the_answer += not label and holds(text, answers[g.question])
-            assert span is None or len(text) - len(candidate) <= span[0] < span[1] <= len(text)
-    assert after_the_answer > 0
-
-
 def test_the_reader_alone_is_scored_on_readings(reader):
     def record(kind: str, question: str, texts: list[str], labels: list[int]) -> Record:
         n = len(texts)
