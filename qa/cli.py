@@ -304,51 +304,21 @@ def cmd_eval(config: Config, args) -> int:
 
 
 def cmd_fit(config: Config, args) -> int:
-    import tempfile
     from pathlib import Path
 
-    from . import eval as ev
-    from . import squad
     from . import fit
-    from .embed import load_encoder
-    from .read import ReaderModel, load_reader
 
     folder = Path(args.report)
-    records = {}
-    encoder = reader = None
     limits = dict(zip(("fit", "select", "report"), args.limit or (None, None, None)))
-    for split in ("fit", "select", "report"):
-        path = folder / f"readings-{split}.jsonl"
-        if args.reuse and path.is_file():
-            records[split] = fit.load_records(path)
-            continue
-        encoder, reader = encoder or load_encoder(config), reader or load_reader(config)
-        with tempfile.TemporaryDirectory(prefix=f"qa-fit-{split}-") as work:
-            progress = Progress(f"indexing {split}", "text")
-            runs = squad.squad_split_runs(config, encoder, reader, args.squad, split, Path(work), limits[split],
-                                       args.off_corpus, progress, ReaderModel.untrained())
-            progress.close()
-            asking = Progress(f"reading {split}", "q", min_total=0)
-            records[split] = fit.collect(runs, ev.holds, asking)
-            asking.close()
-        fit.save_records(records[split], path)
+    records = fit.readings(config, folder, args.squad, limits, args.off_corpus, args.reuse, Progress)
     model, threshold, sure, report = fit.fit_and_report(records, args.candidates,
                                                         f"qa fit on the SQuAD fit split of {Path(args.squad).name}")
-    candidates = report["candidates"]["chosen"]
     (folder / "fit-report.json").write_text(json.dumps(report, indent=1))
-    for split in ("fit", "select", "report"):
-        print(f"{split}: " + ", ".join(f"{k} {v}" for k, v in report[split].items() if k != "reliability"))
-    print("reliability (report):", json.dumps(report["report"]["reliability"]))
-    print("abstention curve (report):", json.dumps(report["abstention_curve"]))
-    print(f"reader candidates: {candidates} (select split, {fit.HELD_OUT} by candidates: "
-          f"{report['candidates']['select_figure_by_candidates']})")
-    print("ablation (report split, change when the feature is dropped):")
-    for row in report["ablation"]:
-        print("  " + ", ".join(f"{k} {v}" for k, v in row.items()))
+    print("\n".join(fit.summary(report)))
     if args.write:
         model.save()
         print(f"Wrote qa/reader_model.json; set abstain_threshold = {threshold:.4f}, sure_threshold = {sure:.4f} "
-              f"and reader_candidates = {candidates} in qa/config.py")
+              f"and reader_candidates = {report['candidates']['chosen']} in qa/config.py")
     return 0
 
 

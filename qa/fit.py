@@ -27,6 +27,7 @@ import numpy as np
 
 from .read import (ABSTAIN_FEATURES, CHECKS, FUSION_FEATURES, SENTENCE_FEATURES, ReaderModel, Span, abstain_features,
                    auroc, fit_listwise, fit_logistic, fusion_features, lead_fails_a_check, reliability, span_margins)
+from .config import Config
 from .types import ConfigError
 
 MAX_FALSE_ABSTENTION = 0.05
@@ -352,3 +353,47 @@ def fit_and_report(records: dict[str, list[Record]], candidates: int | None = No
     report["candidates"] = {"chosen": candidates, "select_figure_by_candidates": by_candidates}
     report["ablation"] = ablation(records["fit"], records["select"], records["report"], candidates)
     return model, threshold, sure, report
+
+
+def readings(config: Config, folder: Path, squad_file: str, limits: dict, off_corpus: int, reuse: bool,
+             progress) -> dict[str, list[Record]]:
+    """Each split's readings: asked through the product (`collect`) and saved in `folder`,
+    or, with `reuse`, those saved there before. `progress(desc, unit, min_total=...)`
+    makes a progress callable with a `close()`."""
+    import tempfile
+
+    from . import squad
+    from .embed import load_encoder
+    from .eval import holds
+    from .read import load_reader
+
+    records = {}
+    encoder = reader = None
+    for split in ("fit", "select", "report"):
+        path = folder / f"readings-{split}.jsonl"
+        if reuse and path.is_file():
+            records[split] = load_records(path)
+            continue
+        encoder, reader = encoder or load_encoder(config), reader or load_reader(config)
+        with tempfile.TemporaryDirectory(prefix=f"qa-fit-{split}-") as work:
+            indexing = progress(f"indexing {split}", "text")
+            runs = squad.squad_split_runs(config, encoder, reader, squad_file, split, Path(work), limits[split],
+                                          off_corpus, indexing, ReaderModel.untrained())
+            indexing.close()
+            asking = progress(f"reading {split}", "q", min_total=0)
+            records[split] = collect(runs, holds, asking)
+            asking.close()
+        save_records(records[split], path)
+    return records
+
+
+def summary(report: dict) -> list[str]:
+    """`qa fit`'s printout of a `fit_and_report` report."""
+    lines = [f"{split}: " + ", ".join(f"{k} {v}" for k, v in report[split].items() if k != "reliability")
+             for split in ("fit", "select", "report")]
+    lines += [f"reliability (report): {json.dumps(report['report']['reliability'])}",
+              f"abstention curve (report): {json.dumps(report['abstention_curve'])}",
+              f"reader candidates: {report['candidates']['chosen']} (select split, {HELD_OUT} by candidates: "
+              f"{report['candidates']['select_figure_by_candidates']})",
+              "ablation (report split, change when the feature is dropped):"]
+    return lines + ["  " + ", ".join(f"{k} {v}" for k, v in row.items()) for row in report["ablation"]]

@@ -86,3 +86,30 @@ def test_python_dash_m_qa_is_the_qa_command_and_says_its_version():
     assert done.returncode == 0 and done.stdout.strip() == f"qa {version('qa')}"
     done = subprocess.run([sys.executable, "-m", "qa", "ask"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "question" in done.stderr  # argparse: the question is missing
+
+
+def test_fit_collects_readings_through_the_product_then_fits_again_from_them(tmp_path, capsys):
+    from pathlib import Path
+
+    from qa.squad import SPLITS
+
+    tiny = json.loads((Path(__file__).parent / "data" / "squad-tiny.json").read_text())
+    # Two articles in each split (titles the splits are fixed on), each half asked of the other.
+    data = [dict(article, title=title) for split in ("fit", "select", "report")
+            for article, title in zip(tiny["data"], SPLITS[split])]
+    squad = tmp_path / "squad.json"
+    squad.write_text(json.dumps({"data": data}))
+    report = tmp_path / "report"
+    args = ["fit", "--squad", str(squad), "--report", str(report), "--off-corpus", "4", "--candidates", "4"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    for split in ("fit", "select", "report"):
+        readings = [json.loads(line) for line in (report / f"readings-{split}.jsonl").read_text().splitlines()]
+        kinds = {r["kind"] for r in readings}
+        assert {"yes", "off"} <= kinds and all(len(r["texts"]) == len(r["logits"]) for r in readings)
+        assert first.count(f"\n{split}: ") + first.startswith(f"{split}: ") == 1
+    assert "ablation (report split" in first and "Wrote" not in first  # written only when asked
+    assert json.loads((report / "fit-report.json").read_text())["candidates"]["chosen"] == 4
+    # Fitting again from the saved readings asks nothing and gives the same figures.
+    assert main(args + ["--reuse"]) == 0
+    assert capsys.readouterr().out == first
