@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import engine
+from . import engine, enginewrite
 from .bench import _free_port, _post, _rss_mb, squad_corpus
 from .config import Config, to_env
 from .replicas import balancer, replica
@@ -56,7 +56,7 @@ def run(config: Config, questions: list[str], squad: str | None, documents: int,
             results["ingest"] = []
             for workers in (1, 2):
                 say(f"ingest of {documents} SQuAD documents with {workers} worker(s)")
-                engine.drop_collections(client)
+                enginewrite.drop_collections(client)
                 cfg = config.with_overrides(corpus_dir=str(corpus), index_dir=str(work / f"lock{workers}"))
                 started = time.perf_counter()
                 if workers == 1:
@@ -73,14 +73,14 @@ def run(config: Config, questions: list[str], squad: str | None, documents: int,
                                           "texts_per_s": round(texts / seconds_taken, 1)})
                 keep()
         say("replicas behind HAProxy (default corpus)")
-        engine.drop_collections(client)
+        enginewrite.drop_collections(client)
         build_index(config.with_overrides(index_dir=str(work / "lock")), encoder)
         results["replicas"] = [replicas_throughput(config, questions, n, work, seconds) for n in (1, 2, 3)]
         keep()
         results["memory"] = []
         expected = expected_settings(config, encoder.model_id, encoder.weights_sha256, encoder.dim)
-        engine.drop_collections(client)
-        engine.create_collections(client, encoder.dim)
+        enginewrite.drop_collections(client)
+        enginewrite.create_collections(client, encoder.dim)
         written = 0
         for size in sizes:
             say(f"replica memory at {size:,} synthetic chunks")
@@ -191,7 +191,7 @@ def write_synthetic(client, start: int, stop: int, dim: int, expected: dict) -> 
         for d in range(first, last):
             doc, spans = _synthetic(d)
             mine = vectors[(d - first) * CHUNKS_PER_DOCUMENT:(d - first + 1) * CHUNKS_PER_DOCUMENT]
-            rows = engine.document_rows(doc, [Sentence(doc.doc_id, a, b) for a, b in spans],
+            rows = enginewrite.document_rows(doc, [Sentence(doc.doc_id, a, b) for a, b in spans],
                                         [(a, b, (i,)) for i, (a, b) in enumerate(spans)], mine, mine, set(terms(doc.text)))
             for name, part in rows.items():
                 batch.setdefault(name, []).extend(part)
@@ -205,8 +205,8 @@ def write_synthetic(client, start: int, stop: int, dim: int, expected: dict) -> 
     lexicon = Lexicon(texts, docs, owners)
     del texts, docs, owners
     gen = f"synthetic{stop:09d}"
-    parts = engine.write_json(client, f"lexicon-{gen}", lexicon.stats)
-    engine.commit(client, {**expected, "generation": gen, "built_at": "",
+    parts = enginewrite.write_json(client, f"lexicon-{gen}", lexicon.stats)
+    enginewrite.commit(client, {**expected, "generation": gen, "built_at": "",
                            "counts": {"documents": stop // CHUNKS_PER_DOCUMENT, "chunks": stop, "sentences": stop},
                            "lexicon": {"key": f"lexicon-{gen}", "parts": parts}})
     return stop

@@ -234,24 +234,24 @@ def _build_in_engine(config: Config, encoder: Encoder, progress: Progress | None
     removes only its documents, but reads them all for the lexicon; whichever shard ends
     last commits the manifest of all. An ingest killed midway is run again: documents
     written whole are skipped, the rest written over the same ids."""
-    from . import engine
+    from . import engine, enginewrite
 
     started = time.perf_counter()
     expected = expected_settings(config, encoder.model_id, encoder.weights_sha256, encoder.dim)
     client = engine.connect(config.store)
     manifest = engine.read_json(client, "manifest")
     if manifest is not None and any(manifest.get(k) != v for k, v in expected.items()):
-        engine.drop_collections(client)  # built with another model, chunking or format: rebuilt
-    engine.create_collections(client, encoder.dim)
+        enginewrite.drop_collections(client)  # built with another model, chunking or format: rebuilt
+    enginewrite.create_collections(client, encoder.dim)
     read = _read(config, {})
     report = BuildReport(skipped=read.skipped, warnings=read.warnings)
-    stored = engine.stored_documents(client)
+    stored = enginewrite.stored_documents(client)
     fresh = [d for d in read.documents if stored.get(d.doc_id) != d.content_hash and in_shard(d.doc_id, shard)]
     report.removed = sorted(d for d in set(stored) - {d.doc_id for d in read.documents} if in_shard(d, shard))
     report.embedded = [d.doc_id for d in fresh]
     report.reused = [d.doc_id for d in read.documents if stored.get(d.doc_id) == d.content_hash and in_shard(d.doc_id, shard)]
     for doc_id in report.removed:
-        engine.delete_document(client, doc_id)
+        enginewrite.delete_document(client, doc_id)
     pieces = {d.doc_id: _chunked(d, config, encoder) for d in read.documents}  # the lexicon reads every sentence
     docs = read.documents
     lexicon = Lexicon([d.text[s.start:s.end] for d in docs for s in pieces[d.doc_id][0]], {d.doc_id: d.text for d in docs},
@@ -261,17 +261,17 @@ def _build_in_engine(config: Config, encoder: Encoder, progress: Progress | None
         sentences, groups = pieces[doc.doc_id]
         texts = [doc.text[s.start:s.end] for s in sentences] + [doc.text[a:b] for a, b, _ in groups]
         vectors = encoder.encode(texts)
-        engine.write_document(client, doc, sentences, groups, vectors[:len(sentences)], vectors[len(sentences):],
+        enginewrite.write_document(client, doc, sentences, groups, vectors[:len(sentences)], vectors[len(sentences):],
                               lexicon.terms_of(doc.doc_id))
         done += len(texts)
         if progress:
             progress(done, total)
     gen = new_generation()
-    parts = engine.write_json(client, f"lexicon-{gen}", lexicon.stats)
+    parts = enginewrite.write_json(client, f"lexicon-{gen}", lexicon.stats)
     report.documents = len(docs)
     report.sentences = sum(len(pieces[d.doc_id][0]) for d in docs)
     report.chunks = sum(len(pieces[d.doc_id][1]) for d in docs)
-    engine.commit(client, {
+    enginewrite.commit(client, {
         **expected, "built_at": built_at(), "generation": gen,
         "counts": {"documents": report.documents, "chunks": report.chunks, "sentences": report.sentences},
         "lexicon": {"key": f"lexicon-{gen}", "parts": parts}})

@@ -15,7 +15,8 @@ from pathlib import Path
 from .config import Config
 from .embed import Encoder
 from .eval import EvalItem
-from .engine import connect, database_uri, drop_collections, is_engine
+from .engine import connect, database_uri, is_engine
+from .enginewrite import drop_collections
 from .index import build_index
 from .pipeline import QA
 from .read import Reader, ReaderModel

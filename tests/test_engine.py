@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from qa import engine
+from qa import engine, enginewrite
 from qa.eval import load_eval_set
 from qa.index import build_index
 from qa.live import LiveQA
@@ -198,8 +198,8 @@ def test_the_engine_bench_measures_replicas_and_memory(corpus_config, encoder, t
         one = enginebench.replicas_throughput(config, questions, 1, tmp_path, seconds=2)
         assert one["failures"] == 0 and one["answers"] > 0 and one["latency_ms"]["p50"] > 0
         client = engine.connect(uri)
-        engine.drop_collections(client)
-        engine.create_collections(client, encoder.dim)
+        enginewrite.drop_collections(client)
+        enginewrite.create_collections(client, encoder.dim)
         expected = expected_settings(config, encoder.model_id, encoder.weights_sha256, encoder.dim)
         assert enginebench.write_synthetic(client, 0, 200, encoder.dim, expected) == 200
         assert _rows(client, engine.CHUNKS) == 200 and engine.read_json(client, "manifest")["counts"]["chunks"] == 200
