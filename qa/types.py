@@ -144,8 +144,9 @@ class Citation:
 class AnswerSentence:
     text: str
     citation: int  # Citation.id
-    # The words that answer, as offsets into the cited document (inside the sentence), where
-    # the reader names them; None where it names none, and for a question answered yes or no.
+    # The words that answer, as offsets into the cited document (inside the sentence): the
+    # reader's best words in the first sentence, and in a later one where it finds an answer
+    # there; None for a question answered yes or no, or from a reader with no span head.
     answer_span: tuple[int, int] | None = None
 
 

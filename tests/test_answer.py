@@ -182,6 +182,52 @@ def test_answer_spans_are_exact_slices_inside_their_sentence_and_name_the_fact(q
     assert spans >= len(FACTS) * 0.8 and named >= len(FACTS) * 0.6
 
 
+def test_the_first_sentence_always_names_its_words_a_later_one_only_where_the_reader_finds_an_answer(qa):
+    from qa.question import asks_yes_or_no
+
+    at = {(s.doc_id, s.start): sid for sid, s in enumerate(qa.index.sentences)}
+    later = 0
+    for question, _, _ in FACTS:
+        answer = qa.ask(question)
+        if answer.abstained or asks_yes_or_no(question):  # no words answer yes or no
+            continue
+        spans = dict(zip(answer.reading.sids, answer.reading.spans))
+        for n, (sentence, c) in enumerate(zip(answer.sentences, answer.citations)):
+            sid = at[(c.doc_id, c.start)]
+            if n == 0 and not qa.index.sentence(sid).item:  # an item's words may lie in its list's introduction
+                assert sentence.answer_span is not None, question
+            elif n > 0 and sid in spans:
+                later += 1
+                assert (sentence.answer_span is not None) == (spans[sid].score > 0), question
+    assert later > 0
+
+
+def test_where_no_span_beats_no_answer_the_first_sentence_still_names_its_best_words(qa, monkeypatch):
+    import dataclasses
+
+    import numpy as np
+
+    from qa.read import best_span, span_margins
+
+    # [CLS] (token 0) beats every span: the best span is still given, its margin below 0,
+    # and the fusion's span feature reads 0 for it, as for no span.
+    offsets = [(0, 0), (0, 3), (4, 9), (0, 0)]
+    span = best_span([None, 1, 1, None], offsets, np.array([5.0, 1.0, 0.5, 0.0]), np.array([5.0, 0.2, 2.0, 0.0]))
+    assert (span.start, span.end) == (0, 9) and span.score == -7.0
+    assert span_margins([span, None]).tolist() == [0.0, 0.0]
+
+    real = qa.answerer.reader.read
+
+    def doubtful(question, texts):  # every span below "no answer here"
+        logits, spans = real(question, texts)
+        return logits, [s and dataclasses.replace(s, score=-1.0) for s in spans]
+
+    monkeypatch.setattr(qa.answerer.reader, "read", doubtful)
+    answer = qa.ask("How many organisations make up LHP?")
+    assert answer.sentences[0].answer_span is not None
+    assert all(s.answer_span is None for s in answer.sentences[1:])
+
+
 def test_a_span_read_in_a_list_items_introduction_is_not_the_items(qa):
     from qa.read import Span
 
