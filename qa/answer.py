@@ -222,8 +222,9 @@ class Answerer:
             citations.append(Citation(n, doc.doc_id, doc.title, doc.date, s.start, s.end, text, doc.page_of(s.start)))
             # The first sentence's best words are named; a later one's only where the reader
             # finds an answer in it at all.
-            span = spans.get(sid) if sid == order[0] or (spans.get(sid) and spans[sid].score > 0) else None
-            sentences.append(AnswerSentence(text, n, self._in_document(sid, span)))
+            span = spans.get(sid)
+            named = span if sid == order[0] or (span is not None and span.score > 0) else None
+            sentences.append(AnswerSentence(text, n, self._in_document(sid, named)))
         answer = " ".join(f"{s.text} [{s.citation}]" for s in sentences)
         return Answer(q.asked, answer, False, confidence, sentences, citations, q.query, "", passages, lead_text, reading,
                       assurance="sure" if confidence >= self.sure else "possible", more_items=more)

@@ -108,19 +108,26 @@ class OnnxCrossEncoder:
     def score(self, question: str, texts: Sequence[str]) -> np.ndarray:
         return self.read(question, texts, spans=False)[0]
 
-    def read(self, question: str, texts: Sequence[str], spans: bool = True) -> tuple[np.ndarray, list[Span | None]]:
-        if not texts:
-            return np.zeros(0, dtype=np.float32), []
+    def forward(self, pairs: Sequence[tuple[str, str]], spans: bool = True) -> tuple[list, list[np.ndarray]]:
+        """The network on (first, second) text pairs as given: their encodings, and its raw
+        outputs (the logits, then the start and end logits where it has a span head and
+        `spans` asks for them)."""
         with self._lock:
-            question = self._fitted(question)
-            encoded = self._tokenizer.encode_batch([(question, t) for t in texts])
+            encoded = self._tokenizer.encode_batch(list(pairs))
         feeds = {
             "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
             "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64),
         }
         wanted = self._outputs if spans else self._outputs[:1]
-        outputs = self._session.run(wanted, {k: v for k, v in feeds.items() if k in self._inputs})
+        return encoded, self._session.run(wanted, {k: v for k, v in feeds.items() if k in self._inputs})
+
+    def read(self, question: str, texts: Sequence[str], spans: bool = True) -> tuple[np.ndarray, list[Span | None]]:
+        if not texts:
+            return np.zeros(0, dtype=np.float32), []
+        with self._lock:
+            question = self._fitted(question)
+        encoded, outputs = self.forward([(question, t) for t in texts], spans)
         logits = outputs[0].reshape(len(texts), -1)[:, 0].astype(np.float32)
         if len(outputs) < 3:
             return logits, [None] * len(texts)
@@ -156,7 +163,7 @@ def best_span(sequence_ids, offsets, start: np.ndarray, end: np.ndarray) -> Span
     `MAX_SPAN_TOKENS` long, with how far its start and end logits beat the [CLS] token's.
     Named even where [CLS] wins: the answer quotes the sentence the fusion chose, and
     naming its best words there rather than none raised answer-phrase F1 on select from
-    69.9 to 77.7 (docs/reader.md, "The answer phrase named in every lead")."""
+    69.9 to 77.7 (docs/evaluation.md, "The answer phrase named in every lead")."""
     inside = np.array([i for i, seq in enumerate(sequence_ids) if seq == 1])
     if not len(inside):
         return None

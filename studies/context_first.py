@@ -86,13 +86,7 @@ def alone(readings: Path, folders: list[Path]) -> None:
                 qs, ts, _ = context_first([r.question] * len(texts), texts, [None] * len(texts))
             else:
                 qs, ts = [r.question] * len(texts), [t.partition(MARK)[2] or t for t in texts]
-            with reader._lock:
-                encoded = reader._tokenizer.encode_batch(list(zip(qs, ts)))
-            feeds = {"input_ids": np.array([e.ids for e in encoded], np.int64),
-                     "attention_mask": np.array([e.attention_mask for e in encoded], np.int64),
-                     "token_type_ids": np.array([e.type_ids for e in encoded], np.int64)}
-            logits = reader._session.run(reader._outputs[:1], {k: v for k, v in feeds.items() if k in reader._inputs})
-            logits = logits[0].reshape(len(texts), -1)[:, 0]
+            logits = reader.forward(list(zip(qs, ts)), spans=False)[1][0].reshape(len(texts), -1)[:, 0]
             if r.kind == "yes" and r.labels[:10].any():
                 top.append(bool(r.labels[int(np.argmax(logits))]))
             elif r.kind in refused:

@@ -57,11 +57,7 @@ def main(folder: Path) -> None:
         found = leads(folder / f"readings-{split}.jsonl", model)
         scores = {name: [] for name in VARIANTS}
         for question, text, answers in found:
-            encoded = reader._tokenizer.encode_batch([(reader._fitted(question), text)])
-            feeds = {"input_ids": np.array([e.ids for e in encoded], np.int64),
-                     "attention_mask": np.array([e.attention_mask for e in encoded], np.int64),
-                     "token_type_ids": np.array([e.type_ids for e in encoded], np.int64)}
-            _, start, end = reader._session.run(reader._outputs, {k: v for k, v in feeds.items() if k in reader._inputs})
+            encoded, (_, start, end) = reader.forward([(reader._fitted(question), text)])
             for name, how in VARIANTS.items():
                 span = decode(encoded[0], start[0], end[0], **how)
                 scores[name].append(phrase_scores(text[span[0]:span[1]] if span else "", answers))
