@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from qa.config import Config  # noqa: E402
 from qa.fit import fit_and_report, load_records  # noqa: E402
 from qa.question import asks_yes_or_no  # noqa: E402
-from qa.read import ReaderModel, load_reader  # noqa: E402
+from qa.read import load_reader  # noqa: E402
 from qa.squad import squad_articles  # noqa: E402
 from qa.text import find_acronyms  # noqa: E402
 
