@@ -112,13 +112,14 @@ def normalize(text: str) -> str:
 def holds(text: str, answers: list[str]) -> bool:
     """Whether the text holds one of the answers as whole words. Punctuation parts words
     here (SQuAD's normalisation joins them: "Edgar's" would not hold "Edgar", nor
-    "Afrikaans-speaking" "Afrikaans"), except inside a number ("25,000" never holds "25")."""
+    "Afrikaans-speaking" "Afrikaans"), except inside a number ("25,000" never holds "25");
+    a dash between numbers is a range, which holds both ("1115–1234" holds "1115")."""
     t = f" {_parted(text)} "
     return any(f" {a} " in t for a in map(_parted, answers) if a)
 
 
 def _parted(text: str) -> str:
-    return normalize(re.sub(r"(?<!\d)[^\w\s]|[^\w\s](?!\d)", " ", match_text(text)))
+    return normalize(re.sub(r"(?<!\d)[^\w\s]|[^\w\s](?!\d)|-", " ", match_text(text)))
 
 
 def phrase_scores(said: str, answers: list[str]) -> tuple[float, float]:

@@ -28,6 +28,9 @@ def test_squad_normalisation():
     assert holds("It became a restaurant\u2014see above.", ["a restaurant"])
     assert holds("They went to Switzerland and the Netherlands.[citation needed]", ["Switzerland and the Netherlands."])
     assert not holds("It supports 25,000 jobs.", ["25"]) and not holds("Edgarson sailed.", ["Edgar"])
+    # A dash between numbers is a range, and holds either end.
+    assert holds("the newly established Jin dynasty (1115–1234) in the north", ["1115"])
+    assert holds("in 1115-1234", ["1234"]) and holds("in 1115-1234", ["1115–1234"])
 
 
 @pytest.mark.parametrize("path, answerable, unanswerable", [(DEFAULT_SET, 80, 15), (PARAPHRASED_SET, 40, 10)],
