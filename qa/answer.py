@@ -335,20 +335,26 @@ class Answerer:
         return False
 
 
+def _new(m: re.Match, asked: str) -> bool:
+    """Whether a value found in the text is not one the (lower-case) question already says, as
+    words: "two" is new to "How many types of networks …?", though "networks" spells it."""
+    return not re.search(rf"(?<!\w){re.escape(m.group().lower())}(?!\w)", asked)
+
+
 def _new_counts(text: str, asked: str) -> Iterator[re.Match]:
     """Counts in the text that the (lower-case) question does not already hold; years are dates, not counts."""
-    return (m for m in _COUNT.finditer(text) if m.group().lower() not in asked and not _YEAR.match(m.group()))
+    return (m for m in _COUNT.finditer(text) if _new(m, asked) and not _YEAR.match(m.group()))
 
 
 def has_value(kind: str, text: str, question: str) -> bool:
     """Whether the sentence holds a value of the wanted kind (one of `_REQUIRED`) that the question does not."""
     asked = question.lower()
     if kind == "money":
-        return any(m.group().lower() not in asked for m in _MONEY.finditer(text))
+        return any(_new(m, asked) for m in _MONEY.finditer(text))
     if kind == "count":
         return any(_new_counts(text, asked))
     if kind == "date":
-        return any(m.group().lower() not in asked for m in _DATE.finditer(text))
+        return any(_new(m, asked) for m in _DATE.finditer(text))
     return bool(_CONTACT.search(text))
 
 

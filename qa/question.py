@@ -177,14 +177,18 @@ def _subject(question: str) -> str:
 
 
 # The kinds of value a question may ask for; see `question_kind`.
+_AUXILIARY = r"(?:is|are|was|were|do|does|did|has|have|had|can|could|will|would|should|shall|may|might|must)"
 _KINDS = (
     # Contact details: "What website has more about LHP?", "What number do I call?"
     ("contact", re.compile(r"\b(?:web ?sites?|web (?:address|page)|url|e-?mail(?: address)?|(?:tele)?phone(?: number)?|number (?:do|can|should) (?:i|we|you) (?:call|ring|dial))\b", re.I)),
     ("money", re.compile(r"\bhow much (?:money|funding|cash|investment)\b|\bhow much (?:\w+ ){0,6}(?:cost|spend|spent|earn|pay|paid|worth|raise|raised|give|gave|invest|invested)\b|\bwhat (?:\w+ )?(?:budget|salary|price|cost|revenue|income|funding)\b", re.I)),
     ("count", re.compile(r"\bhow (?:many|much|old|long|large|big|far|often)\b|\bwhat (?:number|percentage|proportion|amount|size)\b", re.I)),
     # "When" asks for a date where it opens the question or is asked after a preposition
-    # ("until when?"); inside a clause ("what does water turn into when heated?") it does not.
-    ("date", re.compile(r"^\W*when\b|\b(?:by|until|till|since|from) when\b|\bwhen\W*$|\bwhat (?:year|date|month|day|time|century|decade)\b|\bwhich (?:year|date|month|day|century)\b|\bin what year\b", re.I)),
+    # ("until when?"); inside a clause ("what does water turn into when heated?") it does
+    # not, nor where it opens a clause that another question word follows ("When forces act
+    # on a body, what must be accounted for?"; "When did the man who founded it die?" asks
+    # the date: there the verb follows "when").
+    ("date", re.compile(rf"^\W*when\b(?!\s+(?!{_AUXILIARY}\b).*\b(?:what|which|who|whom|whose|where|how)\b)|\b(?:by|until|till|since|from) when\b|\bwhen\W*$|\bwhat (?:year|date|month|day|time|century|decade)\b|\bwhich (?:year|date|month|day|century)\b|\bin what year\b", re.I)),
     # A name is no value a sentence can be checked for, but "Who was chair when it
     # launched?" asks for one, not for a date.
     ("name", re.compile(r"\bwho(?:m|se)?\b|\bwhere\b|\b(?:which|what) (?:compan(?:y|ies)|organi[sz]ations?|universit(?:y|ies)|"

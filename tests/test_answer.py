@@ -510,6 +510,11 @@ def test_when_asks_for_a_date_only_as_the_asking_word():
     assert question_kind("What does water turn into when heated?") is None
     assert question_kind("How do members vote when there is a division?") is None
     assert question_kind("Who was chair when it launched?") == "name"
+    # Opening a clause that another question word follows, "when" sets the scene.
+    assert question_kind("When forces are acting on an extended body, what do you need to account for?") is None
+    assert question_kind("When a pathogen has been eaten by a phagocyte it becomes trapped in what vesicle?") is None
+    assert question_kind("When the war ended, who ruled?") == "name"
+    assert question_kind("When did the man who founded it die?") == "date"
 
 
 @pytest.mark.parametrize("kind, text, question", [
@@ -518,6 +523,10 @@ def test_when_asks_for_a_date_only_as_the_asking_word():
     ("date", "The first item of business on Wednesdays is Time for Reflection.", "what day of the week"),
     ("date", "Each sitting day, normally at 5 pm, members decide.", "what time do members decide"),
     ("count", "Their engines used half as much coal.", "how much coal did they use"),
+    # A value the question does not say as a word, though one of its words spells it.
+    ("count", "There were two kinds of X.25 networks.", "how many types of x.25 networks were there"),
+    ("count", "The board meets ten times a year.", "how often does the board meet"),
+    ("date", "It opened in May.", "when did the mayor open it"),
 ])
 def test_values_a_typed_question_asks_for_are_found(kind, text, question):
     from qa.answer import has_value
