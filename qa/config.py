@@ -101,7 +101,7 @@ class Config:
     # Below this confidence (the fitted probability that the first sentence is right) the
     # bot abstains; chosen on the SQuAD select split by `qa fit`.
     abstain_threshold: float = 0.0935
-    sure_threshold: float = 0.3748
+    sure_threshold: float = 0.3765
     extra_sentence_margin: float = 1.0  # later sentences' fused score is at most this far below the first's
 
     # Server.
