@@ -1,0 +1,51 @@
+"""A sample of a split's wrong answerable questions, to read and sort by hand: each with
+what went wrong (a wrong lead while a right sentence was read, a right lead refused, no
+right sentence read), the lead, its confidence and a right sentence, under the shipped
+reader model and threshold, on `qa fit`'s saved readings.
+
+    .venv/bin/python studies/error_sample.py reports/trained9/readings-report.jsonl 50
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from qa.config import Config  # noqa: E402
+from qa.fit import load_records  # noqa: E402
+from qa.read import ReaderModel  # noqa: E402
+
+
+def main(readings: Path, n: int) -> None:
+    model, threshold, candidates = ReaderModel.load(), Config().abstain_threshold, Config().reader_candidates
+    errors = []
+    answerable = [r.top(candidates) for r in load_records(readings) if r.kind == "yes"]
+    for r in answerable:
+        if not len(r.linear):
+            errors.append(("no right sentence read", r, None, 0.0))
+            continue
+        fused = r.fused(model)
+        lead = int(np.argmax(fused))
+        confidence = model.confidence(fused, r.linear, r.logits, r.span_scores, r.checks, r.dense, r.bm25)
+        if r.labels[lead] and confidence >= threshold:
+            continue
+        kind = ("right lead refused" if r.labels[lead] else
+                "wrong lead, a right sentence read" if r.labels.any() else "no right sentence read")
+        errors.append((kind, r, lead, confidence))
+    print(f"{len(answerable)} answerable, {len(errors)} wrong: {dict(Counter(e[0] for e in errors))}")
+    for kind, r, lead, confidence in random.Random(0).sample(errors, min(n, len(errors))):
+        right = [r.texts[i] for i in np.flatnonzero(r.labels)][:1]
+        print(json.dumps({"kind": kind, "question": r.question, "gold": list(r.answers[:2]),
+                          "lead": None if lead is None else r.texts[lead], "confidence": round(confidence, 3),
+                          "right": right}, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), int(sys.argv[2]))
