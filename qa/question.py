@@ -177,7 +177,10 @@ def _subject(question: str) -> str:
 
 
 # The kinds of value a question may ask for; see `question_kind`.
-_AUXILIARY = r"(?:is|are|was|were|do|does|did|has|have|had|can|could|will|would|should|shall|may|might|must)"
+# Verbs that open a question answered yes or no ("Is …?", "Does …?"); "may", "must" and
+# the like are verbs that may follow "when" too, but seldom open a question.
+_YES_NO_VERBS = "is|are|was|were|do|does|did|has|have|had|can|could|will|would|should"
+_AUXILIARY = rf"(?:{_YES_NO_VERBS}|shall|may|might|must)"
 _KINDS = (
     # Contact details: "What website has more about LHP?", "What number do I call?"
     ("contact", re.compile(r"\b(?:web ?sites?|web (?:address|page)|url|e-?mail(?: address)?|(?:tele)?phone(?: number)?|number (?:do|can|should) (?:i|we|you) (?:call|ring|dial))\b", re.I)),
@@ -198,7 +201,7 @@ _KINDS = (
 
 
 # "Is the University of Liverpool a partner?", "Does the LSP deliver services itself?"
-_YES_NO = re.compile(r"^\W*(?:is|are|was|were|do|does|did|has|have|had|can|could|will|would|should)\b", re.I)
+_YES_NO = re.compile(rf"^\W*(?:{_YES_NO_VERBS})\b", re.I)
 
 
 def asks_yes_or_no(question: str) -> bool:
