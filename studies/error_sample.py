@@ -19,33 +19,28 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qa.config import Config  # noqa: E402
-from qa.fit import load_records  # noqa: E402
+from qa.fit import load_records, outcomes  # noqa: E402
 from qa.read import ReaderModel  # noqa: E402
 
 
 def main(readings: Path, n: int) -> None:
     model, threshold, candidates = ReaderModel.load(), Config().abstain_threshold, Config().reader_candidates
-    errors = []
     answerable = [r.top(candidates) for r in load_records(readings) if r.kind == "yes"]
-    for r in answerable:
-        if not len(r.linear):
-            errors.append(("no right sentence read", r, None, 0.0))
+    _, right, confidence = outcomes(model, answerable)
+    errors = []
+    for r, ok, c in zip(answerable, right, confidence):
+        if ok and c >= threshold:
             continue
-        fused = r.fused(model)
-        lead = int(np.argmax(fused))
-        confidence = model.confidence(fused, r.linear, r.logits, r.span_scores, r.checks, r.dense, r.bm25)
-        if r.labels[lead] and confidence >= threshold:
-            continue
-        kind = ("right lead refused" if r.labels[lead] else
+        lead = int(np.argmax(r.fused(model))) if len(r.linear) else None
+        kind = ("right lead refused" if ok else
                 "wrong lead, a right sentence read" if r.labels.any() else "no right sentence read")
-        errors.append((kind, r, lead, confidence))
+        errors.append((kind, r, lead, float(c)))
     print(f"{len(answerable)} answerable, {len(errors)} wrong: {dict(Counter(e[0] for e in errors))}")
-    for kind, r, lead, confidence in random.Random(0).sample(errors, min(n, len(errors))):
-        right = [r.texts[i] for i in np.flatnonzero(r.labels)][:1]
+    for kind, r, lead, c in random.Random(0).sample(errors, min(n, len(errors))):
+        right_text = [r.texts[i] for i in np.flatnonzero(r.labels)][:1]
         print(json.dumps({"kind": kind, "question": r.question, "gold": list(r.answers[:2]),
-                          "lead": None if lead is None else r.texts[lead], "confidence": round(confidence, 3),
-                          "right": right}, ensure_ascii=False))
-
+                          "lead": None if lead is None else r.texts[lead], "confidence": round(c, 3),
+                          "right": right_text}, ensure_ascii=False))
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]), int(sys.argv[2]))
