@@ -13,6 +13,8 @@ from .config import Config, load_config
 from .types import Passage, QAError
 
 BENCH_UPLOAD = "/usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf"  # a real 17-page PDF on Debian
+CORPUS_HELP = ("the corpus folder (default: the one the index was built from, which the manifest records; "
+               "another is refused; QA_CORPUS_DIR sets it too)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,21 +24,26 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", help="build or update the index from a folder of documents")
-    p.add_argument("--corpus", dest="corpus_dir", help="folder of .txt, .md, .html, .pdf and .docx files (default: corpus)")
+    p.add_argument("--corpus", dest="corpus_dir", help="folder of .txt, .md, .html, .pdf and .docx files (default: "
+                                                        "the one the index was built from, or ./corpus for a new index)")
     p.add_argument("--index", dest="index_dir", help="index folder (default: index)")
     p.add_argument("--workers", type=int, default=1, help="with a search engine as the store: embed in this many "
                                                             "processes, each writing its shard of the documents")
     p.add_argument("--shard", type=shard_arg, default=(0, 1), metavar="I/N",
                    help="with a search engine as the store: write only shard I of N (0-based), e.g. one per machine")
+    p.add_argument("--new-corpus", action="store_true",
+                   help="rebuild the index from --corpus though it was built from another folder (its documents go)")
+    p.add_argument("--allow-drops", action="store_true",
+                   help="build even if over half of the indexed documents are gone from the corpus folder")
 
     p = sub.add_parser("add", help="add PDF, Word, text, Markdown or HTML files to the corpus and index them")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--corpus", dest="corpus_dir", help="the corpus folder they are stored in (default: corpus)")
+    p.add_argument("--corpus", dest="corpus_dir", help=CORPUS_HELP)
     p.add_argument("--index", dest="index_dir")
 
     p = sub.add_parser("remove", help="remove a document (by its id, see GET /api/documents) and re-index")
     p.add_argument("doc_id")
-    p.add_argument("--corpus", dest="corpus_dir")
+    p.add_argument("--corpus", dest="corpus_dir", help=CORPUS_HELP)
     p.add_argument("--index", dest="index_dir")
 
     p = sub.add_parser("ask", help="answer a question with quoted, cited sentences")
@@ -54,9 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8000)")
     p.add_argument("--index", dest="index_dir")
+    p.add_argument("--corpus", dest="corpus_dir", help=CORPUS_HELP + "; uploads are stored in its uploads/ folder")
 
     p = sub.add_parser("mcp", help="serve the documents to an assistant over the Model Context Protocol (stdio)")
     p.add_argument("--index", dest="index_dir")
+    p.add_argument("--corpus", dest="corpus_dir", help=CORPUS_HELP)
 
     p = sub.add_parser("eval", help="measure answer accuracy on an eval set or on SQuAD 2.0")
     p.add_argument("--set", dest="eval_set", default="evals/default.jsonl", help="JSONL eval set (default evals/default.jsonl)")
@@ -122,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
             corpus_dir=getattr(args, "corpus_dir", None), index_dir=getattr(args, "index_dir", None),
             host=getattr(args, "host", None), port=getattr(args, "port", None),
         )
+        if args.command in CORPUS_COMMANDS:
+            from .index import with_corpus
+
+            config = with_corpus(config, getattr(args, "new_corpus", False))
         return COMMANDS[args.command](config, args)
     except QAError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -161,24 +174,27 @@ def cmd_ingest(config: Config, args) -> int:
         from .index import build_in_workers
 
         started = time.perf_counter()
-        failed = build_in_workers(config, args.workers)
+        flags = tuple(f for f, on in (("--new-corpus", args.new_corpus), ("--allow-drops", args.allow_drops)) if on)
+        failed = build_in_workers(config, args.workers, flags)
         if failed:
             print(f"error: shard(s) {', '.join(f'{i}/{args.workers}' for i in failed)} failed; run `qa ingest --shard "
                   f"I/{args.workers}` again for each: what they wrote is kept, and nothing is written twice.", file=sys.stderr)
             return 2
         print(f"{args.workers} workers done in {time.perf_counter() - started:.1f}s")
         return 0
-    ingest(config, args.shard)
+    ingest(config, args.shard, new_corpus=args.new_corpus, allow_drops=args.allow_drops)
     return 0
 
 
-def ingest(config: Config, shard: tuple[int, int] = (0, 1)):
-    """Build the index with a progress bar; print what was done and what was skipped."""
+def ingest(config: Config, shard: tuple[int, int] = (0, 1), build=None, **options):
+    """Build the index with a progress bar; print what was done and what was skipped.
+    `build(config, encoder, progress)` builds instead of `build_index` (`qa remove`)."""
     from .embed import load_encoder
     from .index import build_index
 
     progress = Progress("embedding" if shard == (0, 1) else f"embedding {shard[0]}/{shard[1]}", "text")
-    report = build_index(config, load_encoder(config), progress, shard)
+    encoder = load_encoder(config)
+    report = build(config, encoder, progress) if build else build_index(config, encoder, progress, shard, **options)
     progress.close()
     for path, reason in report.skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
@@ -205,7 +221,11 @@ def cmd_add(config: Config, args) -> int:
         except OSError as exc:
             raise QAError(f"Cannot read {name}: {exc.strerror or exc}.") from None
     added = add_files(config, uploads)
-    skipped = dict(ingest(config).skipped)
+    try:
+        skipped = dict(ingest(config).skipped)
+    except QAError as exc:
+        raise QAError(f"{exc} The files are kept in {Path(config.corpus_dir) / 'uploads'}; once that is fixed, "
+                      "`qa ingest` indexes them.") from None
     for job in added:
         if job["source"] in skipped:  # unreadable: it does not stay in the corpus
             delete_files(config.corpus_dir, job["source"])
@@ -216,16 +236,9 @@ def cmd_add(config: Config, args) -> int:
 
 
 def cmd_remove(config: Config, args) -> int:
-    from .documents import delete_files, last_document, unknown
-    from .files import read_manifest
+    from .documents import remove_document
 
-    known = read_manifest(config.index_dir).get("documents") or {}
-    if args.doc_id not in known:
-        raise unknown(args.doc_id)
-    if len(known) == 1:
-        raise last_document()
-    delete_files(config.corpus_dir, known[args.doc_id]["source"])
-    ingest(config)
+    ingest(config, build=lambda config, encoder, progress: remove_document(config, encoder, args.doc_id, progress))
     print(f"removed {args.doc_id}")
     return 0
 
@@ -412,6 +425,7 @@ def cmd_mcp(config: Config, args) -> int:
     return 0
 
 
+CORPUS_COMMANDS = {"ingest", "add", "remove", "serve", "mcp", "bench"}  # those that read or change the corpus folder
 COMMANDS = {"ingest": cmd_ingest, "add": cmd_add, "remove": cmd_remove, "ask": cmd_ask, "search": cmd_search, "serve": cmd_serve, "mcp": cmd_mcp, "eval": cmd_eval,
             "fit": cmd_fit, "train": cmd_train, "bench": cmd_bench}
 

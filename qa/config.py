@@ -49,7 +49,9 @@ DEFAULT_CLEAN_PATTERNS = (
 
 @dataclass(frozen=True)
 class Config:
-    corpus_dir: str = "corpus"
+    # The folder of documents. Empty: the one the index was built from (its manifest says),
+    # or ./corpus for a new index (`qa.origin`).
+    corpus_dir: str = ""
     index_dir: str = "index"
     # Where the index lives: "files" (in index_dir, loaded into this process) or the URI of
     # a search engine's server (Milvus: `bash scripts/engine DIR` prints one), which several

@@ -10,6 +10,8 @@ Everything the manifest names is fsynced before the rename, and the folder after
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -165,11 +167,29 @@ class Index:
 
 
 def save_index(folder: str | Path, index: Index) -> None:
-    import faiss
-
+    """Write the index as a new generation and commit it. A write that fails (a full disk)
+    removes what it wrote and raises `IndexWriteError`; the committed index is untouched."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     gen = new_generation()
+    try:
+        files = _write_generation(folder, index, gen)
+        manifest = {**index.manifest, "files": files, "generation": gen}
+        tmp = folder / (MANIFEST + ".tmp")
+        _write_text(tmp, json.dumps(manifest, indent=2))
+        os.replace(tmp, folder / MANIFEST)  # the commit point
+    except (OSError, RuntimeError) as exc:  # faiss says a failed write with a RuntimeError
+        _remove_generation(folder, gen)
+        raise write_error(folder, exc) from None
+    sync_path(folder)  # the rename itself
+    index.manifest = manifest
+    _remove_other_generations(folder, set(files.values()))
+
+
+def _write_generation(folder: Path, index: Index, gen: str) -> dict[str, str]:
+    """Every file of the index, fsynced, under the generation's names; returns the names."""
+    import faiss
+
     files = {
         "documents": f"documents-{gen}.jsonl",
         "chunks": f"chunks-{gen}.json",
@@ -203,14 +223,35 @@ def save_index(folder: str | Path, index: Index) -> None:
             path = folder / files[name]
             for f in [*sorted(path.iterdir()), path] if path.is_dir() else [path]:
                 sync_path(f)
+    return files
 
-    manifest = {**index.manifest, "files": files, "generation": gen}
-    tmp = folder / (MANIFEST + ".tmp")
-    _write_text(tmp, json.dumps(manifest, indent=2))
-    os.replace(tmp, folder / MANIFEST)  # the commit point
-    sync_path(folder)  # the rename itself
-    index.manifest = manifest
-    _remove_other_generations(folder, set(files.values()))
+
+class IndexWriteError(QAError):
+    code = "index_write_failed"
+
+
+def write_error(folder: str | Path, exc: Exception) -> IndexWriteError:
+    """What a failed index write tells the user, in one line."""
+    if getattr(exc, "errno", None) == errno.ENOSPC or _nearly_full(Path(folder)):
+        return IndexWriteError(f"The disk holding the index folder {folder} is full, so the index was left as it "
+                               "was. Free some space, then run this again.")
+    return IndexWriteError(f"Cannot write the index in {folder} ({getattr(exc, 'strerror', None) or exc}), so the "
+                           "index was left as it was. Check that the folder may be written, then run this again.")
+
+
+def _nearly_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < (1 << 20)
+    except OSError:
+        return False
+
+
+def _remove_generation(folder: Path, gen: str) -> None:
+    """What a failed write of generation `gen` left (best effort: the disk may be failing)."""
+    for p in folder.iterdir():
+        if _GENERATED.match(p.name) and (gen in p.name or p.name == MANIFEST + ".tmp"):
+            with contextlib.suppress(OSError):
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import math
 import multiprocessing
+import os
 import re
 import time
 import zipfile
@@ -52,7 +53,7 @@ def extract(suffix: str, raw: bytes, limits: Limits, cancelled: Callable[[], boo
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["qa.formats"])
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_read_in_child, args=(suffix, raw, limits, send), daemon=True)
+    child = context.Process(target=_read_in_child, args=(suffix, raw, limits, send, os.getpid()), daemon=True)
     child.start()
     send.close()
     deadline = time.monotonic() + limits.seconds
@@ -84,9 +85,10 @@ def _killed_for_cpu(child) -> bool:
     return child.exitcode == -signal.SIGXCPU
 
 
-def _read_in_child(suffix: str, raw: bytes, limits: Limits, send) -> None:
+def _read_in_child(suffix: str, raw: bytes, limits: Limits, send, asker: int) -> None:
     import resource
 
+    _die_with(asker)
     cap = limits.memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     cpu = math.ceil(limits.seconds)
@@ -100,8 +102,31 @@ def _read_in_child(suffix: str, raw: bytes, limits: Limits, send) -> None:
         result = (False, str(exc))
     except Exception as exc:  # a parser's own error (XML, a zip method, recursion): this file fails, alone
         result = (False, f"it cannot be read ({type(exc).__name__}: {str(exc)[:200]}); it may be damaged")
-    send.send(result)
-    send.close()
+    try:
+        send.send(result)
+        send.close()
+    except OSError:  # nobody waits for it any more (the reader was cancelled): nothing to say
+        pass
+
+
+def _die_with(asker: int) -> None:
+    """End this reader as soon as the process that asked for it ends. A forkserver's child
+    outlives its requester (it holds the pipe the forkserver watches for that), so a server
+    killed with kill -9 would leave readers running on to their time limit."""
+    import os
+    import select
+    import threading
+
+    try:
+        watched = os.pidfd_open(asker)
+    except (AttributeError, OSError):  # not Linux, or already gone: the time limit still ends it
+        return
+
+    def watch() -> None:
+        select.select([watched], [], [])  # readable once the asker has ended
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,8 +21,9 @@ from .embed import Encoder, TokenVectors
 from .formats import Limits
 from .engine import is_engine
 from .ingest import CorpusReadResult, read_corpus
+from .origin import resolve_corpus
 from .store import built_at, new_generation
-from .files import Index, TokenStore, bm25s_module, load_index, save_index, writing
+from .files import Index, TokenStore, bm25s_module, load_index, read_manifest, save_index, write_error, writing
 from .text import Lexicon, terms
 from .types import Chunk, ConfigError, Document, EmptyCorpusError, QAError, Sentence
 
@@ -67,24 +68,84 @@ Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed)
 
 
 def build_index(config: Config, encoder: Encoder, progress: Progress | None = None,
-                shard: tuple[int, int] = (0, 1)) -> BuildReport:
+                shard: tuple[int, int] = (0, 1), *, leaving: Callable[[str], bool] = lambda source: False,
+                allow_drops: bool = False, new_corpus: bool = False) -> BuildReport:
     """Read the corpus and (re)write the index, embedding only new or changed documents.
     `shard` (I, N): into a search engine, only the documents of shard I of N (`in_shard`),
-    so that N processes, on one machine or several, write one index between them."""
+    so that N processes, on one machine or several, write one index between them.
+
+    The corpus is the folder the index was built from (`qa.origin`); `new_corpus` rebuilds
+    it from the configured one instead. `leaving` names the sources being removed on
+    purpose: left out, their files kept until the index without them is committed. A build
+    that would lose more than half of the documents the index holds for any other reason
+    (their folder moved, unmounted or emptied) is refused and the index kept, unless
+    `allow_drops`. `progress` is called before anything is written, and may raise to
+    abandon the build."""
+    config = with_corpus(config, new_corpus)
+    plan = _Plan(leaving, allow_drops or new_corpus)
     if not is_engine(config.store):
         if shard != (0, 1):
             raise ConfigError(ONE_WRITER)
-        with writing(config.index_dir):
-            return _build(config, encoder, progress)
+        try:
+            with writing(config.index_dir):
+                return _build(config, encoder, progress, plan)
+        except OSError as exc:  # the lock file, or a folder the index cannot be made in
+            raise write_error(config.index_dir, exc) from None
     # The lock (in the index folder, one per shard) keeps two ingests of one shard on one
     # machine (replicas sharing a corpus folder) from writing at once.
     with writing(Path(config.index_dir) / (f"shard-{shard[0]}-of-{shard[1]}" if shard[1] > 1 else "")):
-        return _build_in_engine(config, encoder, progress, shard)
+        return _build_in_engine(config, encoder, progress, shard, plan)
 
 
-def build_in_workers(config: Config, workers: int) -> list[int]:
+def recorded_corpus(config: Config) -> str | None:
+    """The folder the committed index was built from, or None (no index yet, or one built
+    before indexes recorded it)."""
+    if is_engine(config.store):
+        from .engine import connect, read_json
+
+        manifest = read_json(connect(config.store), "manifest") or {}
+    else:
+        try:
+            manifest = read_manifest(config.index_dir)
+        except QAError:
+            return None
+    corpus = manifest.get("corpus")
+    return corpus if isinstance(corpus, str) and corpus else None
+
+
+def with_corpus(config: Config, new_corpus: bool = False) -> Config:
+    """`config` with its corpus folder resolved against the committed index's (`qa.origin`)."""
+    return resolve_corpus(config, recorded_corpus(config), new_corpus)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    leaving: Callable[[str], bool]
+    allow_drops: bool
+
+
+class CorpusShrankError(QAError):
+    code = "corpus_shrank"
+    status = 409
+
+
+def _check_drops(before: Collection[str], read: CorpusReadResult, plan: _Plan, corpus: str) -> None:
+    """Refuse a build that loses more than half of the documents the index holds without
+    anyone asking: what a moved, unmounted or emptied folder looks like."""
+    lost = sorted(set(before) - {d.doc_id for d in read.documents} - set(read.left_out))
+    if plan.allow_drops or len(lost) * 2 <= len(before):
+        return
+    named = ", ".join(lost[:3]) + (", …" if len(lost) > 3 else "")
+    raise CorpusShrankError(
+        f"The corpus folder {corpus} no longer holds {len(lost)} of the {len(before)} documents in the index "
+        f"({named}), so the index was left as it was. If the folder was moved or is not mounted, bring it back; "
+        "if those files were removed on purpose, run `qa ingest --allow-drops`.")
+
+
+def build_in_workers(config: Config, workers: int, flags: tuple[str, ...] = ()) -> list[int]:
     """`qa ingest --shard I/N` in `workers` processes at once, each with its share of the
-    cores; returns the shards that failed (each can be run again alone)."""
+    cores; returns the shards that failed (each can be run again alone). `flags`: `qa ingest`'s
+    own, passed on."""
     import os
     import subprocess
     import sys
@@ -95,7 +156,7 @@ def build_in_workers(config: Config, workers: int) -> list[int]:
         raise ConfigError(ONE_WRITER)
     threads = max(1, (os.cpu_count() or 1) // workers)
     env = {**os.environ, **to_env(config), "QA_EMBED_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
-    procs = [subprocess.Popen([sys.executable, "-m", "qa.cli", "ingest", "--shard", f"{i}/{workers}"], env=env)
+    procs = [subprocess.Popen([sys.executable, "-m", "qa.cli", "ingest", "--shard", f"{i}/{workers}", *flags], env=env)
              for i in range(workers)]
     return [i for i, proc in enumerate(procs) if proc.wait() != 0]
 
@@ -105,12 +166,12 @@ def in_shard(doc_id: str, shard: tuple[int, int]) -> bool:
     return int(hashlib.sha256(doc_id.encode()).hexdigest()[:8], 16) % shard[1] == shard[0]
 
 
-def _read(config: Config, known: dict[str, Document]) -> CorpusReadResult:
+def _read(config: Config, known: dict[str, Document], plan: _Plan) -> CorpusReadResult:
     """Every readable document of the corpus (`known`: read before, by source path)."""
     if not Path(config.corpus_dir).is_dir():
         raise EmptyCorpusError(f"The corpus folder {config.corpus_dir} does not exist. Point --corpus at a folder of documents.")
     limits = Limits(config.extract_seconds, config.extract_memory_mb, config.extract_inflated_mb, config.extract_pages)
-    read = read_corpus(config.corpus_dir, config.clean_patterns, known, limits)
+    read = read_corpus(config.corpus_dir, config.clean_patterns, known, limits, plan.leaving)
     if not read.documents:
         why = f" ({len(read.skipped)} file(s) skipped as unreadable)" if read.skipped else ""
         raise EmptyCorpusError(
@@ -125,12 +186,13 @@ def _chunked(doc: Document, config: Config, encoder: Encoder):
                           encoder.count_tokens, encoder.max_tokens)
 
 
-def _build(config: Config, encoder: Encoder, progress: Progress | None) -> BuildReport:
+def _build(config: Config, encoder: Encoder, progress: Progress | None, plan: _Plan) -> BuildReport:
     started = time.perf_counter()
     expected = expected_settings(config, encoder.model_id, encoder.weights_sha256, encoder.dim)
     old = _previous(config.index_dir, expected)
     old_docs = old.documents if old else {}
-    read = _read(config, {d.source: d for d in old_docs.values()})
+    read = _read(config, {d.source: d for d in old_docs.values()}, plan)
+    _check_drops(_committed_documents(config.index_dir), read, plan, config.corpus_dir)
     report = BuildReport(skipped=read.skipped, warnings=read.warnings)
 
     fresh = [d for d in read.documents if d.doc_id not in old_docs or old_docs[d.doc_id].content_hash != d.content_hash]
@@ -152,6 +214,8 @@ def _build(config: Config, encoder: Encoder, progress: Progress | None) -> Build
         done += n
         if progress:
             progress(done, total)
+
+    tick(0)
 
     old_sentences_of: dict[str, list[int]] = {}  # grouped once: per-document scans would be quadratic
     old_chunks_of: dict[str, list[int]] = {}
@@ -218,6 +282,7 @@ def _build(config: Config, encoder: Encoder, progress: Progress | None) -> Build
         "sentence_index": sentence_kind,
         "documents": {d.doc_id: {"content_hash": d.content_hash, "source": d.source, "title": d.title}
                       for d in read.documents},
+        "corpus": config.corpus_dir,
     }
     tokens = TokenStore.of(token_rows, encoder.dim) if store_tokens else None
     save_index(config.index_dir, Index(manifest, documents, sentences, chunks, sent_matrix, dense, bm25, tokens,
@@ -227,7 +292,8 @@ def _build(config: Config, encoder: Encoder, progress: Progress | None) -> Build
     return report
 
 
-def _build_in_engine(config: Config, encoder: Encoder, progress: Progress | None, shard: tuple[int, int]) -> BuildReport:
+def _build_in_engine(config: Config, encoder: Encoder, progress: Progress | None, shard: tuple[int, int],
+                     plan: _Plan) -> BuildReport:
     """The same build into a search engine (`qa.engine`): each new or changed document's rows
     written over its old ones (its document row last), removed documents deleted, then the
     corpus's lexicon and, last, the manifest that names it (the commit). A shard writes and
@@ -243,20 +309,23 @@ def _build_in_engine(config: Config, encoder: Encoder, progress: Progress | None
     if manifest is not None and any(manifest.get(k) != v for k, v in expected.items()):
         enginewrite.drop_collections(client)  # built with another model, chunking or format: rebuilt
     enginewrite.create_collections(client, encoder.dim)
-    read = _read(config, {})
+    read = _read(config, {}, plan)
     report = BuildReport(skipped=read.skipped, warnings=read.warnings)
     stored = enginewrite.stored_documents(client)
+    _check_drops(stored, read, plan, config.corpus_dir)
     fresh = [d for d in read.documents if stored.get(d.doc_id) != d.content_hash and in_shard(d.doc_id, shard)]
     report.removed = sorted(d for d in set(stored) - {d.doc_id for d in read.documents} if in_shard(d, shard))
     report.embedded = [d.doc_id for d in fresh]
     report.reused = [d.doc_id for d in read.documents if stored.get(d.doc_id) == d.content_hash and in_shard(d.doc_id, shard)]
-    for doc_id in report.removed:
-        enginewrite.delete_document(client, doc_id)
     pieces = {d.doc_id: _chunked(d, config, encoder) for d in read.documents}  # the lexicon reads every sentence
     docs = read.documents
     lexicon = Lexicon([d.text[s.start:s.end] for d in docs for s in pieces[d.doc_id][0]], {d.doc_id: d.text for d in docs},
                       [d.doc_id for d in docs for _ in pieces[d.doc_id][0]])
     total, done = sum(len(pieces[d.doc_id][0]) + len(pieces[d.doc_id][1]) for d in fresh), 0
+    if progress:
+        progress(0, total)  # before the first write: a build abandoned here changed nothing
+    for doc_id in report.removed:
+        enginewrite.delete_document(client, doc_id)
     for doc in fresh:
         sentences, groups = pieces[doc.doc_id]
         texts = [doc.text[s.start:s.end] for s in sentences] + [doc.text[a:b] for a, b, _ in groups]
@@ -274,7 +343,7 @@ def _build_in_engine(config: Config, encoder: Encoder, progress: Progress | None
     enginewrite.commit(client, {
         **expected, "built_at": built_at(), "generation": gen,
         "counts": {"documents": report.documents, "chunks": report.chunks, "sentences": report.sentences},
-        "lexicon": {"key": f"lexicon-{gen}", "parts": parts}})
+        "lexicon": {"key": f"lexicon-{gen}", "parts": parts}, "corpus": config.corpus_dir})
     report.seconds = time.perf_counter() - started
     return report
 
@@ -319,6 +388,14 @@ def dense_index(vectors: np.ndarray, config: Config) -> tuple[faiss.Index, dict]
         raise ConfigError(f"dense_index is {config.dense_index!r}; use \"auto\", \"flat\", \"ivf\" or \"hnsw\".")
     index.add(vectors)
     return index, {"kind": kind, **params}
+
+
+def _committed_documents(folder: str | Path) -> list[str]:
+    """The documents the committed index holds, whatever it was built with."""
+    try:
+        return list(read_manifest(folder).get("documents") or {})
+    except QAError:
+        return []
 
 
 def _previous(folder: str | Path, expected: dict) -> Index | None:

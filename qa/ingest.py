@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -30,14 +31,18 @@ class CorpusReadResult:
     documents: list[Document] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (path, what): read, but not all of it
+    left_out: list[str] = field(default_factory=list)  # doc ids of the files `leaving` named
 
 
 def read_corpus(corpus_dir: str | Path, clean_patterns: tuple[str, ...],
-                known: dict[str, Document] | None = None, limits: Limits = Limits()) -> CorpusReadResult:
+                known: dict[str, Document] | None = None, limits: Limits = Limits(),
+                leaving: Callable[[str], bool] = lambda source: False) -> CorpusReadResult:
     """Every document of the folder. `known` (documents read before, by source path) are
     reused when their file, sidecar and the cleaning rules are unchanged: a PDF is parsed
     once, not on every ingest. A file that cannot be read is skipped with the reason,
-    whatever went wrong: one bad file never stops the others being read."""
+    whatever went wrong: one bad file never stops the others being read. A file whose
+    source `leaving` names (a removal under way) is left out, and its reading stops as
+    soon as it is named: its file stays until the index without it is committed."""
     root = Path(corpus_dir)
     result = CorpusReadResult()
     if not root.is_dir():
@@ -58,12 +63,18 @@ def read_corpus(corpus_dir: str | Path, clean_patterns: tuple[str, ...],
     for path in paths:
         rel = path.relative_to(root).as_posix()
         try:
+            if leaving(rel):
+                result.left_out.append(ids[path])
+                continue
             raw = path.read_bytes()
             stamp = file_hash(raw, path, clean_patterns)
             doc = known.get(rel)
             if doc is None or doc.file_hash != stamp or doc.doc_id != ids[path]:
-                doc = read_document(path, ids[path], rel, rules, raw, stamp, limits)
+                doc = read_document(path, ids[path], rel, rules, raw, stamp, limits, lambda: leaving(rel))
         except Exception as exc:  # noqa: BLE001 - the reason is said, the build goes on
+            if leaving(rel):  # removed while it was read: not a failure of the file
+                result.left_out.append(ids[path])
+                continue
             reason = (str(exc) or type(exc).__name__) if isinstance(exc, OSError | UnicodeDecodeError | ValueError) \
                 else f"it cannot be read ({type(exc).__name__}: {str(exc)[:200]})"
             log.warning("skipped %s: %s", rel, reason)
@@ -93,13 +104,13 @@ def _doc_ids(root: Path, paths: list[Path]) -> dict[Path, str]:
 
 
 def read_document(path: Path, doc_id: str, rel: str, rules: list[re.Pattern], raw: bytes, stamp: str = "",
-                  limits: Limits | None = None) -> Document:
+                  limits: Limits | None = None, unwanted: Callable[[], bool] = lambda: False) -> Document:
     """`limits`: PDF and Word files are read in a child process under them (`formats.extract`);
     without, in this process."""
     suffix = path.suffix.lower()
     if suffix in READERS:
         # A file removed while it is read (DELETE of an upload being indexed) stops the reading.
-        got = extract(suffix, raw, limits, lambda: not path.exists()) if limits else READERS[suffix](raw)
+        got = extract(suffix, raw, limits, lambda: unwanted() or not path.exists()) if limits else READERS[suffix](raw)
     else:
         got = read_text(raw, suffix)
     meta = {**got.meta, **_sidecar(path)}

@@ -21,10 +21,12 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .answer import render_text
 from .config import Config, shipped
-from .documents import Indexer, Upload
+from .documents import Upload
 from .front import bearer_matches
+from .indexer import Indexer
 from .ingest import SUFFIXES
 from .live import LiveQA
+from .index import with_corpus
 from .pipeline import QA
 from .files import writing
 from .types import Answer, BadQuestion, Document, IndexBusyError, QAError
@@ -83,9 +85,13 @@ class RateLimiter:
 
 
 def create_app(config: Config, qa: QA | None = None) -> Flask:
+    """The app over the index `config` names. Uploads are stored in the corpus folder that
+    index was built from (`qa.origin`), never in the working folder."""
+    config = with_corpus(config)
     live = LiveQA(qa or QA.load(config), config.index_check_seconds)
     indexer = Indexer(config, live.current.encoder, live.reload)
     app = Flask(__name__, static_folder=None)
+    app.extensions["qa.indexer"] = indexer
     # "/api/documents//etc/passwd" must be a 404 for that id, not a redirect to a tidied path.
     app.url_map.merge_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
@@ -388,4 +394,11 @@ def serve(config: Config) -> None:
 
     signal.signal(signal.SIGTERM, drain)
     print(f"Serving the chat at http://{config.host}:{config.port}/ (Ctrl+C to stop)", flush=True)
-    server.run()
+    try:
+        server.run()
+    finally:
+        # A build under way is abandoned before it writes, and its uploads journalled as
+        # queued: a restart costs them nothing, and the process never exits with the
+        # encoder's threads still running (which aborts it).
+        if not app.extensions["qa.indexer"].stop():
+            log.warning("the indexer did not stop in time; its uploads are queued for the next start")

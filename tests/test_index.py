@@ -12,7 +12,7 @@ from qa import index as index_module
 from qa.config import Config
 from qa.scaling import synthetic_vectors
 from qa.index import build_index, dense_index, expected_settings
-from qa.files import load_index, read_manifest
+from qa.files import IndexWriteError, load_index, read_manifest
 from qa.pipeline import QA
 from qa.types import ConfigError, EmptyCorpusError, IndexMissingError, StaleIndexError
 
@@ -87,7 +87,12 @@ def test_reingest_embeds_only_added_or_changed_documents(small_corpus, encoder):
         assert all(after.sentences[s].doc_id.startswith("001") for s in after.chunks[i].sentence_ids)
 
 
-def test_crash_mid_write_leaves_previous_index_loadable(small_corpus, encoder, monkeypatch, reader):
+class Killed(BaseException):
+    """The process dying mid-write: nothing in it gets to clean up."""
+
+
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), Killed()], ids=["write-fails", "killed"])
+def test_a_failed_or_killed_write_leaves_previous_index_loadable(small_corpus, encoder, monkeypatch, reader, failure):
     build_index(small_corpus, encoder)
     before = QA.load(small_corpus, encoder, reader).ask("How many founding partners does Liverpool Health Partners have?")
     files_before = set(os.listdir(small_corpus.index_dir))
@@ -96,20 +101,24 @@ def test_crash_mid_write_leaves_previous_index_loadable(small_corpus, encoder, m
     shutil.copy(CORPUS / "004_ce580bb8f3b02914.txt", corpus)
 
     def crash(*args, **kwargs):
-        raise OSError("disk full (simulated)")
+        raise failure
 
     import faiss
 
     monkeypatch.setattr(faiss, "write_index", crash)  # after documents and chunks are written
-    with pytest.raises(OSError, match="simulated"):
-        build_index(small_corpus, encoder)
+    if isinstance(failure, OSError):  # said in one line, and what it wrote is gone at once
+        with pytest.raises(IndexWriteError, match=r"disk holding the index folder .* is full"):
+            build_index(small_corpus, encoder)
+        assert set(os.listdir(small_corpus.index_dir)) == files_before
+    else:
+        with pytest.raises(Killed):
+            build_index(small_corpus, encoder)
     monkeypatch.undo()
 
     after = QA.load(small_corpus, encoder, reader)
     assert len(after.index.documents) == 3
     assert after.ask("How many founding partners does Liverpool Health Partners have?").answer == before.answer
-    # Whoever takes the write lock next removes what the crashed build left, nothing else.
-    assert set(os.listdir(small_corpus.index_dir)) - files_before
+    # Whoever takes the write lock next removes what a killed build left, nothing else.
     from qa.files import writing
     with writing(small_corpus.index_dir):
         assert set(os.listdir(small_corpus.index_dir)) == files_before
