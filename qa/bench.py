@@ -239,6 +239,8 @@ def uploads(config: Config, files: Sequence[str], rounds: int = 3) -> list[dict]
                                    api_token="bench", rate_limit_per_minute=0)
         shutil.copytree(config.corpus_dir, copy.corpus_dir)
         shutil.copytree(config.index_dir, copy.index_dir, ignore=shutil.ignore_patterns(".ingest.lock"))
+        manifest = Path(copy.index_dir) / "manifest.json"  # the copied index belongs to the copied corpus
+        manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "corpus": str(Path(copy.corpus_dir).resolve())}))
         client = create_app(copy, QA.load(copy)).test_client()
         auth = {"Authorization": "Bearer bench"}
         for name in files:

@@ -103,7 +103,7 @@ def store(corpus_dir: str | Path, upload: Upload, suffix: str, digest: str) -> t
     path, sidecar = folder / f"{digest}{suffix}", folder / f"{digest}.meta.json"
     made = []
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(exist_ok=True)
         # The sidecar first: a file stored is a document whole; a sidecar alone is tidied away.
         for target, data in ((sidecar, json.dumps({"filename": display_name(upload.filename)}).encode()),
                              (path, upload.data)):
@@ -194,6 +194,10 @@ def add_files(config: Config, uploads: list[Upload], journal: Callable[[list[dic
     a file nobody knows of."""
     if not uploads:
         raise DocumentError("No file was sent. Send one or more files in the multipart field \"file\".")
+    if not Path(config.corpus_dir).is_dir():  # moved or unmounted: never made again where it was
+        raise DocumentError(f"The corpus folder {config.corpus_dir}, which this index was built from, does not exist. "
+                            "Bring it back, or rebuild the index from where it is now with `qa ingest --corpus DIR "
+                            "--new-corpus`.", 409, "corpus_missing")
     suffixes = [check(u, config.max_upload_bytes) for u in uploads]
     jobs, seen = [], set(present)
     for upload, suffix in zip(uploads, suffixes):

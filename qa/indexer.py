@@ -92,7 +92,7 @@ class Indexer:
         written refuses the upload; elsewhere it is logged, and the states in memory hold."""
         jobs = self._jobs if jobs is None else jobs
         try:
-            self._journal.parent.mkdir(parents=True, exist_ok=True)
+            self._journal.parent.mkdir(exist_ok=True)  # in the corpus folder, never made again if it went
             write_whole(self._journal, json.dumps([{k: v for k, v in j.items() if k != "progress"}
                                               for j in jobs.values()]).encode())
         except OSError as exc:

@@ -418,3 +418,17 @@ def test_a_removing_document_is_listed_by_its_own_name(papers, encoder, reader, 
     [row] = [d for d in client.get("/api/documents").get_json()["documents"] if d["doc_id"] == job["doc_id"]]
     assert row["state"] == "removing" and row["filename"] == "Heron notes.md"
     gate.set()
+
+
+def test_an_upload_to_a_corpus_folder_that_went_away_is_refused_and_the_folder_not_made_again(papers, encoder, reader,
+                                                                                             tmp_path):
+    corpus, index = papers
+    config = Config(index_dir=str(index), api_token=TOKEN, rate_limit_per_minute=0)
+    client = create_app(config, QA.load(Config(corpus_dir=str(corpus), index_dir=str(index)), encoder,
+                                        reader)).test_client()
+    shutil.move(corpus, tmp_path / "moved")  # the disk it was on unmounted
+    reply = client.post("/api/documents", headers=AUTH, content_type="multipart/form-data",
+                        data={"file": [(io.BytesIO(b"# Heron\n\nThe Heron Fund pays two wardens.\n"), "heron.md")]})
+    assert reply.status_code == 409 and reply.get_json()["error"]["code"] == "corpus_missing"
+    assert str(corpus) in reply.get_json()["error"]["message"] and "--new-corpus" in reply.get_json()["error"]["message"]
+    assert not corpus.exists()
