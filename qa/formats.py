@@ -113,7 +113,8 @@ def _die_with(asker: int) -> None:
     """End this reader as soon as the process that asked for it ends. A forkserver's child
     outlives its requester (it holds the pipe the forkserver watches for that), so a server
     killed with kill -9 would leave readers running on to their time limit."""
-    import os
+    import contextlib
+    import ctypes
     import select
     import threading
 
@@ -126,7 +127,16 @@ def _die_with(asker: int) -> None:
         select.select([watched], [], [])  # readable once the asker has ended
         os._exit(1)
 
-    threading.Thread(target=watch, daemon=True).start()
+    # The watcher must not take from the reader's memory limit: a small stack, and no
+    # malloc arena of its own (glibc reserves 64 MB of address space for each).
+    with contextlib.suppress(OSError, AttributeError):
+        M_ARENA_MAX = -8
+        ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1)
+    size = threading.stack_size(64 * 1024)
+    try:
+        threading.Thread(target=watch, daemon=True).start()
+    finally:
+        threading.stack_size(size)
 
 
 @dataclass
