@@ -39,9 +39,19 @@ def starts_item(line: str) -> bool:
     return bool(_BULLET.match(line) or _NUMBERED.match(line))
 
 
+_MARKER_REACH = 64  # characters before a sentence where its line's list marker may be
+
+
 def is_list_item(text: str, start: int) -> bool:
     """Whether the sentence starting at `start` is an item of a bulleted or numbered list."""
-    prefix = text[text.rfind("\n", 0, start) + 1:start].lstrip()
+    # Only the last `_MARKER_REACH` characters are looked at: a sentence far into its line
+    # follows text, not a marker, and reading back to the line's start made a document of
+    # one long line quadratic.
+    reach = max(0, start - _MARKER_REACH)
+    line_start = text.rfind("\n", reach, start) + 1
+    if not line_start and reach:
+        return False
+    prefix = text[line_start:start].lstrip()
     if not prefix:  # a numbered item keeps its number: "1. First step."
         return bool(_NUMBERED.match(text, start))
     return bool(_BULLET.fullmatch(prefix))
@@ -205,11 +215,11 @@ def place_sentences(doc: Document, spans: list[Span]) -> list[Sentence]:
     introduces the list ("Our partners"): its words are the ones the sentence inherits."""
     text = doc.text
     listed = [is_list_item(text, start) for start, _ in spans]
-    lead_in = []
+    lead_in, run = [], 0  # run: where the run of list items holding sentence i starts
     for i, (start, _) in enumerate(spans):
-        prev = i - 1
-        while listed[i] and prev >= 0 and listed[prev]:
-            prev -= 1
+        if not (listed[i] and i and listed[i - 1]):
+            run = i
+        prev = (run if listed[i] else i) - 1  # the line before the list, for an item
         first = spans[prev + 1][0] if prev + 1 < i else start
         lead_in.append(i - prev if prev >= 0 and "\n\n" not in text[spans[prev][1]:first] else 0)
     items = [0] * len(spans)

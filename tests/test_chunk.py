@@ -115,3 +115,32 @@ def test_each_sentence_knows_its_place_in_its_document():
     assert place("Wigan Council")[:2] == place("Edge Hill")[:2] == (by_text["Our partners"][0], True)
     assert place("Who runs it?")[3] and place("The chair said:")[4]
     assert sentences == [type(s).from_row(s.row()) for s in sentences]  # as the index stores them
+
+
+class CountingText(str):
+    """A document text that counts the characters its slices and searches cover."""
+
+    covered = 0
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            start, stop, _ = key.indices(len(self))
+            CountingText.covered += max(0, stop - start)
+        return str.__getitem__(self, key)
+
+    def rfind(self, sub, start=None, end=None):
+        CountingText.covered += (len(self) if end is None else end) - (start or 0)
+        return str.rfind(self, sub, start, end)
+
+
+@pytest.mark.parametrize("sep", [" ", "\n"], ids=["one-line", "lines"])
+def test_chunking_reads_the_text_a_bounded_number_of_times_however_long_its_lines(sep):
+    # A document of one 1.5 MB line read back to its line's start for every sentence, 6,000
+    # times over (a 1 MB HTML file of one line took 168 s); now each sentence looks back at
+    # most a marker's reach.
+    body = sep.join(f"Ward {i} was visited by {i % 37} nurses on day {i}." for i in range(4000))
+    text = CountingText("Our wards\n" + body)
+    CountingText.covered = 0
+    sentences, _ = chunk_document(Document("d", "t", text, "d.txt"), tiktoken_count, 160, 40)
+    assert len(sentences) == 4001
+    assert CountingText.covered < 20 * len(text), CountingText.covered / len(text)
