@@ -1,6 +1,8 @@
 """The chat page in headless Chromium against `qa serve` on loopback."""
 
+import json
 import shutil
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -365,4 +367,175 @@ def test_the_token_in_plain_words_and_kept_with_the_chat_for_the_session(browser
     expect(page.locator(".msg")).to_have_count(0)
     page.reload()
     expect(page.locator(".msg")).to_have_count(0)
+    context.close()
+
+
+VIEWPORTS = pytest.mark.parametrize("viewport", [{"width": 1280, "height": 800}, {"width": 390, "height": 844}],
+                                    ids=["desktop", "phone"])
+# Where a row of the documents list is, and whether it can be seen: inside the screen and
+# inside the list's own scrolling box.
+ROW_IN_VIEW = """row => { const r = row.getBoundingClientRect(), box = row.closest('.doc-list').getBoundingClientRect();
+    return {top: Math.round(r.top), listTop: Math.round(box.top), listBottom: Math.round(box.bottom),
+            seen: r.top >= 0 && r.bottom <= innerHeight && r.top >= box.top - 1 && r.bottom <= box.bottom + 1}; }"""
+
+
+def documents_page(browser, base, viewport):
+    """A page on `base` with the documents panel open and the token entered; confirmations accepted."""
+    context = browser.new_context(viewport=viewport)
+    page = context.new_page()
+    page.on("dialog", lambda d: d.accept())
+    page.goto(base)
+    page.locator("#docs summary").click()
+    page.fill("#token", UPLOAD_TOKEN)
+    return context, page
+
+
+@VIEWPORTS
+def test_each_new_upload_is_in_view_at_the_top_of_the_list(browser, upload_server, tmp_path, viewport):
+    # Uploads used to land at the bottom of the list, which scrolls inside its box: after
+    # four, none of them was in view (on the phone the newest row was at y=1267).
+    context, page = documents_page(browser, upload_server, viewport)
+    for i in range(4):
+        name = f"kestrel-{viewport['width']}-{i}.txt"
+        (tmp_path / name).write_text(f"Kestrel survey {i} at {viewport['width']}\n\n"
+                                     f"The Kestrel Fund counted {i + 3} nests in survey {i}.\n")
+        page.set_input_files("#file-input", str(tmp_path / name))
+        row = page.locator("#doc-list li", has_text=name)
+        expect(row).to_have_count(1)  # queued or indexing: the row as the upload left it
+        where = row.evaluate(ROW_IN_VIEW)
+        assert where["seen"], (name, "pending", where)
+        expect(row.locator(".state")).to_have_text("ready", timeout=120_000)
+        where = row.evaluate(ROW_IN_VIEW)
+        assert where["seen"], (name, "ready", where)
+        expect(page.locator("#doc-list li").first).to_contain_text(name)  # the newest first
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"upload-newest-{viewport['width']}.png"))
+    context.close()
+
+
+@VIEWPORTS
+def test_the_clicked_answer_stays_in_view_when_its_source_opens(browser, live_server, viewport):
+    # At 1280x800 the source, opening beside the chat, narrowed it: the answer that was
+    # clicked moved down from 516 to 890 px, below the screen.
+    context = browser.new_context(viewport=viewport)
+    page = context.new_page()
+    page.goto(live_server)
+    for question in ["How many founding partners does Liverpool Health Partners have?",
+                     "Who chairs the Leeds Academic Health Partnership?",
+                     "How many jobs will the West Yorkshire Investment Zone support?",
+                     "Which university did the Leicestershire and Northamptonshire trusts partner with?"]:
+        answer = ask(page, question)
+    page.evaluate("y => scrollBy(0, y)", answer.evaluate("a => a.getBoundingClientRect().top") - 500)
+    where = """a => { const r = a.getBoundingClientRect(), box = document.getElementById('ask').getBoundingClientRect();
+        return {top: Math.round(r.top), seen: r.top >= 0 && r.top < box.top - 20}; }"""
+    before = answer.evaluate(where)
+    assert before["seen"], before
+    link = answer.locator(".answer-text a.cite").first
+    link.click()
+    expect(page.locator("#viewer #highlight")).to_be_visible()
+    assert page.locator("#highlight").evaluate(
+        "m => { const r = m.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }")
+    after = answer.evaluate(where)
+    assert after["seen"] and abs(after["top"] - before["top"]) <= 2, (before, after)  # where it was
+    assert link.evaluate("l => { const r = l.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }")
+    page.keyboard.press("Escape")
+    expect(link).to_be_focused()
+    assert answer.evaluate(where)["seen"]
+    context.close()
+
+
+def reportlab_pdf(path, title, pages):
+    """A PDF of `pages` (each a list of lines), with `title` in its metadata."""
+    from reportlab.pdfgen import canvas
+
+    c = canvas.Canvas(str(path))
+    c.setTitle(title)
+    for lines in pages:
+        c.setFont("Helvetica", 11)
+        for n, line in enumerate(lines):
+            c.drawString(56, 760 - 18 * n, line)
+        c.showPage()
+    c.save()
+
+
+@VIEWPORTS
+def test_a_document_opens_from_the_panel_to_read_with_its_pages(browser, upload_server, tmp_path, viewport):
+    # A document could only be downloaded as its original file, not read in the page.
+    title = f"Heron Survey {viewport['width']}"
+    pages = [["The Heron Survey counted twelve nests on the upper lake."],
+             ["Its notes quote <script>window.pwned = 7</script> and <img src=x onerror=\"window.pwned = 8\">."],
+             ["The survey ends with a count of forty herons in October."]]
+    pdf = tmp_path / "heron.pdf"
+    reportlab_pdf(pdf, title, pages)
+    context, page = documents_page(browser, upload_server, viewport)
+    page.set_input_files("#file-input", str(pdf))
+    row = page.locator("#doc-list li", has_text=title)
+    expect(row.locator(".state")).to_have_text("ready", timeout=120_000)
+    stored = json.load(urllib.request.urlopen(f"{upload_server}/api/documents/{row.get_attribute('data-doc-id')}"))
+    assert len(stored["pages"]) == 3
+    read = row.get_by_role("button", name=f"Read {title}")
+    read.click()
+    expect(page.locator("#viewer-title")).to_have_text(title)
+    expect(page.locator("#viewer-meta")).to_contain_text("3 pages")
+    breaks = page.locator("#viewer-text .page-break")
+    expect(breaks).to_have_text(["Page 1 of 3", "Page 2 of 3", "Page 3 of 3"])
+    # The whole stored text, as text: the markup in it is shown, never run.
+    shown = page.locator("#viewer-text").evaluate(
+        "t => [...t.childNodes].filter(n => !n.matches || !n.matches('.page-break, .page-empty'))"
+        ".map(n => n.textContent).join('')")
+    assert shown == stored["text"]
+    expect(page.locator("#viewer-text")).to_contain_text("<script>window.pwned = 7</script>")
+    assert page.locator("#viewer script, #viewer img").count() == 0
+    assert page.evaluate("window.pwned") is None
+    assert breaks.first.evaluate("b => { const r = b.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"read-document-{viewport['width']}.png"))
+    page.keyboard.press("Escape")
+    expect(page.locator("#viewer")).to_be_hidden()
+    expect(read).to_be_focused()
+    context.close()
+
+
+# What the documents panel shows a person: its text, and the names its controls are read out by.
+SHOWN_NAMES = """() => { const docs = document.getElementById('docs');
+    return [docs.querySelector('#docs-status').textContent, docs.querySelector('#doc-list').textContent,
+            ...[...docs.querySelectorAll('#doc-list [aria-label]')].map(n => n.getAttribute('aria-label'))].join(' | '); }"""
+
+
+@VIEWPORTS
+def test_a_document_is_never_shown_by_an_internal_name(browser, upload_server, tmp_path, viewport):
+    # While a document was being removed its row showed its stored name ("afcae180accc76de.txt").
+    note = tmp_path / "Wren notes.md"
+    note.write_text(f"# Wren notes {viewport['width']}\n\nThe Wren Trust rang forty birds.\n")
+    context, page = documents_page(browser, upload_server, viewport)
+    page.evaluate(f"""() => {{ window.shownNames = []; const docs = document.getElementById('docs');
+        new MutationObserver(() => window.shownNames.push(({SHOWN_NAMES})())).observe(docs,
+            {{childList: true, subtree: true, characterData: true}}); }}""")
+    page.set_input_files("#file-input", str(note))
+    row = page.locator("#doc-list li", has_text=f"Wren notes {viewport['width']}")
+    expect(row.locator(".state")).to_have_text("ready", timeout=120_000)
+    digest = row.get_attribute("data-doc-id").split("/")[-1]
+    row.get_by_role("button", name="Remove").click()
+    expect(row).to_have_count(0, timeout=120_000)
+    seen = page.evaluate("window.shownNames")
+    assert any("removing" in s for s in seen)
+    assert not [s for s in seen if digest in s]
+
+    # Whatever names the server's list gives, a stored or corpus file name is not shown.
+    listing = {"uploads": {"enabled": True, "max_bytes": 1 << 20, "types": [".txt"]}, "documents": [
+        {"doc_id": "uploads/0123456789abcdef", "filename": "0123456789abcdef.txt", "state": "queued"},
+        {"doc_id": "uploads/1123456789abcdef", "filename": "1123456789abcdef.pdf", "state": "indexing", "progress": 0.5},
+        {"doc_id": "uploads/2123456789abcdef", "title": "2123456789abcdef", "source": "uploads/2123456789abcdef.md",
+         "filename": "2123456789abcdef.md", "state": "ready"},
+        {"doc_id": "uploads/3123456789abcdef", "filename": "3123456789abcdef.docx", "state": "removing"},
+        {"doc_id": "uploads/4123456789abcdef", "filename": "4123456789abcdef.html", "state": "failed", "reason": "Broken."},
+        {"doc_id": "007_5123456789abcdef", "title": "Otter count", "source": "007_5123456789abcdef.txt",
+         "filename": "007_5123456789abcdef.txt", "state": "removing"},
+    ]}
+    page.route("**/api/documents", lambda route: route.fulfill(content_type="application/json", body=json.dumps(listing)))
+    page.evaluate("loadDocuments()")
+    expect(page.locator("#doc-list li")).to_have_count(len(listing["documents"]))
+    shown = page.evaluate(SHOWN_NAMES)
+    assert "123456789abcdef" not in shown, shown
+    expect(page.locator("#doc-list li", has_text="Otter count")).to_have_count(1)
     context.close()

@@ -210,19 +210,62 @@ function setModal(open) {
   for (const id of ["skip", "top", "chat"]) $(id).inert = modal;
 }
 
-async function openSource(citation, opener) {
-  const viewer = $("viewer");
-  const body = $("viewer-text");
+// Runs `change`, which alters the layout, then scrolls the page back so that what the user
+// clicked stays where it was on screen: the answer it is in (where that answer's top was in
+// view), else the clicked control itself. Opening the source beside the chat narrows the
+// chat, and its text grew taller above the answer, pushing it below the screen.
+function keepInPlace(opener, change) {
+  const answer = opener.closest(".msg");
+  const anchor = answer && answer.getBoundingClientRect().top >= 0 ? answer : opener;
+  const anchorWas = anchor.getBoundingClientRect().top, openerWas = opener.getBoundingClientRect().top;
+  change();
+  window.scrollBy(0, anchor.getBoundingClientRect().top - anchorWas);
+  // In the chat, the question box covers the bottom of the screen.
+  const bottom = $("chat").contains(opener) ? $("ask").getBoundingClientRect().top : innerHeight;
+  const now = opener.getBoundingClientRect();
+  if (now.top < 0 || now.bottom > bottom) window.scrollBy(0, now.top - openerWas);
+}
+
+let showing = 0; // counts openings of the pane, so that a slow earlier load cannot replace a later one
+
+// Opens the pane headed `title` (a modal over the page at phone width) and gives its ticket.
+function openViewer(title, opener) {
   returnFocus = opener;
-  viewer.hidden = false;
-  setModal(true);
-  $("viewer-title").textContent = citation.title;
+  keepInPlace(opener, () => {
+    $("viewer").hidden = false;
+    setModal(true);
+  });
+  $("viewer-title").textContent = title;
+  $("viewer-meta").textContent = "";
+  $("viewer-text").replaceChildren("Loading the document…");
+  $("viewer-text").style.paddingBottom = "";
+  return ++showing;
+}
+
+// Scrolls the pane alone to put `node` mid-way down its visible part (below its heading):
+// scrollIntoView would scroll the page as well, and move the answer the user clicked.
+function centreInViewer(node) {
+  const viewer = $("viewer");
+  const top = Math.max(viewer.querySelector(".viewer-head").getBoundingClientRect().bottom, 0);
+  const bottom = Math.min(viewer.getBoundingClientRect().bottom, innerHeight);
+  const r = node.getBoundingClientRect();
+  const by = r.height > bottom - top ? r.top - top : (r.top + r.bottom - top - bottom) / 2;
+  // Near the end of the text the pane cannot scroll that far (and, beside the chat, its
+  // foot may be below the screen): room is made under the text.
+  const short = by - (viewer.scrollHeight - viewer.clientHeight - viewer.scrollTop);
+  if (short > 0) $("viewer-text").style.paddingBottom = `${Math.ceil(short)}px`;
+  viewer.scrollTop += by;
+}
+
+async function openSource(citation, opener) {
+  const ticket = openViewer(citation.title, opener);
+  const body = $("viewer-text");
   const page = citation.page ? `p. ${citation.page}` : "";
   const meta = (filename) => [citation.date, page, filename].filter(Boolean).join(" · ");
   $("viewer-meta").textContent = meta("");
-  body.replaceChildren("Loading the source…");
   try {
     const doc = await loadDocument(citation.doc_id);
+    if (ticket !== showing) return;
     $("viewer-meta").textContent = meta(doc.meta && doc.meta.filename);  // an upload's own file name
     // A paged source shows the page the sentence is on; other sources show all their text.
     let from = 0, to = doc.text.length;
@@ -235,10 +278,41 @@ async function openSource(citation, opener) {
       `Page ${citation.page} of ${doc.pages.length}`)] : [];
     body.replaceChildren(...heading, ...withFurniture(doc, from, citation.start), mark,
       ...withFurniture(doc, citation.end, to));
-    viewer.focus({ preventScroll: true });
-    mark.scrollIntoView({ block: "center" });
+    $("viewer").focus({ preventScroll: true });
+    centreInViewer(mark);
   } catch (error) {
-    body.replaceChildren(el("p", { role: "alert" }, error.message));
+    if (ticket === showing) body.replaceChildren(el("p", { role: "alert" }, error.message));
+  }
+}
+
+// A whole text, furniture set apart; a paged one (PDF) with a heading where each page starts.
+function pagedText(doc) {
+  const starts = doc.pages;
+  if (!starts.length) return withFurniture(doc, 0, doc.text.length);
+  return starts.flatMap((start, i) => {
+    const from = i ? start : 0, to = i + 1 < starts.length ? starts[i + 1] : doc.text.length;
+    const empty = doc.text.slice(from, to).trim() ? [] : [el("p", { class: "page-empty muted" }, "No text on this page.")];
+    return [el("h3", { class: "page-break" }, `Page ${i + 1} of ${starts.length}`), ...empty,
+      ...withFurniture(doc, from, to)];
+  });
+}
+
+// A document from the panel, opened to read in the pane from its start.
+async function readDocument(doc, opener) {
+  const { title, filename } = docNames(doc);
+  const ticket = openViewer(title, opener);
+  $("viewer-meta").textContent = [doc.date, doc.pages ? `${doc.pages} pages` : "", filename].filter(Boolean).join(" · ");
+  try {
+    const full = await loadDocument(doc.doc_id);
+    if (ticket !== showing) return;
+    $("viewer-text").replaceChildren(...pagedText(full));
+    const viewer = $("viewer");
+    viewer.scrollTop = 0;
+    viewer.focus({ preventScroll: true });
+    // Beside the chat, the pane starts below the panel and may start below the screen.
+    if (!FULL_SCREEN.matches) viewer.scrollIntoView({ block: "nearest" });
+  } catch (error) {
+    if (ticket === showing) $("viewer-text").replaceChildren(el("p", { role: "alert" }, error.message));
   }
 }
 
@@ -289,6 +363,12 @@ let uploadsEnabled = false;
 let pollTimer = null;
 let changing = false; // an upload or removal this page started is still being indexed
 const added = new Set(); // the uploads this page sent, until their indexing is over
+// The documents this tab added, newest first: listed first, so a new one is seen (kept with
+// the tab, like the token, since the server's list has no time of adding).
+const RECENT_KEY = "qa.recent", KEPT_RECENT = 50;
+const recent = JSON.parse(sessionStorage.getItem(RECENT_KEY) || "[]");
+const knownNames = new Map(); // doc id -> {title, filename} last seen: a removal's job may carry fewer
+let toReveal = []; // the doc ids of the files just sent, to scroll to once they are listed
 
 function authHeaders() {
   return { Authorization: `Bearer ${$("token").value.trim()}` };
@@ -307,22 +387,61 @@ function needToken() {
   return true;
 }
 
+// A stored file's name: an upload is kept under its content hash ("afcae180accc76de.txt")
+// and a corpus file's name is its doc id plus a suffix. Neither is a name a person gave it.
+const HASH = /^[0-9a-f]{16,}$/i;
+function isStoredName(name, docId) {
+  const stem = name.replace(/\.[^.]*$/, "");
+  return HASH.test(stem) || stem === docId.split("/").pop();
+}
+
+// What the panel calls a document: its title, else the name its file was added with, else
+// the names it was last listed with; never a stored name or its id. `filename` is "" when
+// it would only repeat the title.
+function docNames(doc) {
+  const before = knownNames.get(doc.doc_id) || {};
+  const title = doc.title && !HASH.test(doc.title) ? doc.title : before.title;
+  const filename = doc.filename && !isStoredName(doc.filename, doc.doc_id) ? doc.filename : before.filename;
+  knownNames.set(doc.doc_id, { title, filename });
+  const name = title || filename || "Untitled document";
+  return { title: name, filename: filename && filename !== name ? filename : "" };
+}
+
+// Newest first: what this tab added, latest first, whatever its state; then what is being
+// added or removed or has failed (by someone else, or a removal); then other uploads (they
+// have a file name of their own); then the corpus folder's documents. Else the server's order.
+function newestFirst(documents) {
+  const group = (doc) => recent.includes(doc.doc_id) ? 0 : (doc.state || "ready") !== "ready" ? 1 : doc.filename ? 2 : 3;
+  const age = (doc) => recent.indexOf(doc.doc_id);  // -1 where this tab did not add it
+  return [...documents].sort((a, b) => group(a) - group(b) || age(a) - age(b));  // a stable sort
+}
+
+// Scrolls the list, and the page, to the first listed row of the files just sent.
+function revealAdded(list) {
+  const row = [...list.children].find((li) => toReveal.includes(li.dataset.docId));
+  if (!row) return;
+  row.scrollIntoView({ block: "nearest" });
+  toReveal = [];
+}
+
 function documentRow(doc) {
   const state = doc.state || "ready";
   const label = state === "indexing" && doc.progress !== undefined
     ? `indexing ${Math.round(doc.progress * 100)}%` : state;
-  const title = doc.title || doc.filename || doc.doc_id;
+  const { title, filename } = docNames(doc);
   const row = el("li", { "data-doc-id": doc.doc_id },
     el("span", { class: "title" }, title),
-    ...(doc.filename && doc.filename !== title ? [el("span", { class: "filename" }, doc.filename)] : []),
+    ...(filename ? [el("span", { class: "filename" }, filename)] : []),
     ...(doc.pages ? [el("span", { class: "page" }, `${doc.pages} pages`)] : []),
     el("span", { class: `state ${state}` }, label));
   if (state === "ready") {
-    row.append(el("a", { class: "download", href: `/api/files/${encodeURIComponent(doc.doc_id).replace(/%2F/g, "/")}`,
+    const read = el("button", { type: "button", class: "secondary read", "aria-label": `Read ${title}` }, "Read");
+    read.addEventListener("click", () => readDocument(doc, read));
+    row.append(read, el("a", { class: "download", href: `/api/files/${encodeURIComponent(doc.doc_id).replace(/%2F/g, "/")}`,
       "aria-label": `Download the original file of ${title}` }, "Original file"));
   }
   if (uploadsEnabled && $("token").value.trim() && !PENDING.has(state)) {
-    const remove = el("button", { type: "button", class: "secondary", "aria-label": `Remove ${doc.title || doc.doc_id}` }, "Remove");
+    const remove = el("button", { type: "button", class: "secondary", "aria-label": `Remove ${title}` }, "Remove");
     remove.addEventListener("click", () => removeDocument(doc));
     row.append(remove);
   }
@@ -340,7 +459,8 @@ async function loadDocuments() {
     uploadsEnabled = data.uploads.enabled;
     $("uploads-on").hidden = !uploadsEnabled;
     $("uploads-off").hidden = uploadsEnabled;
-    $("doc-list").replaceChildren(...data.documents.map(documentRow));
+    $("doc-list").replaceChildren(...newestFirst(data.documents).map(documentRow));
+    revealAdded($("doc-list"));
     const ready = data.documents.filter((d) => (d.state || "ready") === "ready").length;
     $("docs").querySelector("summary").textContent = `Documents (${ready})`;
     $("status").textContent = `Answers are quoted word for word from ${ready} documents, with their sources.`;
@@ -351,7 +471,7 @@ async function loadDocuments() {
       // A file that could not be read is said here, where the eye is, not only in its row.
       const failed = data.documents.filter((d) => d.state === "failed" && added.has(d.doc_id));
       $("docs-status").textContent = failed.length
-        ? failed.map((d) => `${d.filename || d.doc_id} could not be added: ${d.reason}`).join(" ") +
+        ? failed.map((d) => `${docNames(d).title} could not be added: ${d.reason}`).join(" ") +
           (failed.length < added.size ? " The other files were added." : "")
         : "Indexing finished: the list shows what the answers now come from.";
       added.clear();
@@ -385,6 +505,8 @@ function upload(files) {
         ...known.map((d) => `${d.filename} is already in the documents.`)].filter(Boolean).join(" ");
       changing = changing || queued.length > 0;
       queued.forEach((d) => { docCache.delete(d.doc_id); added.add(d.doc_id); });
+      addedNow(queued.map((d) => d.doc_id));
+      toReveal = data.documents.map((d) => d.doc_id);  // a file already there is shown too
     } else {
       status.textContent = errorMessage(data, request.status);
     }
@@ -400,8 +522,15 @@ function upload(files) {
   request.send(form);
 }
 
+// Puts the doc ids just added first in `recent`.
+function addedNow(docIds) {
+  const rest = recent.filter((id) => !docIds.includes(id));
+  recent.splice(0, recent.length, ...docIds, ...rest.slice(0, KEPT_RECENT - docIds.length));
+  sessionStorage.setItem(RECENT_KEY, JSON.stringify(recent));
+}
+
 async function removeDocument(doc) {
-  const name = doc.title || doc.filename || doc.doc_id;
+  const name = docNames(doc).title;
   if (!window.confirm(`Remove “${name}” from the documents? Questions will no longer be answered from it.`)) return;
   const response = await fetch(`/api/documents/${encodeURIComponent(doc.doc_id).replace(/%2F/g, "/")}`,
     { method: "DELETE", headers: authHeaders() });
