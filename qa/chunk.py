@@ -173,6 +173,10 @@ def _find_all(text: str, sub: str) -> list[int]:
     return [m.start() for m in re.finditer(re.escape(sub), text)]
 
 
+class OverBudget(ValueError):
+    """A document that costs more than its budget allows; the message says which limit."""
+
+
 def chunk_document(
     doc: Document,
     count: TokenCounter,
@@ -180,9 +184,14 @@ def chunk_document(
     overlap_tokens: int,
     model_count: TokenCounter | None = None,
     model_limit: int | None = None,
+    max_sentences: int | None = None,
 ) -> tuple[list[Sentence], list[tuple[int, int, tuple[int, ...]]]]:
-    """The document's sentences, and its chunks as (start, end, sentence indexes)."""
+    """The document's sentences, and its chunks as (start, end, sentence indexes). Over
+    `max_sentences` it raises `OverBudget` before any chunk is made."""
     spans = [p for sp in split_sentences(doc.text, doc.masked) for p in split_long(doc.text, sp, count, chunk_tokens)]
+    if max_sentences is not None and len(spans) > max_sentences:
+        raise OverBudget(f"it has {len(spans):,} sentences; the limit is {max_sentences:,} "
+                         "(max_document_sentences): split it into smaller files")
     sizes = [count(doc.text[s:e]) for s, e in spans]
     hard = [i == 0 or _crosses(doc, spans[i - 1][1], spans[i][0]) for i in range(len(spans))]
     para = [hard[i] or "\n\n" in doc.text[spans[i - 1][1]:spans[i][0]] for i in range(len(spans))]

@@ -130,6 +130,12 @@ class Config:
     extract_memory_mb: int = 2048
     extract_inflated_mb: int = 256  # a Word file's parts, inflated
     extract_pages: int = 5000  # a PDF's pages
+    # What one document may cost, whatever its format: past either it fails alone, with the
+    # reason, before it is embedded. Splitting is linear in the text and the embedding's
+    # time and memory grow with the sentences; what a document at the limit costs is
+    # measured in docs/reliability.md (studies/document_budget.py).
+    max_document_chars: int = 2_000_000
+    max_document_sentences: int = 10_000
 
     def with_overrides(self, **overrides) -> Config:
         """A copy with the given fields replaced; `None` values are ignored."""

@@ -204,7 +204,7 @@ def add_files(config: Config, uploads: list[Upload], journal: Callable[[list[dic
         digest = hashlib.sha256(upload.data).hexdigest()[:16]
         doc_id = f"{UPLOADS}/{digest}"
         jobs.append({"doc_id": doc_id, "source": f"{UPLOADS}/{digest}{suffix}", "filename": display_name(upload.filename),
-                     "state": "already added" if doc_id in seen else "queued"})
+                     "state": "already added" if doc_id in seen else "queued", "bytes": len(upload.data)})
         seen.add(doc_id)
     queued = [(job, upload) for job, upload in zip(jobs, uploads) if job["state"] == "queued"]
     if journal and queued:

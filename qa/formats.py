@@ -34,13 +34,15 @@ CANCEL_CHECK_SECONDS = 0.2  # how often a reading asks whether it is still wante
 
 @dataclass(frozen=True)
 class Limits:
-    """What reading one PDF or Word file may cost (`extract_*` settings): a hostile file
-    (a compression bomb, drawings nested to make pages of work) fails alone, with a reason."""
+    """What reading one document may cost (`extract_*` and `max_document_*` settings): a
+    hostile file (a compression bomb, drawings nested to make pages of work, a megabyte
+    of one line) fails alone, with a reason."""
 
-    seconds: float = 60.0  # wall-clock and CPU time
+    seconds: float = 60.0  # wall-clock and CPU time of reading a PDF or Word file
     memory_mb: int = 2048  # address space of the process that reads it
     inflated_mb: int = 256  # a Word file's parts, inflated, all together
     pages: int = 5000  # a PDF's pages
+    chars: int = 2_000_000  # the text read out of any file
 
 
 def extract(suffix: str, raw: bytes, limits: Limits, cancelled: Callable[[], bool] = lambda: False) -> Extracted:

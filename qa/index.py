@@ -7,6 +7,7 @@ An index built with another model, chunking or format is never mixed in: it is r
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -15,12 +16,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .chunk import chunk_document, tiktoken_count
+from .chunk import OverBudget, chunk_document, tiktoken_count
 from .config import Config
 from .embed import Encoder, TokenVectors
 from .formats import Limits
 from .engine import is_engine
-from .ingest import CorpusReadResult, read_corpus
+from .ingest import CorpusReadResult, file_hash, read_corpus, read_document
 from .origin import resolve_corpus
 from .store import built_at, new_generation
 from .files import Index, TokenStore, bm25s_module, load_index, read_manifest, save_index, write_error, writing
@@ -69,7 +70,8 @@ Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed)
 
 def build_index(config: Config, encoder: Encoder, progress: Progress | None = None,
                 shard: tuple[int, int] = (0, 1), *, leaving: Callable[[str], bool] = lambda source: False,
-                allow_drops: bool = False, new_corpus: bool = False) -> BuildReport:
+                allow_drops: bool = False, new_corpus: bool = False,
+                prepared: Collection[Embedded] = ()) -> BuildReport:
     """Read the corpus and (re)write the index, embedding only new or changed documents.
     `shard` (I, N): into a search engine, only the documents of shard I of N (`in_shard`),
     so that N processes, on one machine or several, write one index between them.
@@ -79,10 +81,11 @@ def build_index(config: Config, encoder: Encoder, progress: Progress | None = No
     purpose: left out, their files kept until the index without them is committed. A build
     that would lose more than half of the documents the index holds for any other reason
     (their folder moved, unmounted or emptied) is refused and the index kept, unless
-    `allow_drops`. `progress` is called before anything is written, and may raise to
-    abandon the build."""
+    `allow_drops`. `prepared`: documents embedded ahead (`prepare_document`), used where
+    they are still what the folder holds. `progress` is called before anything is written,
+    and may raise to abandon the build."""
     config = with_corpus(config, new_corpus)
-    plan = _Plan(leaving, allow_drops or new_corpus)
+    plan = _Plan(leaving, allow_drops or new_corpus, prepared)
     if not is_engine(config.store):
         if shard != (0, 1):
             raise ConfigError(ONE_WRITER)
@@ -122,6 +125,7 @@ def with_corpus(config: Config, new_corpus: bool = False) -> Config:
 class _Plan:
     leaving: Callable[[str], bool]
     allow_drops: bool
+    prepared: Collection[Embedded] = ()
 
 
 class CorpusShrankError(QAError):
@@ -170,8 +174,7 @@ def _read(config: Config, known: dict[str, Document], plan: _Plan) -> CorpusRead
     """Every readable document of the corpus (`known`: read before, by source path)."""
     if not Path(config.corpus_dir).is_dir():
         raise EmptyCorpusError(f"The corpus folder {config.corpus_dir} does not exist. Point --corpus at a folder of documents.")
-    limits = Limits(config.extract_seconds, config.extract_memory_mb, config.extract_inflated_mb, config.extract_pages)
-    read = read_corpus(config.corpus_dir, config.clean_patterns, known, limits, plan.leaving)
+    read = read_corpus(config.corpus_dir, config.clean_patterns, known, _limits(config), plan.leaving)
     if not read.documents:
         why = f" ({len(read.skipped)} file(s) skipped as unreadable)" if read.skipped else ""
         raise EmptyCorpusError(
@@ -181,9 +184,32 @@ def _read(config: Config, known: dict[str, Document], plan: _Plan) -> CorpusRead
     return read
 
 
+def _limits(config: Config) -> Limits:
+    return Limits(config.extract_seconds, config.extract_memory_mb, config.extract_inflated_mb, config.extract_pages,
+                  config.max_document_chars)
+
+
 def _chunked(doc: Document, config: Config, encoder: Encoder):
     return chunk_document(doc, tiktoken_count, config.chunk_tokens, config.chunk_overlap_tokens,
-                          encoder.count_tokens, encoder.max_tokens)
+                          encoder.count_tokens, encoder.max_tokens, config.max_document_sentences)
+
+
+def _chunk_within_budget(read: CorpusReadResult, docs: list[Document], config: Config, encoder: Encoder,
+                         progress: Progress | None) -> dict[str, tuple]:
+    """The sentences and chunks of `docs`. One over its sentence budget fails alone: it
+    leaves `read.documents` for `read.skipped`, with the reason. `progress` is told (0, 0)
+    after each document, so that a build can be abandoned between them."""
+    pieces, over = {}, set()
+    for doc in docs:
+        try:
+            pieces[doc.doc_id] = _chunked(doc, config, encoder)
+        except OverBudget as exc:
+            read.skipped.append((doc.source, str(exc)))
+            over.add(doc.doc_id)
+        if progress:
+            progress(0, 0)
+    read.documents = [d for d in read.documents if d.doc_id not in over]
+    return pieces
 
 
 def _build(config: Config, encoder: Encoder, progress: Progress | None, plan: _Plan) -> BuildReport:
@@ -191,78 +217,28 @@ def _build(config: Config, encoder: Encoder, progress: Progress | None, plan: _P
     expected = expected_settings(config, encoder.model_id, encoder.weights_sha256, encoder.dim)
     old = _previous(config.index_dir, expected)
     old_docs = old.documents if old else {}
-    read = _read(config, {d.source: d for d in old_docs.values()}, plan)
+    known = {d.source: d for d in old_docs.values()} | {e.doc.source: e.doc for e in plan.prepared}
+    read = _read(config, known, plan)
+    changed = [d for d in read.documents if d.doc_id not in old_docs or old_docs[d.doc_id].content_hash != d.content_hash]
+    ready = {e.doc.doc_id: e for e in plan.prepared if e.doc in changed}  # embedded ahead (`prepare_document`)
+    pieces = _chunk_within_budget(read, [d for d in changed if d.doc_id not in ready], config, encoder, progress)
     _check_drops(_committed_documents(config.index_dir), read, plan, config.corpus_dir)
     report = BuildReport(skipped=read.skipped, warnings=read.warnings)
 
-    fresh = [d for d in read.documents if d.doc_id not in old_docs or old_docs[d.doc_id].content_hash != d.content_hash]
+    fresh = [d for d in changed if d.doc_id in pieces or d.doc_id in ready]
     report.removed = sorted(set(old_docs) - {d.doc_id for d in read.documents})
     report.embedded = [d.doc_id for d in fresh]
-    embedded = set(report.embedded)
-    report.reused = [d.doc_id for d in read.documents if d.doc_id not in embedded]
+    reused = {d.doc_id for d in read.documents} - set(report.embedded)
+    report.reused = [d.doc_id for d in read.documents if d.doc_id in reused]
 
-    # Chunk the new documents and embed their chunks and sentences in one pass.
-    pieces = {}
-    for doc in fresh:
-        pieces[doc.doc_id] = _chunked(doc, config, encoder)
-    sentence_texts = [doc.text[s.start:s.end] for doc in fresh for s in pieces[doc.doc_id][0]]
-    chunk_texts = [doc.text[s:e] for doc in fresh for s, e, _ in pieces[doc.doc_id][1]]
-    total, done = len(sentence_texts) + len(chunk_texts), 0
-
-    def tick(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress:
-            progress(done, total)
-
-    tick(0)
-
-    old_sentences_of: dict[str, list[int]] = {}  # grouped once: per-document scans would be quadratic
-    old_chunks_of: dict[str, list[int]] = {}
-    for i, s in enumerate(old.sentences if old else ()):
-        old_sentences_of.setdefault(s.doc_id, []).append(i)
-    for i, c in enumerate(old.chunks if old else ()):
-        old_chunks_of.setdefault(c.doc_id, []).append(i)
-
-    # Sentences' token vectors come out of the same forward pass as their sentence vectors.
-    n_sentences = len(sentence_texts) + sum(len(old_sentences_of[d]) for d in report.reused)
+    # Sentences' token vectors come out of the same forward pass as their sentence vectors,
+    # kept up to `token_vectors_max_sentences` sentences in all.
+    n_sentences = sum(len(pieces[d][0]) for d in pieces) + sum(len(e.sentences) for e in ready.values()) + \
+        sum(1 for s in (old.sentences if old else ()) if s.doc_id in reused)
     store_tokens = n_sentences <= config.token_vectors_max_sentences
-    if store_tokens:
-        sent_vecs, new_tokens = encoder.encode_tokens(sentence_texts, tick)
-    else:
-        sent_vecs, new_tokens = encoder.encode(sentence_texts, tick), []
-    chunk_vecs = encoder.encode(chunk_texts, tick)
-    new_sent_vecs, new_chunk_vecs, new_token_rows = iter(sent_vecs), iter(chunk_vecs), iter(new_tokens)
-    old_chunk_vecs = old.chunk_vectors() if old else None
-
-    sentences: list[Sentence] = []
-    chunks: list[Chunk] = []
-    sent_rows: list[np.ndarray] = []
-    chunk_rows: list[np.ndarray] = []
-    token_rows: list[TokenVectors] = []
-    for doc in read.documents:
-        base = len(sentences)
-        if doc.doc_id in pieces:
-            doc_sentences, groups = pieces[doc.doc_id]
-            sentences += doc_sentences
-            sent_rows += [next(new_sent_vecs) for _ in doc_sentences]
-            token_rows += [next(new_token_rows) for _ in doc_sentences] if store_tokens else []
-            for s, e, ids in groups:
-                chunks.append(Chunk(doc.doc_id, s, e, tuple(base + i for i in ids)))
-                chunk_rows.append(next(new_chunk_vecs))
-        else:  # unchanged: carry sentences, chunks and vectors over
-            old_ids = old_sentences_of[doc.doc_id]
-            remap = {sid: base + k for k, sid in enumerate(old_ids)}
-            sentences += [old.sentences[i] for i in old_ids]
-            sent_rows += [old.sentence_vectors[i] for i in old_ids]
-            if store_tokens and old.tokens is not None:
-                token_rows += [old.tokens.get(i) for i in old_ids]
-            elif store_tokens:  # the old index was too large to keep them
-                token_rows += encoder.encode_tokens([old.sentence_text(i) for i in old_ids])[1]
-            for ci in old_chunks_of[doc.doc_id]:
-                c = old.chunks[ci]
-                chunks.append(Chunk(c.doc_id, c.start, c.end, tuple(remap[i] for i in c.sentence_ids)))
-                chunk_rows.append(old_chunk_vecs[ci])
+    embedded = ready | {e.doc.doc_id: e for e in embed_documents(
+        [(d, pieces[d.doc_id]) for d in fresh if d.doc_id in pieces], encoder, store_tokens, progress)}
+    sentences, chunks, sent_rows, chunk_rows, token_rows = _assemble(read.documents, embedded, old, store_tokens, encoder)
 
     dense, dense_kind = dense_index(_matrix(chunk_rows, encoder.dim), config)
     sent_matrix = _matrix(sent_rows, encoder.dim)
@@ -292,6 +268,97 @@ def _build(config: Config, encoder: Encoder, progress: Progress | None, plan: _P
     return report
 
 
+@dataclass
+class Embedded:
+    """A document chunked and embedded: what a build adds of it."""
+
+    doc: Document
+    sentences: list[Sentence]
+    groups: list[tuple[int, int, tuple[int, ...]]]  # chunks: (start, end, sentence indexes)
+    sentence_vectors: np.ndarray
+    chunk_vectors: np.ndarray
+    tokens: list[TokenVectors]  # each sentence's, or none where they are not kept
+
+
+def embed_documents(docs: list[tuple[Document, tuple]], encoder: Encoder, with_tokens: bool,
+                    progress: Progress | None = None) -> list[Embedded]:
+    """One pass of the encoder over the documents' sentences, then their chunks (each given
+    with its `(sentences, groups)` from `chunk_document`)."""
+    sentence_texts = [doc.text[s.start:s.end] for doc, (sents, _) in docs for s in sents]
+    chunk_texts = [doc.text[a:b] for doc, (_, groups) in docs for a, b, _ in groups]
+    total, done = len(sentence_texts) + len(chunk_texts), 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, total)
+
+    tick(0)
+    if with_tokens:
+        sent_vecs, tokens = encoder.encode_tokens(sentence_texts, tick)
+    else:
+        sent_vecs, tokens = encoder.encode(sentence_texts, tick), []
+    chunk_vecs = encoder.encode(chunk_texts, tick)
+    out, s_at, c_at = [], 0, 0
+    for doc, (sents, groups) in docs:
+        out.append(Embedded(doc, sents, groups, sent_vecs[s_at:s_at + len(sents)], chunk_vecs[c_at:c_at + len(groups)],
+                            tokens[s_at:s_at + len(sents)]))
+        s_at, c_at = s_at + len(sents), c_at + len(groups)
+    return out
+
+
+def prepare_document(config: Config, encoder: Encoder, source: str, progress: Progress | None = None,
+                     unwanted: Callable[[], bool] = lambda: False) -> Embedded:
+    """Read, chunk and embed one file of the corpus (`config` resolved) ahead of the build
+    that adds it (`build_index(prepared=...)`), which then only writes: a large upload is
+    embedded beside the builds that add small ones. Raises ValueError (or OSError) when
+    the file cannot be read or is over its budget."""
+    path = Path(config.corpus_dir) / source
+    raw = path.read_bytes()
+    rules = [re.compile(p, re.MULTILINE | re.IGNORECASE) for p in config.clean_patterns]
+    doc = read_document(path, Path(source).with_suffix("").as_posix(), source, rules, raw,
+                        file_hash(raw, path, config.clean_patterns), _limits(config), unwanted)
+    [embedded] = embed_documents([(doc, _chunked(doc, config, encoder))], encoder, True, progress)
+    return embedded
+
+
+def _assemble(docs: list[Document], embedded: dict[str, Embedded], old: Index | None, store_tokens: bool,
+              encoder: Encoder) -> tuple[list, list, list, list, list]:
+    """The index's rows in document order: the new documents' from `embedded`, the others'
+    carried over from the old index (its ids remapped)."""
+    old_sentences_of: dict[str, list[int]] = {}  # grouped once: per-document scans would be quadratic
+    old_chunks_of: dict[str, list[int]] = {}
+    for i, s in enumerate(old.sentences if old else ()):
+        old_sentences_of.setdefault(s.doc_id, []).append(i)
+    for i, c in enumerate(old.chunks if old else ()):
+        old_chunks_of.setdefault(c.doc_id, []).append(i)
+    old_chunk_vecs = old.chunk_vectors() if old else None
+    sentences, chunks, sent_rows, chunk_rows, token_rows = [], [], [], [], []
+    for doc in docs:
+        base = len(sentences)
+        if (e := embedded.get(doc.doc_id)) is not None:
+            sentences += e.sentences
+            sent_rows += list(e.sentence_vectors)
+            token_rows += e.tokens if store_tokens else []
+            chunks += [Chunk(doc.doc_id, a, b, tuple(base + i for i in ids)) for a, b, ids in e.groups]
+            chunk_rows += list(e.chunk_vectors)
+            continue
+        old_ids = old_sentences_of[doc.doc_id]  # unchanged: carry sentences, chunks and vectors over
+        remap = {sid: base + k for k, sid in enumerate(old_ids)}
+        sentences += [old.sentences[i] for i in old_ids]
+        sent_rows += [old.sentence_vectors[i] for i in old_ids]
+        if store_tokens and old.tokens is not None:
+            token_rows += [old.tokens.get(i) for i in old_ids]
+        elif store_tokens:  # the old index was too large to keep them
+            token_rows += encoder.encode_tokens([old.sentence_text(i) for i in old_ids])[1]
+        for ci in old_chunks_of[doc.doc_id]:
+            c = old.chunks[ci]
+            chunks.append(Chunk(c.doc_id, c.start, c.end, tuple(remap[i] for i in c.sentence_ids)))
+            chunk_rows.append(old_chunk_vecs[ci])
+    return sentences, chunks, sent_rows, chunk_rows, token_rows
+
+
 def _build_in_engine(config: Config, encoder: Encoder, progress: Progress | None, shard: tuple[int, int],
                      plan: _Plan) -> BuildReport:
     """The same build into a search engine (`qa.engine`): each new or changed document's rows
@@ -310,6 +377,7 @@ def _build_in_engine(config: Config, encoder: Encoder, progress: Progress | None
         enginewrite.drop_collections(client)  # built with another model, chunking or format: rebuilt
     enginewrite.create_collections(client, encoder.dim)
     read = _read(config, {}, plan)
+    pieces = _chunk_within_budget(read, list(read.documents), config, encoder, progress)  # the lexicon reads them all
     report = BuildReport(skipped=read.skipped, warnings=read.warnings)
     stored = enginewrite.stored_documents(client)
     _check_drops(stored, read, plan, config.corpus_dir)
@@ -317,7 +385,6 @@ def _build_in_engine(config: Config, encoder: Encoder, progress: Progress | None
     report.removed = sorted(d for d in set(stored) - {d.doc_id for d in read.documents} if in_shard(d, shard))
     report.embedded = [d.doc_id for d in fresh]
     report.reused = [d.doc_id for d in read.documents if stored.get(d.doc_id) == d.content_hash and in_shard(d.doc_id, shard)]
-    pieces = {d.doc_id: _chunked(d, config, encoder) for d in read.documents}  # the lexicon reads every sentence
     docs = read.documents
     lexicon = Lexicon([d.text[s.start:s.end] for d in docs for s in pieces[d.doc_id][0]], {d.doc_id: d.text for d in docs},
                       [d.doc_id for d in docs for _ in pieces[d.doc_id][0]])

@@ -15,7 +15,7 @@ from .config import Config
 from .documents import (UPLOADS, DocumentError, Upload, add_files, delete_files,
                         last_document, source_path, storage_error, tidy_uploads, unknown, write_whole)
 from .embed import Encoder
-from .index import build_index
+from .index import Embedded, build_index, prepare_document
 from .store import Store
 from .types import IndexBusyError, QAError
 
@@ -27,10 +27,18 @@ RETRY_SECONDS, RETRY_MAX_SECONDS = 2.0, 60.0  # a build that failed as a whole w
 FAILED_KEPT_SECONDS = 24 * 3600  # long enough to be seen by whoever added the file
 MAX_INTERRUPTED = 2  # builds a document may be in when the server dies, before it is set aside
 STOP_SECONDS = 30.0  # how long a stopping server waits for a build to let go
+# An upload larger than this is read and embedded on a lane of its own before it joins a
+# build, so that small files added after it are not kept waiting behind it.
+BIG_BYTES = 256 * 1024
 
 
 class Stopping(Exception):
     """Raised inside a build when the server stops: the build is abandoned before it writes."""
+
+
+class Superseded(Exception):
+    """Raised inside a build or a preparation whose job was removed (or added again)
+    meanwhile: it is abandoned at once and started over without it."""
 
 
 class Indexer:
@@ -48,7 +56,12 @@ class Indexer:
     build before it writes and journals its jobs as queued, so a restart costs nothing. A
     document that was being indexed when the process died (kill -9, a crash) is queued once
     more; after `MAX_INTERRUPTED` such deaths it is set aside, kept but not indexed, so a
-    file that kills the server is never retried in a loop."""
+    file that kills the server is never retried in a loop.
+
+    Two lanes: an upload over `BIG_BYTES` is read, chunked and embedded first on a thread
+    of its own (`qa.index.prepare_document`), left out of builds until then; smaller ones
+    and removals are built at once. DELETE of a job under way abandons its work within a
+    batch of the encoder."""
 
     def __init__(self, config: Config, encoder: Encoder, swap: Callable[[], None]):
         self.config, self.encoder, self.swap = config, encoder, swap
@@ -57,11 +70,15 @@ class Indexer:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._jobs: dict[str, dict] = self._recover()  # doc id -> {"doc_id", "source", "filename", "state", ...}
-        self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="indexer", daemon=True)
-        self._thread.start()
+        self._prepared: dict[str, Embedded] = {}  # source -> a large upload embedded ahead of its build
+        self._wake, self._prepare_wake = threading.Event(), threading.Event()
+        self._threads = [threading.Thread(target=self._run, name="indexer", daemon=True),
+                         threading.Thread(target=self._prepare_loop, name="preparer", daemon=True)]
+        for thread in self._threads:
+            thread.start()
         if any(j["state"] in {"queued", "removing"} for j in self._jobs.values()):
             self._wake.set()
+            self._prepare_wake.set()
 
     def _recover(self) -> dict[str, dict]:
         tidy_uploads(self._uploads)
@@ -123,6 +140,7 @@ class Indexer:
                     self._jobs[job["doc_id"]] = job
             added = [dict(job) for job in added]
         self._wake.set()
+        self._prepare_wake.set()
         return added
 
     def remove(self, doc_id: str, index: Store) -> dict:
@@ -171,10 +189,13 @@ class Indexer:
         whether the indexer let go within `timeout` seconds."""
         self._stopping.set()
         self._wake.set()
-        self._thread.join(timeout)
+        self._prepare_wake.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
         with self._lock:  # should the build not have let go, a restart still costs its files nothing
             self._requeue(list(self._jobs.values()))
-        return not self._thread.is_alive()
+        return not any(thread.is_alive() for thread in self._threads)
 
     def _leaving(self, source: str) -> bool:
         """Whether a build should leave the source out: being removed or set aside (or the
@@ -182,8 +203,20 @@ class Indexer:
         if self._stopping.is_set():
             return True
         with self._lock:
-            return any(j["source"] == source and (j["state"] == "removing" or j.get("set_aside"))
+            return any(j["source"] == source and (j["state"] == "removing" or j.get("set_aside") or self._unprepared(j))
                        for j in self._jobs.values())
+
+    def _unprepared(self, job: dict) -> bool:
+        """Whether the job is a large upload still to be embedded on its own lane (the caller
+        holds the lock)."""
+        if job["state"] not in PENDING or job["source"] in self._prepared:
+            return False
+        if "bytes" not in job:
+            try:
+                job["bytes"] = source_path(self.config.corpus_dir, job["source"]).stat().st_size
+            except (OSError, DocumentError):
+                job["bytes"] = 0
+        return job["bytes"] > BIG_BYTES
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -193,19 +226,22 @@ class Indexer:
                 if self._stopping.is_set():
                     return
                 tidy_uploads(self._uploads)
-                batch = [j for j in self._jobs.values() if j["state"] in {"queued", "indexing", "removing"}]
+                batch = [j for j in self._jobs.values()
+                         if j["state"] in {"queued", "indexing", "removing"} and not self._unprepared(j)]
                 for j in batch:
                     j["state"] = "indexing" if j["state"] == "queued" else j["state"]
                 self._save()
             if not batch:
                 continue
             try:
-                report = self._build()
+                report = self._build(batch)
                 self.swap()
-            except Stopping:
+            except (Stopping, Superseded) as exc:
                 with self._lock:
                     self._requeue(batch)
-                return
+                if isinstance(exc, Stopping):
+                    return
+                continue
             except Exception as exc:  # the server keeps serving the old index
                 self._wait(batch, exc)
                 continue
@@ -232,22 +268,26 @@ class Indexer:
             for j in current:
                 j.update(attempts=attempts, reason=f"waiting: {why} It is tried again every {delay:g} s.")
             self._requeue(current)
-        retry = threading.Timer(delay, self._wake.set)
+        retry = threading.Timer(delay, lambda: (self._wake.set(), self._prepare_wake.set()))
         retry.daemon = True
         retry.start()
 
-    def _build(self):
+    def _build(self, batch: list[dict]):
+        prepared = [self._prepared[j["source"]] for j in batch if j["source"] in self._prepared]
+
         def progress(done: int, total: int) -> None:
             if self._stopping.is_set():
                 raise Stopping
             with self._lock:
-                for j in self._jobs.values():
-                    if j["state"] == "indexing":
-                        j["progress"] = round(done / total, 3) if total else 1.0
+                if any(self._jobs.get(j["doc_id"]) is not j for j in batch):
+                    raise Superseded
+                for j in batch:
+                    if j["state"] == "indexing" and total and j["source"] not in self._prepared:
+                        j["progress"] = round(done / total, 3)
 
         while True:
             try:
-                return build_index(self.config, self.encoder, progress, leaving=self._leaving)
+                return build_index(self.config, self.encoder, progress, leaving=self._leaving, prepared=prepared)
             except IndexBusyError:  # a `qa ingest` is writing: wait for it
                 if self._stopping.wait(0.5):
                     raise Stopping from None
@@ -267,8 +307,56 @@ class Indexer:
                     except DocumentError as exc:  # still in the folder: the next build would read it again
                         job["reason"] = f"waiting: {exc}"
                         continue
+                self._prepared.pop(job["source"], None)
                 if job["source"] in failed:
                     job.update(state="failed", reason=failed[job["source"]], failed_at=time.time())
                 elif job["state"] in {"indexing", "removing"}:
                     del self._jobs[job["doc_id"]]
             self._save()
+
+    def _prepare_loop(self) -> None:
+        """The large uploads' lane: each read, chunked and embedded, smallest first, then
+        handed to the next build."""
+        while not self._stopping.is_set():
+            self._prepare_wake.wait()
+            self._prepare_wake.clear()
+            while (job := self._next_to_prepare()) is not None:
+                self._prepare(job)
+
+    def _next_to_prepare(self) -> dict | None:
+        with self._lock:
+            waiting = [j for j in self._jobs.values() if j["state"] == "queued" and self._unprepared(j)]
+            if self._stopping.is_set() or not waiting:
+                return None
+            job = min(waiting, key=lambda j: j["bytes"])
+            job["state"] = "indexing"
+            self._save()
+            return job
+
+    def _prepare(self, job: dict) -> None:
+        def current() -> bool:
+            return self._jobs.get(job["doc_id"]) is job and not self._stopping.is_set()
+
+        def progress(done: int, total: int) -> None:
+            if not current():
+                raise Superseded
+            if total:
+                job["progress"] = round(done / total, 3)
+
+        try:
+            embedded = prepare_document(self.config, self.encoder, job["source"], progress, lambda: not current())
+        except Superseded:
+            with self._lock:
+                self._requeue([job])  # replaced: the new job goes on; stopping: queued for the next start
+            return
+        except (OSError, ValueError) as exc:  # the file's own: unreadable, or over its budget
+            if current():
+                self._settle([job], {job["source"]: getattr(exc, "strerror", None) or str(exc)})
+            return
+        except Exception as exc:  # noqa: BLE001 - not the file's fault: it waits, saying why
+            self._wait([job], exc)
+            return
+        with self._lock:
+            if self._jobs.get(job["doc_id"]) is job:
+                self._prepared[job["source"]] = embedded
+        self._wake.set()

@@ -120,6 +120,9 @@ def read_document(path: Path, doc_id: str, rel: str, rules: list[re.Pattern], ra
             log.warning("%s: %s", rel, w)
 
     text = got.text
+    if limits and len(text) > limits.chars:
+        raise ValueError(f"it has {len(text):,} characters of text; the limit is {limits.chars:,} "
+                         "(max_document_chars): split it into smaller files")
     masked = _mask(text, rules, got.furniture)
     if not _unmasked_text(text, masked).strip():
         raise ValueError("no text left after cleaning")
