@@ -79,8 +79,11 @@ def check(upload: Upload, max_bytes: int) -> str:
     if suffix not in SUFFIXES:
         raise unsupported(f"{name}: files of this type cannot be read. Add {', '.join(sorted(SUFFIXES))} files.")
     if len(upload.data) > max_bytes:
-        raise DocumentError(f"{name} is {len(upload.data):,} bytes; the limit is {max_bytes:,} (max_upload_bytes).",
-                            413, "too_large")
+        # A server reads at most max_bytes + 1 bytes of a file: that many means it was cut
+        # there, and only "over the limit" is known; a whole file read (`qa add`) has its size.
+        size = (f"over {max_bytes:,} bytes" if len(upload.data) == max_bytes + 1
+                else f"{len(upload.data):,} bytes")
+        raise DocumentError(f"{name} is {size}; the limit is {max_bytes:,} (max_upload_bytes).", 413, "too_large")
     if not upload.data.strip():
         raise DocumentError(f"{name} is empty.")
     if suffix == ".pdf" and not upload.data.startswith(b"%PDF"):
@@ -88,10 +91,37 @@ def check(upload: Upload, max_bytes: int) -> str:
     if suffix == ".docx" and not zipfile.is_zipfile(io.BytesIO(upload.data)):
         raise unsupported(f"{name} is named .docx but is not a Word file.")
     if suffix not in {".pdf", ".docx"}:
+        # Named as text, but the bytes say otherwise: read as text, a PDF (which may be all
+        # ASCII) or a Word file would be indexed as its raw bytes.
+        stem = Path(name).stem
+        head = upload.data[:1024]
+        if head.startswith(b"%PDF-"):
+            raise unsupported(f"{name} is a PDF file (it starts with %PDF), not text. "
+                              f"Rename it {stem}.pdf and add it again.")
+        if head.startswith(b"PK\x03\x04"):
+            try:
+                with zipfile.ZipFile(io.BytesIO(upload.data)) as archive:
+                    word = "word/document.xml" in archive.namelist()
+            except (zipfile.BadZipFile, OSError, ValueError):
+                word = False
+            if word:
+                raise unsupported(f"{name} is a Word file (.docx), not text. "
+                                  f"Rename it {stem}.docx and add it again.")
+            raise unsupported(f"{name} is a zip archive, not text: unpack it and add the documents "
+                              "inside it.")
+        if head.startswith(b"\xd0\xcf\x11\xe0"):
+            raise unsupported(f"{name} is an old Office file (.doc, .xls or .ppt), not text. "
+                              "Save it as .docx or PDF and add that.")
         try:
-            upload.data.decode("utf-8-sig")
+            text = upload.data.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise unsupported(f"{name} is not UTF-8 text; re-save it as UTF-8.") from None
+            if upload.data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" not in head:
+                raise unsupported(f"{name} is not UTF-8 text; re-save it as UTF-8.") from None
+            text = "\x00"
+        if "\x00" in text:
+            raise unsupported(f"{name} is not text: it holds NUL bytes, so it is a binary file whatever its name "
+                              f"says (or text saved as UTF-16: re-save that as UTF-8). Rename a PDF or Word file "
+                              f"{stem}.pdf or {stem}.docx.")
     return suffix
 
 

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,7 +69,11 @@ def prepare(asked, history, lexicon: Lexicon, encoder: Encoder, config: Config,
     return question
 
 
-_INVISIBLE = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff]")
+# Characters that show nothing: besides spaces, control characters (NUL, escape, DEL, the
+# C1 block) and format characters (Unicode categories Cc and Cf: zero-width spaces and
+# joiners, direction marks, the byte order mark, soft hyphens), these fillers and selectors.
+_INVISIBLE = re.compile(r"[\u034f\u115f\u1160\u2800\u3164\uffa0\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+_UNSEEN_CATEGORIES = ("Cc", "Cf")
 
 
 # Not questions about the documents: a greeting or thanks, a question about the bot, or a
@@ -100,12 +105,21 @@ def help_reply(asked: str) -> str | None:
 
 
 def check_text(text, what: str, limit: int) -> str:
-    if not isinstance(text, str) or not _INVISIBLE.sub("", text).strip():
+    if not isinstance(text, str) or not text.strip():
         raise BadQuestion(f"The {what} is empty. Type a {what} in words.")
+    if not _visible(text):
+        raise BadQuestion(f"The {what} is empty: it holds only characters that show nothing (control characters "
+                          f"such as NUL, zero-width or other invisible ones). Type a {what} in words.")
     if len(text) > limit:
         raise BadQuestion(f"The {what} is {len(text)} characters long; the limit is {limit}. Shorten it.")
     _check_unicode(text, what)
     return text.strip()
+
+
+def _visible(text: str) -> bool:
+    """Whether any character of it shows (the first one usually does)."""
+    return any(not (c.isspace() or _INVISIBLE.match(c) or unicodedata.category(c) in _UNSEEN_CATEGORIES)
+               for c in text)
 
 
 def _check_unicode(text: str, what: str) -> None:

@@ -374,3 +374,67 @@ def test_a_corpus_the_server_cannot_write_gives_a_clear_error(client, small_conf
     assert reply.status_code == 500
     error = reply.get_json()["error"]
     assert error["code"] == "storage_error" and "may write there" in error["message"]
+
+
+# --- A file whose name and bytes disagree, and the size a cut-off read can honestly report (issue 41)
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+ASCII_PDF = (b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
+             b"2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")
+
+
+@pytest.mark.parametrize("name, data, words", [
+    ("notes.txt", ASCII_PDF, ["is a PDF file", "notes.pdf"]),
+    ("notes.md", ASCII_PDF, ["is a PDF file", "notes.pdf"]),
+    ("minutes.txt", "word", ["is a Word file", "minutes.docx"]),
+    ("page.html", _zip({"a.txt": b"one", "b.txt": b"two"}), ["is a zip archive", "unpack it"]),
+    ("photo.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(64), ["is not text", "binary"]),
+    ("data.md", b"abc\x00\x01\x02def" * 10, ["is not text", "binary"]),
+], ids=["pdf as txt", "pdf as md", "word as txt", "zip as html", "png as txt", "nul bytes as md"])
+def test_a_text_name_on_a_pdf_word_zip_or_binary_file_is_refused_with_what_it_is(tmp_path, name, data, words):
+    from qa.documents import DocumentError, Upload, check
+
+    if data == "word":
+        minutes_docx(tmp_path / "minutes.docx")
+        data = (tmp_path / "minutes.docx").read_bytes()
+    with pytest.raises(DocumentError) as refused:
+        check(Upload(name, data), 200_000)
+    assert refused.value.status == 415 and refused.value.code == "unsupported_file"
+    for word in words:
+        assert word in str(refused.value), str(refused.value)
+
+
+def test_a_pdf_uploaded_as_txt_is_refused_and_nothing_is_stored(client, small_config, pdf_bytes):
+    reply = upload(client, ("Annual review.txt", pdf_bytes))
+    assert reply.status_code == 415
+    message = reply.get_json()["error"]["message"]
+    assert "is a PDF file" in message and "Annual review.pdf" in message
+    assert not (Path(small_config.corpus_dir) / UPLOADS).exists()
+
+
+def test_text_that_merely_mentions_pdf_or_zip_is_still_text():
+    from qa.documents import Upload, check
+
+    assert check(Upload("notes.md", b"# PDF and PK files\n\nA %PDF header starts a PDF file."), 200_000) == ".md"
+    assert check(Upload("bom.txt", "\ufeffA UTF-8 file with a byte order mark.".encode("utf-8")), 200_000) == ".txt"
+
+
+def test_a_file_cut_off_at_the_limit_is_reported_as_over_the_limit_not_at_the_length_read(client):
+    from qa.documents import DocumentError, Upload, check
+
+    reply = upload(client, ("big.txt", b"a" * 300_000))  # the server reads at most 200,001 bytes
+    assert reply.status_code == 413
+    message = reply.get_json()["error"]["message"]
+    assert "over 200,000 bytes" in message and "200,001" not in message, message
+    with pytest.raises(DocumentError) as whole:  # `qa add` reads the whole file: its size is known
+        check(Upload("big.txt", b"a" * 250_000), 200_000)
+    assert "250,000 bytes" in str(whole.value) and whole.value.status == 413

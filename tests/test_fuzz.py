@@ -63,7 +63,12 @@ HOSTILE = {
     "long url": "http://example.org/" + "a/" * 300,
     "lone surrogate": "Who chairs \ud800 the partnership?",
     "zero width only": "\u200b\u200b\u200d",
+    "nul only": "\x00\x00\x00",
+    "control characters only": "\x01\x07\x1b\x7f\x85\x9b",
+    "controls, zero width and spaces": "\x00 \u200b\t\ufeff\x00\u2060",
 }
+# Nothing anyone could read: a 400 that says the question is empty, wherever it is the question.
+INVISIBLE = {"zero width only", "nul only", "control characters only", "controls, zero width and spaces"}
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +85,13 @@ def test_hostile_questions_get_an_answer_or_a_clear_400_on_every_route(client, n
              ("/v1/chat/completions", {"messages": [{"role": "user", "content": text}]}),
              ("/v1/chat/completions", {"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": "ok"},
                                                     {"role": "user", "content": "Who chairs it?"}]})]
-    for route, body in calls:
+    for n, (route, body) in enumerate(calls):
         r = client.post(route, data=json.dumps(body), content_type="application/json")
         assert r.status_code in (200, 400), (route, r.status_code, r.data[:300])
         assert r.is_json
         if r.status_code == 400:
             assert r.get_json()["error"]["message"]
-    expected = 400 if name in ("lone surrogate", "zero width only") else 200
+        if name in INVISIBLE and n in (0, 1, 3):  # the text is the question (or the query)
+            assert r.status_code == 400 and "is empty" in r.get_json()["error"]["message"], (route, r.data[:300])
+    expected = 400 if name == "lone surrogate" or name in INVISIBLE else 200
     assert client.post("/api/ask", data=json.dumps({"question": text}), content_type="application/json").status_code == expected
