@@ -76,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="with --squad: only that split's articles, indexed in two halves, plus off-corpus questions "
                         "(each half's answerable questions asked of the other half)")
     p.add_argument("--report", default="reports", help="folder for the JSON and Markdown reports (default reports/)")
+    p.add_argument("--baseline", metavar="FILE", help="compare each question with this committed baseline (e.g. "
+                   "evals/baselines/default.json), print what changed, exit 1 if a right answer turned wrong")
+    p.add_argument("--update-baseline", action="store_true", help="with --baseline: make this run the baseline")
+    p.add_argument("--why", default="", help="with --update-baseline: why the answers moved (kept in the file)")
 
     p = sub.add_parser("fit", help="fit the reader fusion and abstention model on SQuAD splits; report held out")
     p.add_argument("--squad", default="../shared/benchmarks/squad2-dev/dev-v2.0.json", help="the SQuAD 2.0 JSON file")
@@ -313,7 +317,25 @@ def cmd_eval(config: Config, args) -> int:
     json_path, md_path = ev.write_reports(name, metrics, results, args.report)
     print(ev.metrics_table(metrics))
     print(f"Reports: {json_path} and {md_path}")
-    return 0
+    return against_baseline(args, results) if args.baseline else 0
+
+
+def against_baseline(args, results) -> int:
+    """Print the run's diff with the baseline; 1 if a right answer turned wrong, unless
+    the run is made the new baseline (with a reason)."""
+    from pathlib import Path
+
+    from . import baseline
+
+    known = baseline.load(args.baseline) if Path(args.baseline).is_file() or not args.update_baseline else None
+    diff = baseline.compare(known, results) if known else None
+    if diff is not None:
+        print(baseline.render(diff, results, known))
+    if args.update_baseline:
+        baseline.write(args.baseline, args.eval_set, results, args.why, diff)
+        print(f"Wrote the baseline {args.baseline}")
+        return 0
+    return 1 if diff.turned_wrong else 0
 
 
 def cmd_fit(config: Config, args) -> int:

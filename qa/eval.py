@@ -44,6 +44,9 @@ class EvalItem:
     answerable: bool
     paragraph: tuple[int, int] | None = None  # SQuAD: the gold paragraph's span in its document
     off_corpus: bool = False  # asked of an index that does not hold its document: must abstain
+    dialogue: str = ""  # a conversation's turn: asked with the product's own earlier answers as history
+    kind: str = ""  # a turn's kind: first, pronoun, ellipsis, switch, unanswerable
+    type: str = ""  # what it asks for: fact, definition, count, list, yes_no, date, person
 
 
 @dataclass
@@ -66,24 +69,40 @@ class ItemResult:
     cited: list[str] = field(default_factory=list)
     off_corpus: bool = False
     assurance: str = "none"
+    kind: str = ""
+    type: str = ""
+    query: str = ""  # what was searched (a follow-up made standalone)
+
+    @property
+    def right(self) -> bool:
+        """Answered in the first sentence, or refused where there is no answer."""
+        return self.first_ok if self.answerable and not self.off_corpus else self.abstained
 
 
 def load_eval_set(path: str | Path) -> list[EvalItem]:
+    """A JSONL eval set: a line is a question ({id, question, answers, source, answerable}),
+    or a conversation ({id, turns: [{question, answers, source, answerable, kind, type}]}),
+    whose turns become items `<id>/<n>` asked in order, each with the earlier ones' answers."""
     items, seen = [], set()
     for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
             d = json.loads(line)
-            item = EvalItem(str(d["id"]), d["question"], list(d.get("answers", [])), d.get("source"), bool(d["answerable"]))
+            turns = [(f"{d['id']}/{k}", t, str(d["id"])) for k, t in enumerate(d["turns"], 1)] if "turns" in d \
+                else [(str(d["id"]), d, "")]
+            got = [EvalItem(i, t["question"], list(t.get("answers", [])), t.get("source"), bool(t["answerable"]),
+                            dialogue=dialogue, kind=t.get("kind", ""), type=t.get("type", "")) for i, t, dialogue in turns]
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{path}, line {n}: not an eval item ({exc}); need id, question, answers, source, answerable.") from None
-        if item.answerable and not item.answers:
-            raise ConfigError(f"{path}, line {n}: an answerable question needs at least one answer.")
-        if item.id in seen:
-            raise ConfigError(f"{path}, line {n}: the id {item.id!r} is used twice.")
-        seen.add(item.id)
-        items.append(item)
+            raise ConfigError(f"{path}, line {n}: not an eval item ({exc}); need id, question, answers, source, "
+                              "answerable (or id and turns of them).") from None
+        for item in got:
+            if item.answerable and not item.answers:
+                raise ConfigError(f"{path}, line {n}: an answerable question needs at least one answer.")
+            if item.id in seen:
+                raise ConfigError(f"{path}, line {n}: the id {item.id!r} is used twice.")
+            seen.add(item.id)
+        items += got
     return items
 
 
@@ -134,12 +153,17 @@ def phrase_scores(said: str, answers: list[str]) -> tuple[float, float]:
 
 def evaluate(qa: QA, items: list[EvalItem], progress: Callable[[int, int], None] | None = None,
              answers: list[Answer] | None = None) -> list[ItemResult]:
-    """Ask every item; `answers`, if given, collects the Answer objects (for `qa fit`)."""
-    results = []
+    """Ask every item (a conversation's turns with the product's own earlier answers as
+    history, as the chat page sends them); `answers`, if given, collects the Answer objects
+    (for `qa fit`)."""
+    results, said = [], {}  # dialogue -> its turns so far
     for item in items:
+        history = said.setdefault(item.dialogue, []) if item.dialogue else None
         started = time.perf_counter()
-        answer = qa.ask(item.question)
+        answer = qa.ask(item.question, history[-qa.config.max_history_turns:] if history else None)
         seconds = time.perf_counter() - started
+        if history is not None:
+            history.append({"question": item.question, "answer": answer.answer})
         results.append(_judge(item, answer, seconds))
         if answers is not None:
             answers.append(answer)
@@ -176,7 +200,7 @@ def _judge(item: EvalItem, answer: Answer, seconds: float) -> ItemResult:
         item.id, item.question, item.answerable, item.answers, item.source, answer.answer, answer.abstained,
         first_ok, any_ok, citation_ok, rank, answer.confidence, best_ok,
         len(" ".join(texts).split()), round(seconds, 4), [c.doc_id for c in answer.citations], item.off_corpus,
-        answer.assurance,
+        answer.assurance, item.kind, item.type, answer.query,
     )
 
 
@@ -232,7 +256,24 @@ def summarize(results: list[ItemResult], threshold: float) -> dict:
     right = np.array([r.answerable and r.best_ok for r in results], dtype=bool)
     metrics["expected_calibration_error"], metrics["reliability"] = reliability(confidence, right)
     metrics["threshold_sweep"] = sweep(results)
+    metrics |= by_kind(results)
     return metrics
+
+
+def by_kind(results: list[ItemResult]) -> dict:
+    """A conversation set's figures per turn kind and question type (right: the first
+    sentence answers, or an unanswerable turn is refused), and "sure but wrong": answers
+    labelled sure that are wrong, of all turns."""
+    if not any(r.kind for r in results):
+        return {}
+    out = {}
+    for field_name in ("kind", "type"):
+        for name in sorted({getattr(r, field_name) for r in results} - {""}):
+            part = [r for r in results if getattr(r, field_name) == name]
+            out[f"{field_name}_{name}"] = f"{sum(r.right for r in part)}/{len(part)} ({sum(r.right for r in part) / len(part):.1%})"
+    wrong_sure = [r for r in results if r.assurance == "sure" and not r.right]
+    out["sure_but_wrong"] = f"{len(wrong_sure)}/{len(results)} ({len(wrong_sure) / len(results):.1%})"
+    return out
 
 
 def sweep(results: list[ItemResult]) -> dict:

@@ -1,0 +1,83 @@
+"""No silent regressions: every visible eval set is asked of the default corpus and each
+question compared with its committed baseline (evals/baselines/). A question right in the
+baseline that turns wrong fails here, unless the same commit updates the baseline and says
+why (`qa eval --set SET --baseline FILE --update-baseline --why "..."`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from qa import baseline
+from qa.cli import main
+from qa.eval import evaluate, load_eval_set
+
+SETS = sorted(p.stem for p in (ROOT / "evals" / "baselines").glob("*.json"))
+
+
+def test_every_visible_eval_set_has_a_baseline():
+    sets = sorted(p.stem for p in (ROOT / "evals").glob("*.jsonl"))
+    assert sets and sets == SETS, f"eval sets without a baseline: {sorted(set(sets) - set(SETS))}"
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_no_right_answer_turns_wrong(qa, name):
+    known = baseline.load(ROOT / "evals" / "baselines" / f"{name}.json")
+    results = evaluate(qa, load_eval_set(ROOT / "evals" / f"{name}.jsonl"))
+    diff = baseline.compare(known, results)
+    assert not diff.turned_wrong and not diff.added and not diff.gone, (
+        f"{baseline.render(diff, results, known)}\nIf the change is meant, update the baseline in the same commit and "
+        f"say why: qa eval --set evals/{name}.jsonl --baseline evals/baselines/{name}.json --update-baseline --why \"...\"")
+
+
+def test_qa_eval_prints_the_diff_fails_on_a_turned_wrong_answer_and_updates_only_with_a_reason(tmp_path, capsys,
+                                                                                               corpus_config, qa):
+    items = [{"id": "a", "question": "How many founding partners does Liverpool Health Partners have?",
+              "answers": ["nine"], "source": "000_203956cee7abdc96", "answerable": True},
+             {"id": "b", "question": "What colour is the sky over Leeds?", "answers": [], "source": None,
+              "answerable": False}]
+    eval_set, file = tmp_path / "set.jsonl", tmp_path / "baseline.json"
+    eval_set.write_text("".join(json.dumps(i) + "\n" for i in items))
+    args = ["eval", "--set", str(eval_set), "--index", corpus_config.index_dir,
+            "--report", str(tmp_path / "reports"), "--baseline", str(file)]
+    assert main([*args, "--update-baseline", "--why", "first"]) == 0
+    assert main(args) == 0 and "No question changed" in capsys.readouterr().out
+    # A baseline that says "b" was answered, and "a" wrongly: "a" turned right, "b" is still right.
+    written = json.loads(file.read_text())
+    written["items"]["a"]["right"] = False
+    file.write_text(json.dumps(written))
+    assert main(args) == 0 and "1 turned right" in capsys.readouterr().out
+    # One that was right and is now wrong fails the run, and a new baseline needs a reason.
+    items[0]["answers"] = ["twelve"]
+    eval_set.write_text("".join(json.dumps(i) + "\n" for i in items))
+    written["items"]["a"]["right"] = True
+    file.write_text(json.dumps(written))
+    assert main(args) == 1
+    said = capsys.readouterr().out
+    assert "1 turned wrong" in said and "a: How many founding partners" in said and "was:" in said
+    assert main([*args, "--update-baseline"]) == 2 and "say why with --why" in capsys.readouterr().err
+    assert main([*args, "--update-baseline", "--why", "the gold answer was corrected"]) == 0
+    changes = json.loads(file.read_text())["changes"]
+    assert changes[-1]["why"] == "the gold answer was corrected" and changes[-1]["turned_wrong"] == ["a"]
+
+
+def test_a_conversation_is_asked_turn_by_turn_with_the_products_own_answers(qa, tmp_path):
+    dialogue = {"id": "c", "turns": [
+        {"question": "Who is the LAHP chair elect?", "kind": "first", "type": "person", "answerable": True,
+         "answers": ["Phil Wood"], "source": "004_ce580bb8f3b02914"},
+        {"question": "Which trust does he lead?", "kind": "pronoun", "type": "fact", "answerable": True,
+         "answers": ["Leeds Teaching Hospitals"], "source": "004_ce580bb8f3b02914"}]}
+    path = tmp_path / "conversations.jsonl"
+    path.write_text(json.dumps(dialogue) + "\n")
+    items = load_eval_set(path)
+    assert [i.id for i in items] == ["c/1", "c/2"] and items[1].dialogue == "c" and items[1].kind == "pronoun"
+    first, second = evaluate(qa, items)
+    # The follow-up was asked with the first answer as history: its query names the person.
+    assert "Phil Wood" in second.query and "Phil Wood" not in second.question
+    from qa.eval import by_kind
+
+    figures = by_kind([first, second])
+    assert figures["kind_pronoun"].startswith(f"{int(second.right)}/1") and "sure_but_wrong" in figures
