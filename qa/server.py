@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from .answer import render_text
 from .config import Config, shipped
 from .documents import Upload
+from .examples import Examples
 from .front import bearer_matches
 from .indexer import Indexer
 from .ingest import SUFFIXES
@@ -90,6 +91,7 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
     config = with_corpus(config)
     live = LiveQA(qa or QA.load(config), config.index_check_seconds)
     indexer = Indexer(config, live.current.encoder, live.reload)
+    examples = Examples(live)
     app = Flask(__name__, static_folder=None)
     app.extensions["qa.indexer"] = indexer
     # "/api/documents//etc/passwd" must be a 404 for that id, not a redirect to a tidied path.
@@ -167,6 +169,10 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
         body = json_body(("query", "k"))
         return jsonify({"query": body.get("query"),
                         "passages": [p.to_dict() for p in live.get().search(body.get("query"), body.get("k", 5))]})
+
+    @app.get("/api/examples")
+    def example_questions():
+        return jsonify({"examples": examples.get()})
 
     @app.get("/api/documents")
     def documents():

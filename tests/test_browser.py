@@ -539,3 +539,23 @@ def test_a_document_is_never_shown_by_an_internal_name(browser, upload_server, t
     assert "123456789abcdef" not in shown, shown
     expect(page.locator("#doc-list li", has_text="Otter count")).to_have_count(1)
     context.close()
+
+
+def test_the_example_questions_are_the_servers_and_hidden_when_it_has_none(browser, live_server):
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"{live_server}/api/examples") as reply:
+        offered = json.load(reply)["examples"]
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(live_server)
+    expect(page.locator("button.example")).to_have_count(len(offered))
+    assert page.locator("button.example").all_inner_texts() == offered
+    page.close()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.route("**/api/examples", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                               body='{"examples": []}'))
+    page.goto(live_server)
+    page.wait_for_load_state("networkidle")
+    expect(page.locator("#examples")).to_be_hidden()
+    page.close()

@@ -332,15 +332,30 @@ input.addEventListener("keydown", (event) => {
     if (!send.disabled) ask(input.value);
   }
 });
-document.querySelectorAll("button.example").forEach((button) => {
-  button.addEventListener("click", () => ask(button.textContent));
-});
+// The examples come from the server, made from the documents it serves and answered
+// surely there: a page over someone else's documents never offers questions it refuses.
+const examples = [];
+async function loadExamples() {
+  try {
+    const reply = await fetch("/api/examples");
+    if (!reply.ok) return;
+    examples.splice(0, examples.length, ...(await reply.json()).examples);
+  } catch {
+    return; // no examples is a page that still works
+  }
+  $("example-list").replaceChildren(...examples.map((question) => {
+    const button = el("button", { type: "button", class: "example" }, question);
+    button.addEventListener("click", () => ask(question));
+    return el("li", {}, button);
+  }));
+  $("examples").hidden = !examples.length || log.children.length > 0;
+}
 $("clear").addEventListener("click", () => {
   history.length = 0;
   kept.length = 0;
   sessionStorage.removeItem(CHAT_KEY);
   log.replaceChildren();
-  $("examples").hidden = false;
+  $("examples").hidden = !examples.length;
   input.focus();
 });
 $("viewer-close").addEventListener("click", closeSource);
@@ -567,5 +582,5 @@ for (const turn of kept) {
   addMessage(renderAnswer(turn.answer));
   history.push({ question: turn.question, answer: turn.answer.answer });
 }
-if (kept.length) $("examples").hidden = true;
+loadExamples();
 loadDocuments();
