@@ -50,6 +50,11 @@ class QA:
         return cls(config, encoder, store, reader or load_reader(config), model)
 
     def prepare(self, question: str, history: list[dict] | None = None, watch: Stopwatch | None = None) -> Question:
+        """The question as it is searched first (see `readings` for a follow-up's second reading)."""
+        return self.readings(question, history, watch)[0]
+
+    def readings(self, question: str, history: list[dict] | None = None,
+                 watch: Stopwatch | None = None) -> list[Question]:
         return prepare(question, history, self.lexicon, self.encoder, self.config, watch)
 
     def ask(self, question: str, history: list[dict] | None = None, top_k: int | None = None) -> Answer:
@@ -59,12 +64,18 @@ class QA:
         if (reply := help_reply(asked)) is not None:  # nothing to search: `query` stays empty
             check_history(history, self.config.max_history_turns)
             return Answer(asked, "", True, 0.0, [], [], "", reply, index_version=self.index_version)
-        q = self.prepare(question, history, watch)
+        # A follow-up that may or may not lean on the conversation is read both ways, and the
+        # answer the reader is surer of is kept: its query says which reading that was.
+        answers = [self._answer(q, k, watch) for q in self.readings(question, history, watch)]
+        answer = max(answers, key=lambda a: a.confidence)
+        answer.timings, answer.index_version = watch.ms, self.index_version
+        return answer
+
+    def _answer(self, q: Question, k: int, watch: Stopwatch) -> Answer:
         passages = self.retriever.search(q.query, q.vector, max(k, self.config.read_passages))
         watch.lap("search")
         answer = self.answerer.compose(q, passages, k, watch)
         watch.lap("compose")
-        answer.timings, answer.index_version = watch.ms, self.index_version
         return answer
 
     @property

@@ -7,8 +7,9 @@
    spelled as the corpus does, a question typed in lower case given the corpus's
    capitals for its names, and an end mark (the scorer was fitted on questions that end
    in "?", and MiniLM reads the mark);
-3. make it standalone: a follow-up borrows the subject of the turn before, or the person
-   a "who" answer named ("What did she say?");
+3. make it standalone (`qa.followup`): a follow-up that points back borrows the
+   conversation's subject, or the person an answer named ("What did she say?"); one that
+   may or may not lean on it is read both ways;
 4. embed it once: its vector and its token vectors come from one forward pass;
 5. work out its facts: its terms, the kind of value it asks for, what it
    names and where, the question with those names replaced by "it" (for the reader), and
@@ -25,7 +26,8 @@ import numpy as np
 
 from .config import Config
 from .embed import Encoder, TokenVectors
-from .text import STOPWORDS, Lexicon, match_text, named_spans, named_things, unframed
+from .followup import resolve
+from .text import STOPWORDS, Lexicon, match_text, named_spans, unframed
 from .types import BadQuestion, Stopwatch
 
 
@@ -46,27 +48,34 @@ class Question:
 
 
 def prepare(asked, history, lexicon: Lexicon, encoder: Encoder, config: Config,
-            watch: Stopwatch | None = None) -> Question:
+            watch: Stopwatch | None = None) -> list[Question]:
+    """The question as it is to be read: one `Question`, or two where it follows others and
+    may or may not lean on them (`qa.followup.resolve`), to be read both ways."""
     watch = watch or Stopwatch()
     asked = check_text(asked, "question", config.max_question_chars)
     history = check_history(history, config.max_history_turns)
-    query = standalone_query(plain(asked, lexicon), [{**turn, "question": plain(turn["question"], lexicon)}
-                                                     for turn in history])
+    resolution = resolve(plain(asked, lexicon), [{**turn, "question": plain(turn["question"], lexicon)}
+                                                for turn in history])
+    queries = [resolution.query, *([resolution.alternative] if resolution.alternative else [])]
     watch.lap("prepare")
-    vectors, (tokens,) = encoder.encode_tokens([query])
+    vectors, tokens = encoder.encode_tokens(queries)  # both readings in one forward pass
     watch.lap("embed")
+    questions = [_facts(asked, query, vector, toks, lexicon) for query, vector, toks in zip(queries, vectors, tokens)]
+    watch.lap("prepare")
+    return questions
+
+
+def _facts(asked: str, query: str, vector: np.ndarray, tokens: TokenVectors, lexicon: Lexicon) -> Question:
     q_terms = lexicon.query_terms(query)
     named = [(span, frozenset(lexicon.query_terms(query[span[0]:span[1]]))) for span in named_spans(query)]
     named = [(span, ts) for span, ts in named if ts]
-    question = Question(
-        asked=asked, query=query, vector=vectors[0], tokens=tokens, text=match_text(query),
+    return Question(
+        asked=asked, query=query, vector=vector, tokens=tokens, text=match_text(query),
         terms=frozenset(q_terms), weight=sum(lexicon.weight(t) for t in q_terms) or 1.0,
         kind=question_kind(query), yes_no=asks_yes_or_no(query),
         names=tuple(ts for _, ts in named), name_spans=tuple(span for span, _ in named),
         counted=_counted(query, tokens),
     )
-    watch.lap("prepare")
-    return question
 
 
 # Characters that show nothing: besides spaces, control characters (NUL, escape, DEL, the
@@ -150,44 +159,6 @@ def plain(question: str, lexicon: Lexicon) -> str:
     names, an end mark."""
     question = lexicon.respell(unframed(question))
     return question if question.rstrip()[-1:] in ("?", ".", "!") else question.rstrip() + "?"
-
-
-# Words that point back to something said earlier in the conversation.
-_PERSONAL = re.compile(r"\b(?:he|she|his|her|hers|him)\b", re.I)
-_WHO = re.compile(r"\s*who(?:m|se)?\b", re.I)
-_ANAPHORA = re.compile(r"\b(?:it|its|it's|they|their|them|theirs|this|that|these|those|he|she|his|her|him|there|the same)\b", re.I)
-
-
-def standalone_query(question: str, history: list[dict] | None = None) -> str:
-    """The question made searchable on its own: a follow-up that says "its" or names no
-    subject borrows the subject of the previous question it follows; one that says
-    "she" or "his" after a "who" question borrows the person its answer named first
-    ("Who is the partnership director?" "Kate Lodge, …" "What did she say?")."""
-    if not history:
-        return question
-    subject = person = ""
-    for turn in history:  # resolve each earlier turn in order, so follow-ups of follow-ups chain
-        asked = _resolve(turn.get("question", ""), subject)
-        subject = _subject(asked) or subject
-        if _WHO.match(asked):
-            person = next(iter(named_things(turn.get("answer", ""))), person)
-    return _resolve(question, subject, person)
-
-
-def _resolve(question: str, subject: str, person: str = "") -> str:
-    if person and _PERSONAL.search(question) and person.lower() not in question.lower():
-        return f"{question} ({person})"
-    if not subject or subject.lower() in question.lower():
-        return question
-    if _ANAPHORA.search(question) or not _subject(question):
-        return f"{question} ({subject})"
-    return question
-
-
-def _subject(question: str) -> str:
-    """The named things a question is about, kept apart by commas so that they never
-    read as one longer name."""
-    return ", ".join(named_things(question))
 
 
 # The kinds of value a question may ask for; see `question_kind`.

@@ -554,11 +554,11 @@ def test_she_after_a_who_question_is_the_person_its_answer_named(qa, who, then):
 
 
 def test_borrowed_subjects_stay_separate_names():
-    from qa.question import standalone_query
+    from qa.followup import resolve
 
     history = [{"question": "What did the University of Leicester agree with Leicestershire Partnership Trust?", "answer": ""}]
     # Run together, the two would read as one name that no document gives, and the bot would abstain.
-    assert standalone_query("What did it say?", history) == (
+    assert resolve("What did it say?", history).query == (
         "What did it say? (University of Leicester, Leicestershire Partnership Trust)")
 
 

@@ -1,0 +1,121 @@
+"""Follow-up questions: what a question asked after others is about, decided rather than
+always borrowed.
+
+`resolve` reads the question against the conversation so far (each turn's question and
+the product's own answer) and says what to search:
+
+* a question that names its own subject, with no word pointing back, is searched as typed
+  ("Who chairs Liverpool Health Partners?" after talk of Leeds);
+* "he", "she", "his", "her" point at the person the latest answer named ("Professor Phil
+  Wood, … said" after "Who said …?"), not at an organisation that answer also names;
+* "it", "its", "they", "this" … point at the subject of the conversation: the things the
+  latest question that named any named;
+* "And in Leeds?", "What about Leicester?": the previous question asked again of the new
+  subject;
+* a question that names nothing and points at nothing ("Who is the chair elect?") may
+  lean on the conversation or stand alone: both readings are offered, and the answer the
+  reader is surer of is kept (`qa.pipeline.QA.ask`).
+
+The query returned is what is searched and shown ("… (Leeds Academic Health Partnership)").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .text import is_common_word, named_spans
+
+_PERSONAL = re.compile(r"\b(?:he|she|his|her|hers|him|himself|herself)\b", re.I)
+_POINTING = re.compile(r"\b(?:it|its|it's|they|their|them|theirs|this|that|these|those|there|the same)\b", re.I)
+# "And in Leeds?", "What about the University of Leicester?": a few words, no verb.
+_ELLIPSIS = re.compile(r"^\W*(?:and|what about|how about|and what about|what of)\b\s*"
+                       r"((?:(?!(?:is|are|was|were|do|does|did|has|have|had|can|will|would|what|who|whom|whose|how|"
+                       r"when|where|which|why)\b)[\w'’&.-]+\s*){1,5}?)\W*$", re.I)
+_TITLES = {"sir", "dame", "professor", "prof", "dr", "mr", "mrs", "ms", "miss", "councillor", "cllr", "lord", "lady",
+           "baroness", "mayor", "rev", "reverend"}
+# Words that make a name an organisation's or a place's, not a person's.
+_BODIES = {"university", "universities", "trust", "trusts", "partnership", "partnerships", "partners", "council",
+           "nhs", "hospital", "hospitals", "health", "care", "network", "board", "fund", "zone", "college", "school",
+           "group", "institute", "foundation", "authority", "agency", "police", "service", "services", "centre",
+           "center", "system", "committee", "alliance", "company", "ltd", "plc", "city", "county", "region",
+           "department", "ministry", "government", "office", "association", "society", "club", "commission",
+           "innovation", "programme", "leeds", "liverpool", "england", "uk"}
+
+
+@dataclass(frozen=True)
+class Resolution:
+    query: str  # what to search first
+    alternative: str | None = None  # a second reading, where it is unsure which one is meant
+
+
+def resolve(question: str, history: list[dict] | None) -> Resolution:
+    if not history:
+        return Resolution(question)
+    previous, subject, person = _walk(history)
+    if ellipsis := _ELLIPSIS.match(question):  # the last question asked again of what it names, or of this
+        said = ellipsis.group(1)
+        new = [re.sub(r"^.*?\b(the\s+)?(?=" + re.escape(n) + ")", r"\1", said, flags=re.I) if n in said else n
+               for n in names(said)][:1]  # "the Leeds Academic Health Partnership", its article kept
+        return Resolution(_asked_of(previous, new), f"{question} ({subject})" if subject else None) if new \
+            else Resolution(f"{question} ({subject})" if subject else question)
+    if _PERSONAL.search(question) and person and person.lower() not in question.lower():
+        return Resolution(f"{question} ({person})")
+    if _POINTING.search(question) and subject and not _mentions(question, subject):
+        return Resolution(f"{question} ({subject})")
+    if names(question) or not subject or _mentions(question, subject):
+        return Resolution(question)
+    return Resolution(question, f"{question} ({subject})")
+
+
+def names(text: str) -> list[str]:
+    """The capitalised names a question uses, bar a first word that is an ordinary word
+    capitalised only because it opens the sentence ("Since", "Where")."""
+    out = []
+    for a, b in named_spans(text):
+        name = text[a:b]
+        if a == len(text) - len(text.lstrip()) and " " not in name and is_common_word(name.lower()):
+            continue
+        out.append(name)
+    return out
+
+
+def person_in(answer: str) -> str:
+    """The person an answer names first: a name led by a title ("Professor Phil Wood"), or
+    else one of two or three words none of which is an organisation's or a place's."""
+    found = names(answer)
+    titled = [n for n in found if n.split()[0].lower().rstrip(".") in _TITLES]
+    plain = [n for n in found if 2 <= len(n.split()) <= 3 and not {w.lower() for w in n.split()} & (_BODIES | _TITLES)]
+    return (titled or plain or [""])[0]
+
+
+def _walk(history: list[dict]) -> tuple[str, str, str]:
+    """The latest turn's question as it was resolved, the conversation's subject (what the
+    latest question that named anything named, bar the person it asked about) and the
+    person the latest answer naming one named. Each turn is resolved in order, so follow-ups of follow-ups
+    chain."""
+    previous = subject = person = ""
+    for turn in history:
+        asked = turn.get("question", "")
+        if _PERSONAL.search(asked) and person and person.lower() not in asked.lower():
+            asked = f"{asked} ({person})"
+        elif subject and not names(asked) and not _mentions(asked, subject):
+            asked = f"{asked} ({subject})"
+        previous = asked
+        subject = ", ".join(n for n in names(asked) if n != person) or subject
+        person = person_in(turn.get("answer", "")) or person
+    return previous, subject, person
+
+
+def _asked_of(previous: str, new: list[str]) -> str:
+    """The previous question asked of the new subject: its names replaced, or the new one
+    added where it named none."""
+    said = names(previous)
+    if not said:
+        return f"{previous.split(' (')[0]} ({', '.join(new)})"
+    named = re.search(r"\b(?:the\s+)?" + re.escape(said[0]), previous, re.I).group()  # with its article
+    return previous.replace(named, new[0], 1).split(" (")[0]
+
+
+def _mentions(question: str, subject: str) -> bool:
+    return any(part.strip().lower() in question.lower() for part in subject.split(","))
