@@ -363,7 +363,8 @@ def render_text(answer: Answer, ids: bool = True) -> str:
     its title, date and page, and with `ids` (the command line) where it is exactly."""
     if answer.abstained:
         return answer.message
-    lines = [answer.answer, *([f"(The list in the source has {answer.more_items} more items.)"] if answer.more_items else []), ""]
+    lines = [answer.doubt, answer.answer,
+             *([f"(The list in the source has {answer.more_items} more items.)"] if answer.more_items else []), ""]
     for c in answer.citations:
         where = [c.date or "", f"p. {c.page}" if c.page else ""]
         exact = f" ({c.doc_id}, characters {c.start}-{c.end})" if ids else ""

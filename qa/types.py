@@ -195,13 +195,26 @@ class Answer:
     # source shows them all).
     more_items: int = 0
 
+    @property
+    def doubt(self) -> str:
+        """How far to trust it, in the words every face of the product shows (the page,
+        `qa ask`, the OpenAI reply, MCP). Empty when abstaining: the message says so."""
+        return "" if self.abstained else DOUBT.get(self.assurance, "")
+
     def to_dict(self) -> dict:
         """The answer object the CLI and API return."""
         # Internals are emptied first: asdict would deep-copy the passages and the arrays.
         d = asdict(replace(self, passages=[], reading=None))
         for internal in ("passages", "lead_text", "reading", "timings"):
             d.pop(internal)
+        d["doubt"] = self.doubt
         return d
+
+
+# Words, not a percentage: `confidence` is the probability the first sentence is right on
+# SQuAD, where "sure" starts at 0.38; "sure (38%)" would read as a contradiction.
+DOUBT = {"sure": "Sure: the documents say so in the quoted words.",
+         "possible": "This may answer it (the closest match, not a sure one):"}
 
 
 class Stopwatch:

@@ -559,3 +559,11 @@ def test_the_example_questions_are_the_servers_and_hidden_when_it_has_none(brows
     page.wait_for_load_state("networkidle")
     expect(page.locator("#examples")).to_be_hidden()
     page.close()
+
+
+def test_a_sure_answer_says_so_in_the_servers_words_with_no_bare_percentage(page):
+    from qa.types import DOUBT
+
+    sure = ask(page, "How many founding partners does Liverpool Health Partners have?")
+    expect(sure.locator(".confidence")).to_have_text(DOUBT["sure"])
+    assert "%" not in sure.inner_text()

@@ -68,6 +68,9 @@ def test_a_question_is_answered_with_citations_that_slice_the_stored_text(sessio
         assert citation["title"]
     span = answer["sentences"][0]["answer_span"]
     assert stored[span[0]:span[1]] == "nine"
+    from qa.types import DOUBT
+
+    assert answer["doubt"] == DOUBT[answer["assurance"]]  # the band in the words every face shows
 
 
 def test_a_follow_up_reads_the_history_and_an_unanswerable_question_is_refused(session):

@@ -129,12 +129,13 @@ function renderAnswer(answer) {
     byDoc.get(c.doc_id).append(el("li", {}, citationLink(c), " ",
       ...(c.page ? [el("span", { class: "page" }, `p. ${c.page}`), " "] : []), el("span", { class: "snippet" }, snippet)));
   }
-  // A "possible" answer is one the reader doubts: said before the quote, not after it.
+  // The doubt in the server's words, the same as `qa ask`, the OpenAI reply and MCP say
+  // it: a "possible" answer's before the quote, a sure one's after it.
   const possible = answer.assurance === "possible";
   const node = el("li", { class: possible ? "msg bot answer possible" : "msg bot answer" },
-    ...(possible ? [el("p", { class: "label" }, "This may answer it (the closest match, not a sure one):")] : []),
+    ...(possible ? [el("p", { class: "label" }, answer.doubt)] : []),
     text, sources,
-    el("p", { class: "confidence" }, `Confidence ${Math.round(answer.confidence * 100)}%`));
+    ...(possible ? [] : [el("p", { class: "confidence" }, answer.doubt)]));
   if (answer.query && answer.query !== answer.question) {
     node.insertBefore(el("p", { class: "searched" }, `Searched for: ${answer.query}`), sources);
   }
