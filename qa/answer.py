@@ -251,7 +251,7 @@ class Answerer:
         rows = np.array([c.row for c in top], dtype=np.float32).reshape(len(top), len(SENTENCE_FEATURES))
         texts = [self._reader_text(sid) for sid in sids]
         watch.lap("compose")
-        logits, spans = self.reader.read(q.query, texts)
+        logits, spans = self.reader.read(q.read_as, texts)
         if q.yes_no:
             spans = [None] * len(texts)
         watch.lap("read")

@@ -34,7 +34,8 @@ from .types import BadQuestion, Stopwatch
 @dataclass(frozen=True)
 class Question:
     asked: str  # as typed, trimmed
-    query: str  # plain and standalone: what is searched and read
+    query: str  # plain and standalone: what is searched and shown
+    read_as: str  # the query as the reader reads it: defined names in both forms (`Lexicon.spelled_out`)
     vector: np.ndarray  # L2-normalised
     tokens: TokenVectors
     text: str  # the query normalised for matching
@@ -70,7 +71,7 @@ def _facts(asked: str, query: str, vector: np.ndarray, tokens: TokenVectors, lex
     named = [(span, frozenset(lexicon.query_terms(query[span[0]:span[1]]))) for span in named_spans(query)]
     named = [(span, ts) for span, ts in named if ts]
     return Question(
-        asked=asked, query=query, vector=vector, tokens=tokens, text=match_text(query),
+        asked=asked, query=query, read_as=lexicon.spelled_out(query), vector=vector, tokens=tokens, text=match_text(query),
         terms=frozenset(q_terms), weight=sum(lexicon.weight(t) for t in q_terms) or 1.0,
         kind=question_kind(query), yes_no=asks_yes_or_no(query),
         names=tuple(ts for _, ts in named), name_spans=tuple(span for span, _ in named),

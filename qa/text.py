@@ -136,8 +136,10 @@ class Lexicon:
     def __init__(self, sentence_texts: list[str], documents: dict[str, str] | list[str], sentence_docs: list[str] = ()):
         documents = documents if isinstance(documents, dict) else {str(n): t for n, t in enumerate(documents)}
         acronyms: dict[str, tuple[str, ...]] = {}
+        defined: dict[str, str] = {}  # as written: "LAHP" -> "Leeds Academic Health Partnership"
         for text in documents.values():
             for acronym, long_form in find_acronyms(text).items():
+                defined.setdefault(acronym, long_form)
                 short = terms(acronym)
                 if short:  # "United States (US)": "us" is a stop word, no term to expand
                     acronyms.setdefault(short[0], tuple(terms(long_form)))
@@ -156,7 +158,7 @@ class Lexicon:
             for t in ts:
                 term_docs.setdefault(t, set()).add(doc_id)
         cased, names = _name_casing(sentence_texts)
-        self._load({"sentences": len(sentence_terms), "df": dict(df), "acronyms": acronyms,
+        self._load({"sentences": len(sentence_terms), "df": dict(df), "acronyms": acronyms, "defined": defined,
                     "uses": dict(Counter(w for ws in sentence_words for w in ws)),
                     "cased": cased, "names": [[list(k), list(v)] for by in names.values() for k, v in by.items()]},
                    lambda t: term_docs.get(t, ()), lambda d: doc_terms.get(d, set()))
@@ -189,6 +191,7 @@ class Lexicon:
         for w in sorted(self._words | STOPWORDS):  # "itsellf" is "itself", and the model should read it so
             self._by_initial.setdefault(w[0], []).append(w)
         self._cased = stats["cased"]
+        self.defined: dict[str, str] = stats.get("defined", {})  # an index made before these were kept has none
         self._names: dict[str, dict[tuple[str, ...], tuple[str, ...]]] = {}
         for key, cased in sorted(stats["names"], key=lambda kv: -len(kv[0])):  # longest first
             self._names.setdefault(key[0], {})[tuple(key)] = tuple(cased)
@@ -198,6 +201,19 @@ class Lexicon:
     def _said(self, text: str) -> frozenset[str]:
         """The terms of a sentence, as the IDF counts them."""
         return frozenset(self.canonical(set(_stemmer().stemWords(words(text)))))
+
+    def spelled_out(self, question: str) -> str:
+        """The question with each name the corpus defines given in both forms, as the reader
+        reads it: "… of the Leeds Academic Health Partnership (LAHP)?" reads a sentence that
+        says "LAHP chair elect" as about the same thing as one that spells it out."""
+        for acronym, long_form in self.defined.items():
+            short = re.search(rf"\b{re.escape(acronym)}(?:['’]s)?\b", question)
+            long = re.search(rf"\b{re.escape(long_form)}\b", question, re.I)
+            if long and not short:
+                question = f"{question[:long.end()]} ({acronym}){question[long.end():]}"
+            elif short and not long:
+                question = f"{question[:short.end()]} ({long_form}){question[short.end():]}"
+        return question
 
     def names_in(self, name: set[str], doc_id: str) -> bool:
         """Whether the document (by id) holds every term of a name."""
