@@ -119,6 +119,23 @@ class Config:
     # stopping, so a balancer sends no more) before it exits: a balancer's check interval
     # plus the longest question.
     drain_seconds: float = 2.0
+    # Slow clients (qa.front, docs/reliability.md). A request's line and headers must be in
+    # within header_timeout s of its first byte (of the connection's opening, for its first
+    # request); its body within body_timeout s of the headers, plus a second for every
+    # min_body_rate bytes that came. Past either the connection is closed.
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+    min_body_rate: int = 1024  # bytes a second
+    # Open connections at most; at the limit the oldest one not being answered (idle, or still
+    # sending its request) is closed to make room for a new one, so they never lock anyone out.
+    max_connections: int = 1000
+    # The same, per client address (0: no cap of its own): one address cannot take the room
+    # of the others. Behind a proxy every client has the proxy's address.
+    max_connections_per_client: int = 100
+    # After a refusal from the headers (413, 401) the rest of the body is read and thrown away
+    # for this long (and up to 1 GiB), so that a client that sends its whole body before it
+    # reads the reply reads the refusal, not a reset.
+    linger_seconds: float = 10.0
     # Adding and removing documents over HTTP needs this token (Authorization: Bearer ...);
     # empty, the API and the page cannot change the corpus.
     api_token: str = ""
