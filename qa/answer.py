@@ -201,8 +201,17 @@ class Answerer:
                 break
             if can[sid] and not self._repeats(sid, chosen, q):
                 chosen.append(sid)
+        # A list item that answers alone is shown with the line that introduces its list after
+        # it ("Merseyside Police", then "Our partners"): the item answers, the line says of what.
+        lead, context = self.index.sentence(order[0]), None
+        intro = self.lead_in(order[0]) if lead.item else None
+        if intro is not None and intro not in chosen and not any(self.lead_in(s) == intro for s in chosen[1:]):
+            chosen.insert(1, context := intro)
         shown, more = [], 0
         for sid in chosen:
+            if sid == context:
+                shown.append(sid)
+                continue
             items = self.list_items(sid)
             # A list's introduction after one of its items, already quoted, would only interrupt it.
             lead_in = [] if set(items) & set(shown) else [sid, sid + 1 if self.index.sentence(sid).colon else None]
@@ -224,8 +233,8 @@ class Answerer:
             # finds an answer in it at all.
             span = spans.get(sid)
             named = span if sid == order[0] or (span is not None and span.score > 0) else None
-            sentences.append(AnswerSentence(text, n, self._in_document(sid, named)))
-        answer = " ".join(f"{s.text} [{s.citation}]" for s in sentences)
+            sentences.append(AnswerSentence(text, n, self._in_document(sid, named), s.item))
+        answer = answer_text(sentences)
         return Answer(q.asked, answer, False, confidence, sentences, citations, q.query, "", passages, lead_text, reading,
                       assurance="sure" if confidence >= self.sure else "possible", more_items=more)
 
@@ -356,6 +365,17 @@ def has_value(kind: str, text: str, question: str) -> bool:
     if kind == "date":
         return any(_new(m, asked) for m in _DATE.finditer(text))
     return bool(_CONTACT.search(text))
+
+
+def answer_text(sentences: list[AnswerSentence]) -> str:
+    """The quoted sentences, each followed by its marker; a list's items one to a line, so
+    that each marker reads as its own item's ("Our partners [1]" / "- Liverpool City Council [2]")."""
+    out, after_item = "", False
+    for s in sentences:
+        apart = "\n" if out and (s.item or after_item) else " " if out else ""
+        out += f"{apart}- {s.text} [{s.citation}]" if s.item else f"{apart}{s.text} [{s.citation}]"
+        after_item = s.item
+    return out
 
 
 def render_text(answer: Answer, ids: bool = True) -> str:

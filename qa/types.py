@@ -148,6 +148,7 @@ class AnswerSentence:
     # reader's best words in the first sentence, and in a later one where it finds an answer
     # there; None for a question answered yes or no, or from a reader with no span head.
     answer_span: tuple[int, int] | None = None
+    item: bool = False  # an item of a list: shown on a line of its own, its marker after it
 
 
 @dataclass

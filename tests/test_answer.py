@@ -159,7 +159,9 @@ def test_citation_offsets_slice_the_stored_text_for_many_answers(qa):
             assert c.title == doc.title and c.date == doc.date
             assert not any(s < c.end and e > c.start for s, e in doc.masked)  # never furniture
             checked += 1
-        assert answer.answer == " ".join(f"{s.text} [{s.citation}]" for s in answer.sentences)
+        # The answer is its sentences in order, each followed by its marker (a list item on a line of its own).
+        assert answer.answer.replace("\n- ", " ").replace("\n", " ").removeprefix("- ") == \
+            " ".join(f"{s.text} [{s.citation}]" for s in answer.sentences)
         assert 0.0 <= answer.confidence <= 1.0
     assert checked >= 60
 
@@ -594,3 +596,21 @@ def test_the_lexicon_saved_as_json_and_loaded_answers_alike(qa):
     assert loaded.said(text) == lex.said(text) and loaded.idf == lex.idf and loaded.acronyms == lex.acronyms
     doc = qa.index.sentence(3).doc_id
     assert loaded.names_in(set(lex.said(text)), doc) and not loaded.names_in({"nosuchterm"}, doc)
+
+
+def test_a_lists_items_are_one_to_a_line_each_marker_after_its_own_item():
+    from qa.answer import answer_text
+    from qa.types import AnswerSentence
+
+    said = answer_text([AnswerSentence("Our partners", 1), AnswerSentence("Liverpool City Council", 2, item=True),
+                        AnswerSentence("University of Liverpool", 3, item=True), AnswerSentence("And more.", 4)])
+    assert said == "Our partners [1]\n- Liverpool City Council [2]\n- University of Liverpool [3]\nAnd more. [4]"
+
+
+def test_a_lone_item_that_answers_is_shown_with_the_line_that_introduces_its_list(qa):
+    answer = qa.ask("Is Merseyside Police a member of the Liverpool Strategic Partnership?")
+    assert [s.text for s in answer.sentences] == ["Merseyside Police", "Our partners"]
+    assert answer.sentences[0].item and not answer.sentences[1].item
+    assert answer.answer == "- Merseyside Police [1]\nOur partners [2]"
+    for c in answer.citations:  # offsets still slice the stored text
+        assert qa.index.document(c.doc_id).text[c.start:c.end] == c.text

@@ -567,3 +567,11 @@ def test_a_sure_answer_says_so_in_the_servers_words_with_no_bare_percentage(page
     sure = ask(page, "How many founding partners does Liverpool Health Partners have?")
     expect(sure.locator(".confidence")).to_have_text(DOUBT["sure"])
     assert "%" not in sure.inner_text()
+
+
+def test_a_list_answer_shows_one_item_to_a_line_with_its_marker_after_it(page):
+    listed = ask(page, "Which organisations are partners of the Liverpool Strategic Partnership?")
+    links = listed.locator(".answer-text a")
+    tops = [links.nth(i).bounding_box()["y"] for i in range(min(4, links.count()))]
+    assert len(tops) == 4 and all(b > a for a, b in zip(tops, tops[1:])), tops  # each marker on a line of its own
+    assert listed.locator(".answer-text br").count() >= 3

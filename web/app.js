@@ -107,7 +107,11 @@ function renderAnswer(answer) {
   const byId = new Map(answer.citations.map((c) => [c.id, c]));
   const text = el("p", { class: "answer-text" });
   answer.sentences.forEach((sentence, i) => {
-    if (i) text.append(" ");
+    // A list's items one to a line, each marker after its own item.
+    const afterItem = i > 0 && answer.sentences[i - 1].item;
+    if (sentence.item) text.append(...(i ? [el("br")] : []), "• ");
+    else if (afterItem) text.append(el("br"));
+    else if (i) text.append(" ");
     const cited = byId.get(sentence.citation);
     text.append(...withPhrase(sentence, cited), " ", citationLink(cited));
   });
