@@ -64,6 +64,8 @@ _MONEY = re.compile(r"[£$€¥]\s?\d|\d[\d,.]*\s?(?:bn|m|k|million|billion|thou
 _MONTH = r"jan(?:uary)?|feb(?:ruary)?|march|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
 _DATE = re.compile(rf"\b(?:1[0-9]{{3}}|20[0-9]{{2}})s?\b|\b(?:{_MONTH})\b|\b[\w-]+(?:st|nd|rd|th)[- ]centur(?:y|ies)\b|"
                    r"\b(?:centur(?:y|ies)|decades?|yesterday|today|(?:mon|tues|wednes|thurs|fri|satur|sun)days?|noon|midnight)\b|"
+                   # A date told relative to the document's own ("earlier this week"): the citation carries that date.
+                   r"\b(?:this|last|next|past|coming)\s+(?:week|month|year|weekend|spring|summer|autumn|winter|morning)\b|"
                    r"\b\d{1,2}(?:[:.]\d{2})?\s?(?:am|pm|a\.m\.|p\.m\.)", re.I)
 _CONTACT = re.compile(r"\bwww\.|https?://|\b[\w.+-]+@[\w-]+\.[\w.]+|(?:\+\d{1,3}[ ()0]*|\b0)\d{2,4}[ -]?\d{3,4}[ -]?\d{3,4}\b|\b[\w-]+\.(?:com|org|net|gov|edu|ac|co|nhs)(?:\.[a-z]{2})?\b", re.I)
 _REQUIRED = {"money", "count", "date", "contact"}  # kinds whose value must be in a sentence that answers

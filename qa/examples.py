@@ -83,7 +83,8 @@ class Examples:
             done = self._picking.get(version)
             if done is None:
                 done = self._picking[version] = threading.Event()
-                threading.Thread(target=self._pick, args=(qa, done), name="examples", daemon=True).start()
+                # Not a daemon: a process never exits while it asks (the encoder would abort it).
+                threading.Thread(target=self._pick, args=(qa, done), name="examples").start()
         if wait:
             done.wait(self.WAIT_SECONDS)
         with self._lock:

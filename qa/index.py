@@ -18,15 +18,16 @@ import numpy as np
 
 from .chunk import OverBudget, chunk_document, tiktoken_count
 from .config import Config
-from .embed import Encoder, TokenVectors
+from .embed import Encoder
 from .formats import Limits
 from .engine import is_engine
+from .embedded import Embedded, Progress, assemble, embed_documents
 from .ingest import CorpusReadResult, file_hash, read_corpus, read_document
 from .origin import resolve_corpus
 from .store import built_at, new_generation
 from .files import Index, TokenStore, bm25s_module, load_index, read_manifest, save_index, write_error, writing
 from .text import Lexicon, terms
-from .types import Chunk, ConfigError, Document, EmptyCorpusError, QAError, Sentence
+from .types import ConfigError, Document, EmptyCorpusError, QAError
 
 if TYPE_CHECKING:
     import faiss
@@ -63,9 +64,6 @@ class BuildReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (path, what was left out of it)
     seconds: float = 0.0
-
-
-Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed)
 
 
 def build_index(config: Config, encoder: Encoder, progress: Progress | None = None,
@@ -238,7 +236,7 @@ def _build(config: Config, encoder: Encoder, progress: Progress | None, plan: _P
     store_tokens = n_sentences <= config.token_vectors_max_sentences
     embedded = ready | {e.doc.doc_id: e for e in embed_documents(
         [(d, pieces[d.doc_id]) for d in fresh if d.doc_id in pieces], encoder, store_tokens, progress)}
-    sentences, chunks, sent_rows, chunk_rows, token_rows = _assemble(read.documents, embedded, old, store_tokens, encoder)
+    sentences, chunks, sent_rows, chunk_rows, token_rows = assemble(read.documents, embedded, old, store_tokens, encoder)
 
     dense, dense_kind = dense_index(_matrix(chunk_rows, encoder.dim), config)
     sent_matrix = _matrix(sent_rows, encoder.dim)
@@ -268,46 +266,6 @@ def _build(config: Config, encoder: Encoder, progress: Progress | None, plan: _P
     return report
 
 
-@dataclass
-class Embedded:
-    """A document chunked and embedded: what a build adds of it."""
-
-    doc: Document
-    sentences: list[Sentence]
-    groups: list[tuple[int, int, tuple[int, ...]]]  # chunks: (start, end, sentence indexes)
-    sentence_vectors: np.ndarray
-    chunk_vectors: np.ndarray
-    tokens: list[TokenVectors]  # each sentence's, or none where they are not kept
-
-
-def embed_documents(docs: list[tuple[Document, tuple]], encoder: Encoder, with_tokens: bool,
-                    progress: Progress | None = None) -> list[Embedded]:
-    """One pass of the encoder over the documents' sentences, then their chunks (each given
-    with its `(sentences, groups)` from `chunk_document`)."""
-    sentence_texts = [doc.text[s.start:s.end] for doc, (sents, _) in docs for s in sents]
-    chunk_texts = [doc.text[a:b] for doc, (_, groups) in docs for a, b, _ in groups]
-    total, done = len(sentence_texts) + len(chunk_texts), 0
-
-    def tick(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress:
-            progress(done, total)
-
-    tick(0)
-    if with_tokens:
-        sent_vecs, tokens = encoder.encode_tokens(sentence_texts, tick)
-    else:
-        sent_vecs, tokens = encoder.encode(sentence_texts, tick), []
-    chunk_vecs = encoder.encode(chunk_texts, tick)
-    out, s_at, c_at = [], 0, 0
-    for doc, (sents, groups) in docs:
-        out.append(Embedded(doc, sents, groups, sent_vecs[s_at:s_at + len(sents)], chunk_vecs[c_at:c_at + len(groups)],
-                            tokens[s_at:s_at + len(sents)]))
-        s_at, c_at = s_at + len(sents), c_at + len(groups)
-    return out
-
-
 def prepare_document(config: Config, encoder: Encoder, source: str, progress: Progress | None = None,
                      unwanted: Callable[[], bool] = lambda: False) -> Embedded:
     """Read, chunk and embed one file of the corpus (`config` resolved) ahead of the build
@@ -321,42 +279,6 @@ def prepare_document(config: Config, encoder: Encoder, source: str, progress: Pr
                         file_hash(raw, path, config.clean_patterns), _limits(config), unwanted)
     [embedded] = embed_documents([(doc, _chunked(doc, config, encoder))], encoder, True, progress)
     return embedded
-
-
-def _assemble(docs: list[Document], embedded: dict[str, Embedded], old: Index | None, store_tokens: bool,
-              encoder: Encoder) -> tuple[list, list, list, list, list]:
-    """The index's rows in document order: the new documents' from `embedded`, the others'
-    carried over from the old index (its ids remapped)."""
-    old_sentences_of: dict[str, list[int]] = {}  # grouped once: per-document scans would be quadratic
-    old_chunks_of: dict[str, list[int]] = {}
-    for i, s in enumerate(old.sentences if old else ()):
-        old_sentences_of.setdefault(s.doc_id, []).append(i)
-    for i, c in enumerate(old.chunks if old else ()):
-        old_chunks_of.setdefault(c.doc_id, []).append(i)
-    old_chunk_vecs = old.chunk_vectors() if old else None
-    sentences, chunks, sent_rows, chunk_rows, token_rows = [], [], [], [], []
-    for doc in docs:
-        base = len(sentences)
-        if (e := embedded.get(doc.doc_id)) is not None:
-            sentences += e.sentences
-            sent_rows += list(e.sentence_vectors)
-            token_rows += e.tokens if store_tokens else []
-            chunks += [Chunk(doc.doc_id, a, b, tuple(base + i for i in ids)) for a, b, ids in e.groups]
-            chunk_rows += list(e.chunk_vectors)
-            continue
-        old_ids = old_sentences_of[doc.doc_id]  # unchanged: carry sentences, chunks and vectors over
-        remap = {sid: base + k for k, sid in enumerate(old_ids)}
-        sentences += [old.sentences[i] for i in old_ids]
-        sent_rows += [old.sentence_vectors[i] for i in old_ids]
-        if store_tokens and old.tokens is not None:
-            token_rows += [old.tokens.get(i) for i in old_ids]
-        elif store_tokens:  # the old index was too large to keep them
-            token_rows += encoder.encode_tokens([old.sentence_text(i) for i in old_ids])[1]
-        for ci in old_chunks_of[doc.doc_id]:
-            c = old.chunks[ci]
-            chunks.append(Chunk(c.doc_id, c.start, c.end, tuple(remap[i] for i in c.sentence_ids)))
-            chunk_rows.append(old_chunk_vecs[ci])
-    return sentences, chunks, sent_rows, chunk_rows, token_rows
 
 
 def _build_in_engine(config: Config, encoder: Encoder, progress: Progress | None, shard: tuple[int, int],

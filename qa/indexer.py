@@ -4,10 +4,12 @@ state in a journal that outlives the process."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +17,8 @@ from .config import Config
 from .documents import (UPLOADS, DocumentError, Upload, add_files, delete_files,
                         last_document, source_path, storage_error, tidy_uploads, unknown, write_whole)
 from .embed import Encoder
-from .index import Embedded, build_index, prepare_document
+from .embedded import Embedded
+from .index import build_index, prepare_document
 from .store import Store
 from .types import IndexBusyError, QAError
 
@@ -76,6 +79,11 @@ class Indexer:
                          threading.Thread(target=self._prepare_loop, name="preparer", daemon=True)]
         for thread in self._threads:
             thread.start()
+        # A process that exits with a build inside the encoder aborts ("terminate called
+        # without an active exception"): at exit the build is abandoned first. Weakly, so
+        # that an indexer nobody uses any more is not kept alive for it.
+        stop = weakref.WeakMethod(self.stop)
+        atexit.register(lambda: (method := stop()) is not None and method(STOP_SECONDS))
         if any(j["state"] in {"queued", "removing"} for j in self._jobs.values()):
             self._wake.set()
             self._prepare_wake.set()
@@ -194,7 +202,8 @@ class Indexer:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         with self._lock:  # should the build not have let go, a restart still costs its files nothing
-            self._requeue(list(self._jobs.values()))
+            if any(j["state"] == "indexing" for j in self._jobs.values()):
+                self._requeue(list(self._jobs.values()))
         return not any(thread.is_alive() for thread in self._threads)
 
     def _leaving(self, source: str) -> bool:

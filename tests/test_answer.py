@@ -614,3 +614,9 @@ def test_a_lone_item_that_answers_is_shown_with_the_line_that_introduces_its_lis
     assert answer.answer == "- Merseyside Police [1]\nOur partners [2]"
     for c in answer.citations:  # offsets still slice the stored text
         assert qa.index.document(c.doc_id).text[c.start:c.end] == c.text
+
+
+def test_a_relative_date_is_quoted_with_its_documents_date(qa):
+    answer = qa.ask("When was Health Innovation Leeds launched?")
+    assert not answer.abstained and "earlier this week" in answer.sentences[0].text
+    assert answer.citations[0].date == "2024-01-20"  # the date "this week" is relative to, shown with it
