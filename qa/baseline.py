@@ -81,3 +81,17 @@ def write(path: str | Path, eval_set: str, results: list[ItemResult], why: str, 
                                       "changes": [*old.get("changes", []), change],
                                       "items": outcomes(results)}, indent=1, ensure_ascii=False) + "\n",
                           encoding="utf-8")
+
+
+def check_run(path: str | Path, eval_set: str, results: list[ItemResult], update: bool, why: str) -> int:
+    """`qa eval --baseline`: print the run's diff with the baseline; 1 if a right answer
+    turned wrong, unless `update` makes the run the new baseline (with a reason)."""
+    known = load(path) if Path(path).is_file() or not update else None
+    diff = compare(known, results) if known else None
+    if diff is not None:
+        print(render(diff, results, known))
+    if update:
+        write(path, eval_set, results, why, diff)
+        print(f"Wrote the baseline {path}")
+        return 0
+    return 1 if diff.turned_wrong else 0

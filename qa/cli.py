@@ -317,25 +317,11 @@ def cmd_eval(config: Config, args) -> int:
     json_path, md_path = ev.write_reports(name, metrics, results, args.report)
     print(ev.metrics_table(metrics))
     print(f"Reports: {json_path} and {md_path}")
-    return against_baseline(args, results) if args.baseline else 0
-
-
-def against_baseline(args, results) -> int:
-    """Print the run's diff with the baseline; 1 if a right answer turned wrong, unless
-    the run is made the new baseline (with a reason)."""
-    from pathlib import Path
-
-    from . import baseline
-
-    known = baseline.load(args.baseline) if Path(args.baseline).is_file() or not args.update_baseline else None
-    diff = baseline.compare(known, results) if known else None
-    if diff is not None:
-        print(baseline.render(diff, results, known))
-    if args.update_baseline:
-        baseline.write(args.baseline, args.eval_set, results, args.why, diff)
-        print(f"Wrote the baseline {args.baseline}")
+    if not args.baseline:
         return 0
-    return 1 if diff.turned_wrong else 0
+    from .baseline import check_run
+
+    return check_run(args.baseline, args.eval_set, results, args.update_baseline, args.why)
 
 
 def cmd_fit(config: Config, args) -> int:
