@@ -103,7 +103,9 @@ class Config:
     # Below this confidence (the fitted probability that the first sentence is right) the
     # bot abstains; chosen on the SQuAD select split by `qa fit`.
     abstain_threshold: float = 0.0935
-    sure_threshold: float = 0.3765
+    # From this confidence an answer is "sure": right 19 times in 20 on SQuAD select and the
+    # in-domain questions together (`studies/sure_band.py`, docs/evaluation.md).
+    sure_threshold: float = 0.72
     extra_sentence_margin: float = 1.0  # later sentences' fused score is at most this far below the first's
 
     # Server.

@@ -11,7 +11,7 @@ from qa.cli import main
 from qa.server import create_app
 from qa.types import DOUBT
 
-QUESTIONS = {"sure": "How many founding partners does Liverpool Health Partners have?",
+QUESTIONS = {"sure": "What is the purpose of the Liverpool Strategic Partnership?",
              "possible": "Who are the partners of the Liverpool Strategic Partnership?"}
 
 
