@@ -61,9 +61,10 @@ def pick(qa: QA, limit: int = MAX_EXAMPLES) -> list[str]:
 
 
 class Examples:
-    """The examples of the index being served: picked on a thread of their own when an
-    index starts serving (the first one, or one a build swapped in), so that asking for
-    them waits at most `WAIT_SECONDS`, and is answered with none rather than kept waiting."""
+    """The examples of the index being served: picked on a thread of their own the first
+    time they are asked for after an index starts serving (the first one, or one a build
+    swapped in); the asking waits at most `WAIT_SECONDS`, and is answered with none rather
+    than kept waiting."""
 
     WAIT_SECONDS = 5.0
 
@@ -72,7 +73,6 @@ class Examples:
         self._lock = threading.Lock()
         self._picked: dict[str, list[str]] = {}  # index version -> its examples
         self._picking: dict[str, threading.Event] = {}
-        self.get(wait=False)
 
     def get(self, wait: bool = True) -> list[str]:
         qa = self.live.get()

@@ -14,7 +14,8 @@ the product's own answer) and says what to search:
   subject;
 * a question that names nothing and points at nothing ("Who is the chair elect?") may
   lean on the conversation or stand alone: both readings are offered, and the answer the
-  reader is surer of is kept (`qa.pipeline.QA.ask`).
+  reader is surer of is kept (`qa.pipeline.QA.ask`); a fragment of a few words ("At which
+  meeting?") is read with the conversation's subject and after the last question.
 
 The query returned is what is searched and shown ("… (Leeds Academic Health Partnership)").
 """
@@ -43,6 +44,9 @@ _BODIES = {"university", "universities", "trust", "trusts", "partnership", "part
            "innovation", "programme", "leeds", "liverpool", "england", "uk"}
 
 
+FRAGMENT_WORDS = 4  # a follow-up this short, naming nothing, carries on the last question
+
+
 @dataclass(frozen=True)
 class Resolution:
     query: str  # what to search first
@@ -65,6 +69,9 @@ def resolve(question: str, history: list[dict] | None) -> Resolution:
         return Resolution(f"{question} ({subject})")
     if names(question) or not subject or _mentions(question, subject):
         return Resolution(question)
+    if len(re.findall(r"[\w'’-]+", question)) <= FRAGMENT_WORDS:
+        # "At which meeting?", "Aimed at whom?": a fragment that carries on the last question.
+        return Resolution(f"{question} ({subject})", f"{previous.split(' (')[0]} {question}")
     return Resolution(question, f"{question} ({subject})")
 
 

@@ -207,7 +207,7 @@ def test_the_engine_bench_measures_replicas_and_memory(corpus_config, encoder, t
         assert 100 < memory["replica_rss_mb"] < 2000 and memory["latency_ms"]["n"] == 3
 
 
-def test_qa_remove_works_on_the_engine_as_on_the_files(engine_uri, tmp_path, monkeypatch, capsys):
+def test_qa_remove_works_on_the_engine_as_on_the_files(tmp_path, monkeypatch, capsys):
     from qa.cli import main
 
     corpus = tmp_path / "corpus"
@@ -215,14 +215,14 @@ def test_qa_remove_works_on_the_engine_as_on_the_files(engine_uri, tmp_path, mon
     names = sorted(p.name for p in CORPUS.iterdir() if p.suffix == ".txt")[:3]
     for name in names:
         shutil.copy(CORPUS / name, corpus / name)
-    uri = f"{engine_uri}/removal"  # a database of its own on the shared server
-    monkeypatch.setenv("QA_STORE", uri)
-    monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "lock"))
-    assert main(["ingest", "--corpus", str(corpus)]) == 0
-    gone = Path(names[0]).stem
-    # No --corpus: the engine's manifest says which folder the index was built from.
-    assert main(["remove", gone]) == 0, capsys.readouterr().err
-    stored = enginewrite.stored_documents(engine.connect(uri))
-    assert sorted(stored) == sorted(Path(n).stem for n in names[1:])
-    assert not (corpus / names[0]).exists() and (corpus / names[1]).is_file()
-    assert main(["remove", gone]) == 2 and "No document has the id" in capsys.readouterr().err
+    with engine_server(tmp_path / "engine") as uri:  # a server of its own: the shared one's connections are worn
+        monkeypatch.setenv("QA_STORE", uri)
+        monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "lock"))
+        assert main(["ingest", "--corpus", str(corpus)]) == 0, capsys.readouterr().err
+        gone = Path(names[0]).stem
+        # No --corpus: the engine's manifest says which folder the index was built from.
+        assert main(["remove", gone]) == 0, capsys.readouterr().err
+        stored = enginewrite.stored_documents(engine.connect(uri))
+        assert sorted(stored) == sorted(Path(n).stem for n in names[1:])
+        assert not (corpus / names[0]).exists() and (corpus / names[1]).is_file()
+        assert main(["remove", gone]) == 2 and "No document has the id" in capsys.readouterr().err

@@ -72,3 +72,11 @@ def test_the_surer_reading_is_kept_and_its_query_shown(qa):
     kept = max((qa._answer(r, 5, __import__("qa.types", fromlist=["Stopwatch"]).Stopwatch()) for r in readings),
                key=lambda a: a.confidence)
     assert answer.query == kept.query and answer.answer == kept.answer
+
+
+def test_a_fragment_is_read_with_the_subject_and_after_the_last_question():
+    history = turns(("Who chairs the Leeds Academic Health Partnership?", "Sir Alan Langlands [1]"),
+                    ("When was its business case endorsed?", "On Wednesday 20 April. [1]"))
+    got = resolve("At which meeting?", history)
+    assert got.query == "At which meeting? (Leeds Academic Health Partnership)"
+    assert got.alternative == "When was its business case endorsed? At which meeting?"

@@ -32,10 +32,10 @@ def api_schema(qa, corpus_config):
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_the_api_never_fails_and_keeps_to_its_schema(api_schema, mode):
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    # ask, search, list, add and remove documents, a document, its original file, health, models,
-    # chat completions. No api_token is set, so adding and removing are refused (403) and the
-    # corpus stays as it is.
-    assert len(operations) == 10
+    # ask, search, examples, list, add and remove documents, a document, its original file,
+    # health, models, chat completions. No api_token is set, so adding and removing are
+    # refused (403) and the corpus stays as it is.
+    assert len(operations) == 11
     fuzzed = []
     for operation in operations:
         @given(case=operation.as_strategy(generation_mode=mode))
