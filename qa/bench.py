@@ -103,9 +103,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _post(url: str, question: str) -> tuple[dict, dict]:
-    request = urllib.request.Request(url, json.dumps({"question": question}).encode(),
-                                     {"Content-Type": "application/json"})
+def _post(url: str, question: str, history: list[dict] | None = None) -> tuple[dict, dict]:
+    body = {"question": question, **({"history": history} if history else {})}
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.load(response), dict(response.headers)
 
@@ -115,9 +115,12 @@ def _env(config: Config) -> dict:
     return {**env, "QA_CACHE_DIR": config.cache_dir} if config.cache_dir else env
 
 
-def over_http(config: Config, questions: list[str], rounds: int = 2) -> dict:
+def over_http(config: Config, questions: list[str], rounds: int = 2,
+              follow_ups: Sequence[tuple[str, str]] = ()) -> dict:
     """`qa serve` on loopback: process start to first answer, then each question's latency
-    beside the server's own time for it (Server-Timing), and the server's resident memory."""
+    beside the server's own time for it (Server-Timing), the latency of follow-ups read
+    both ways (`follow_ups`: a first question and one that follows it, whose resolution is
+    unsure), and the server's resident memory."""
     port = _free_port()
     env = _env(config)
     started = time.perf_counter()
@@ -142,11 +145,18 @@ def over_http(config: Config, questions: list[str], rounds: int = 2) -> dict:
                 if n:  # the first round warms up
                     latency.append((time.perf_counter() - t) * 1000)
                     server_ms.append(sum(float(part.split("dur=")[1]) for part in headers["Server-Timing"].split(",")))
+        two_readings = []
+        for first, then in follow_ups:
+            answer, _ = _post(url, first)
+            t = time.perf_counter()
+            _post(url, then, [{"question": first, "answer": answer["answer"]}])
+            two_readings.append((time.perf_counter() - t) * 1000)
         rss = _rss_mb(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
     return {"cold_start_to_first_answer_s": round(cold, 3), "latency_ms": percentiles(latency),
+            "follow_up_two_readings_ms": percentiles(two_readings) if two_readings else None,
             "server_time_ms": percentiles(server_ms),
             "http_overhead_ms": percentiles(np.subtract(latency, server_ms)), "server_rss_mb": rss}
 
@@ -288,6 +298,22 @@ def squad_corpus(path: str | Path, documents: int, folder: Path) -> list[str]:
     return questions
 
 
+def unsure_follow_ups(path: Path, limit: int = 20) -> list[tuple[str, str]]:
+    """(first question, its follow-up) pairs of a conversation set whose follow-up is read
+    both ways (`qa.followup.resolve` offers two readings whatever the first answer said)."""
+    from .followup import resolve
+
+    if not path.is_file():
+        return []
+    pairs = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        turns = json.loads(line)["turns"] if line.strip() else []
+        for first, then in zip(turns, turns[1:]):
+            if resolve(then["question"], [{"question": first["question"], "answer": ""}]).alternative:
+                pairs.append((first["question"], then["question"]))
+    return pairs[:limit]
+
+
 def run(config: Config, eval_set: str, squad: str | None, documents: int, sizes: Sequence[int],
         kinds: Sequence[str], questions_limit: int, say: Say = print, upload_files: Sequence[str] = ()) -> dict:
     """Every section, in an order that keeps one model-heavy process running at a time."""
@@ -300,7 +326,8 @@ def run(config: Config, eval_set: str, squad: str | None, documents: int, sizes:
     say("cold qa ask")
     results["cold_ask"] = cold_ask(config, questions[0])
     say("question path over HTTP, and qa serve's cold start")
-    results["http"] = over_http(config, questions)
+    results["http"] = over_http(config, questions, follow_ups=unsure_follow_ups(Path(eval_set).with_name(
+        "conversations.jsonl")))
     results["index_mb"] = folder_mb(config.index_dir)
     with tempfile.TemporaryDirectory(prefix="qa-bench-") as work:
         corpus, squad_config = Path(config.corpus_dir), None
@@ -355,6 +382,8 @@ def table(r: dict) -> str:
     h = r["http"]
     row("POST /api/ask over loopback, ms", h["latency_ms"], f"server's own time p50 {h['server_time_ms']['p50']}")
     row("HTTP overhead, ms", h["http_overhead_ms"])
+    if h.get("follow_up_two_readings_ms"):
+        row("POST /api/ask, a follow-up read both ways, ms", h["follow_up_two_readings_ms"])
     lines.append(f"| cold `qa ask`, process start to printed answer | {r['cold_ask']['median_s']} s | | "
                  f"runs {r['cold_ask']['all_s']} |")
     lines.append(f"| cold `qa serve`, process start to first answer | {h['cold_start_to_first_answer_s']} s | | |")
