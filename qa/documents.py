@@ -9,6 +9,7 @@ in its sidecar for the title. A running server indexes them in the background
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -239,8 +240,17 @@ def add_files(config: Config, uploads: list[Upload], journal: Callable[[list[dic
     queued = [(job, upload) for job, upload in zip(jobs, uploads) if job["state"] == "queued"]
     if journal and queued:
         journal([job for job, _ in queued])
-    for job, upload in queued:
-        store(config.corpus_dir, upload, Path(job["source"]).suffix, Path(job["doc_id"]).name)
+    stored = []
+    try:
+        for job, upload in queued:
+            if not source_path(config.corpus_dir, job["source"]).exists():  # a file already there is not this call's
+                stored.append(job["source"])
+            store(config.corpus_dir, upload, Path(job["source"]).suffix, Path(job["doc_id"]).name)
+    except DocumentError:  # one file could not be stored: none of this call's stays
+        for source in stored:
+            with contextlib.suppress(DocumentError):
+                delete_files(config.corpus_dir, source)
+        raise
     return jobs
 
 

@@ -31,6 +31,8 @@ from .text import Lexicon
 from .store import check_compatible, new_generation
 from .types import Chunk, Document, IndexBusyError, IndexMissingError, QAError, Sentence, StaleIndexError
 
+log = logging.getLogger(__name__)
+
 if TYPE_CHECKING:  # the files backend's libraries load with it, not with a server on an engine
     import bm25s
     import faiss
@@ -181,7 +183,10 @@ def save_index(folder: str | Path, index: Index) -> None:
     except (OSError, RuntimeError) as exc:  # faiss says a failed write with a RuntimeError
         _remove_generation(folder, gen)
         raise write_error(folder, exc) from None
-    sync_path(folder)  # the rename itself
+    try:
+        sync_path(folder)  # the rename itself
+    except OSError as exc:  # committed all the same: say so, not that the index was left as it was
+        log.warning("the index in %s is committed, but its folder could not be synced: %s", folder, exc)
     index.manifest = manifest
     _remove_other_generations(folder, set(files.values()))
 

@@ -29,10 +29,16 @@ from .text import is_common_word, named_spans
 
 _PERSONAL = re.compile(r"\b(?:he|she|his|her|hers|him|himself|herself)\b", re.I)
 _POINTING = re.compile(r"\b(?:it|its|it's|they|their|them|theirs|this|that|these|those|there|the same)\b", re.I)
-# "And in Leeds?", "What about the University of Leicester?": a few words, no verb.
-_ELLIPSIS = re.compile(r"^\W*(?:and|what about|how about|and what about|what of)\b\s*"
-                       r"((?:(?!(?:is|are|was|were|do|does|did|has|have|had|can|will|would|what|who|whom|whose|how|"
-                       r"when|where|which|why)\b)[\w'’&.-]+\s*){1,5}?)\W*$", re.I)
+# In a question that names things itself, "that" and "there" are seldom pointers ("Are there
+# nine…?", "Who said that…?"): only these are.
+_POINTING_PRONOUN = re.compile(r"\b(?:it|its|it's|they|their|them|theirs)\b", re.I)
+# "And in Leeds?", "What about the University of Leicester?": a few words, no verb. Matched
+# by words in Python, not by one regular expression: nested repeats there backtracked for
+# hours on one long word.
+_ELLIPSIS_OPENINGS = ("and what about", "what about", "how about", "what of", "and")
+_ELLIPSIS_MAX_WORDS = 5
+_NOT_IN_ELLIPSIS = {"is", "are", "was", "were", "do", "does", "did", "has", "have", "had", "can", "will", "would",
+                    "what", "who", "whom", "whose", "how", "when", "where", "which", "why"}
 _TITLES = {"sir", "dame", "professor", "prof", "dr", "mr", "mrs", "ms", "miss", "councillor", "cllr", "lord", "lady",
            "baroness", "mayor", "rev", "reverend"}
 # Words that make a name an organisation's or a place's, not a person's.
@@ -57,15 +63,15 @@ def resolve(question: str, history: list[dict] | None) -> Resolution:
     if not history:
         return Resolution(question)
     previous, subject, person = _walk(history)
-    if ellipsis := _ELLIPSIS.match(question):  # the last question asked again of what it names, or of this
-        said = ellipsis.group(1)
+    if (said := _ellipsis(question)) is not None:  # the last question asked again of what it names, or of this
         new = [re.sub(r"^.*?\b(the\s+)?(?=" + re.escape(n) + ")", r"\1", said, flags=re.I) if n in said else n
                for n in names(said)][:1]  # "the Leeds Academic Health Partnership", its article kept
         return Resolution(_asked_of(previous, new), f"{question} ({subject})" if subject else None) if new \
             else Resolution(f"{question} ({subject})" if subject else question)
     if _PERSONAL.search(question) and person and person.lower() not in question.lower():
         return Resolution(f"{question} ({person})")
-    if _POINTING.search(question) and subject and not _mentions(question, subject):
+    pointing = _POINTING_PRONOUN if names(question) else _POINTING
+    if pointing.search(question) and subject and not _mentions(question, subject):
         return Resolution(f"{question} ({subject})")
     if names(question) or not subject or _mentions(question, subject):
         return Resolution(question)
@@ -73,6 +79,20 @@ def resolve(question: str, history: list[dict] | None) -> Resolution:
         # "At which meeting?", "Aimed at whom?": a fragment that carries on the last question.
         return Resolution(f"{question} ({subject})", f"{previous.split(' (')[0]} {question}")
     return Resolution(question, f"{question} ({subject})")
+
+
+def _ellipsis(question: str) -> str | None:
+    """What follows "And …", "What about …" in a follow-up of a few words and no verb, or None."""
+    said = question.strip().rstrip("?!. ").strip()
+    low = said.lower()
+    opening = next((o for o in _ELLIPSIS_OPENINGS if low == o or low.startswith(o + " ")), None)
+    if opening is None:
+        return None
+    rest = said[len(opening):].strip(" ,")
+    words = rest.split()
+    if not 1 <= len(words) <= _ELLIPSIS_MAX_WORDS or {w.lower().strip(",") for w in words} & _NOT_IN_ELLIPSIS:
+        return None
+    return rest
 
 
 def names(text: str) -> list[str]:
@@ -117,11 +137,12 @@ def _walk(history: list[dict]) -> tuple[str, str, str]:
 def _asked_of(previous: str, new: list[str]) -> str:
     """The previous question asked of the new subject: its names replaced, or the new one
     added where it named none."""
-    said = names(previous)
+    bare = previous.split(" (")[0]  # without the subject a follow-up borrowed
+    said = names(bare)
     if not said:
-        return f"{previous.split(' (')[0]} ({', '.join(new)})"
-    named = re.search(r"\b(?:the\s+)?" + re.escape(said[0]), previous, re.I).group()  # with its article
-    return previous.replace(named, new[0], 1).split(" (")[0]
+        return f"{bare} ({', '.join(new)})"
+    named = re.search(r"\b(?:the\s+)?" + re.escape(said[0]), bare, re.I).group()  # with its article
+    return bare.replace(named, new[0], 1)
 
 
 def _mentions(question: str, subject: str) -> bool:

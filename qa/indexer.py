@@ -33,6 +33,7 @@ STOP_SECONDS = 30.0  # how long a stopping server waits for a build to let go
 # An upload larger than this is read and embedded on a lane of its own before it joins a
 # build, so that small files added after it are not kept waiting behind it.
 BIG_BYTES = 256 * 1024
+ALONE_AFTER = 2  # whole-build failures after which an upload is built alone, so that it holds no one else up
 
 
 class Stopping(Exception):
@@ -74,6 +75,7 @@ class Indexer:
         self._stopping = threading.Event()
         self._jobs: dict[str, dict] = self._recover()  # doc id -> {"doc_id", "source", "filename", "state", ...}
         self._prepared: dict[str, Embedded] = {}  # source -> a large upload embedded ahead of its build
+        self._building: set[str] = set()  # the sources of the build under way's uploads
         self._wake, self._prepare_wake = threading.Event(), threading.Event()
         self._threads = [threading.Thread(target=self._run, name="indexer", daemon=True),
                          threading.Thread(target=self._prepare_loop, name="preparer", daemon=True)]
@@ -163,9 +165,9 @@ class Indexer:
             if job and job["state"] == "removing":
                 return {"doc_id": doc_id, "state": "removing"}
             if job and job["state"] == "failed":  # its file is gone, or set aside
-                del self._jobs[doc_id]
-                if job.get("set_aside"):
+                if job.get("set_aside"):  # the file first: kept listed (and left out) if it cannot go
                     delete_files(self.config.corpus_dir, job["source"])
+                del self._jobs[doc_id]
                 self._save()
                 return {"doc_id": doc_id, "state": "removed"}
             if doc is not None:
@@ -207,12 +209,15 @@ class Indexer:
         return not any(thread.is_alive() for thread in self._threads)
 
     def _leaving(self, source: str) -> bool:
-        """Whether a build should leave the source out: being removed or set aside (or the
-        server stopping, which abandons the build before it writes)."""
+        """Whether the build under way should leave the source out: being removed or set
+        aside, or an upload that is not this build's (still embedding on its lane, added
+        since, or waiting to be built alone); or the server stopping, which abandons the
+        build before it writes."""
         if self._stopping.is_set():
             return True
         with self._lock:
-            return any(j["source"] == source and (j["state"] == "removing" or j.get("set_aside") or self._unprepared(j))
+            return any(j["source"] == source and (j["state"] == "removing" or j.get("set_aside") or
+                                                 (j["state"] in PENDING and source not in self._building))
                        for j in self._jobs.values())
 
     def _unprepared(self, job: dict) -> bool:
@@ -234,11 +239,14 @@ class Indexer:
             with self._lock:
                 if self._stopping.is_set():
                     return
-                tidy_uploads(self._uploads)
-                batch = [j for j in self._jobs.values()
-                         if j["state"] in {"queued", "indexing", "removing"} and not self._unprepared(j)]
+                try:
+                    tidy_uploads(self._uploads)
+                except OSError as exc:  # a folder it cannot tidy is no reason to stop building
+                    log.warning("cannot tidy %s: %s", self._uploads, exc)
+                batch = self._next_batch()
                 for j in batch:
                     j["state"] = "indexing" if j["state"] == "queued" else j["state"]
+                self._building = {j["source"] for j in batch}
                 self._save()
             if not batch:
                 continue
@@ -255,6 +263,16 @@ class Indexer:
                 self._wait(batch, exc)
                 continue
             self._settle(batch, dict(report.skipped))
+
+    def _next_batch(self) -> list[dict]:
+        """The jobs the next build serves (the caller holds the lock): removals, and the
+        uploads ready to be built whose wait is over. An upload whose builds failed
+        `ALONE_AFTER` times is built alone, when nothing else is waiting."""
+        now = time.time()
+        ready = [j for j in self._jobs.values() if j["state"] in {"queued", "indexing", "removing"}
+                 and not self._unprepared(j) and j.get("not_before", 0) <= now]
+        together = [j for j in ready if j["state"] == "removing" or j.get("attempts", 0) < ALONE_AFTER]
+        return together or ready[:1]
 
     def _requeue(self, batch: list[dict]) -> None:
         """Jobs of an abandoned build are queued again, as they were (the caller holds the lock)."""
@@ -275,8 +293,12 @@ class Indexer:
             attempts = 1 + max((j.get("attempts", 0) for j in current), default=0)
             delay = min(RETRY_MAX_SECONDS, RETRY_SECONDS * 2 ** (attempts - 1))
             for j in current:
-                j.update(attempts=attempts, reason=f"waiting: {why} It is tried again every {delay:g} s.")
+                j.update(attempts=attempts, not_before=time.time() + delay,
+                         reason=f"waiting: {why} It is tried again in {delay:g} s.")
             self._requeue(current)
+        self._wake_later(delay)
+
+    def _wake_later(self, delay: float) -> None:
         retry = threading.Timer(delay, lambda: (self._wake.set(), self._prepare_wake.set()))
         retry.daemon = True
         retry.start()
@@ -313,9 +335,12 @@ class Indexer:
                 if job["state"] == "removing" or job["source"] in failed:
                     try:
                         delete_files(self.config.corpus_dir, job["source"])
-                    except DocumentError as exc:  # still in the folder: the next build would read it again
-                        job["reason"] = f"waiting: {exc}"
-                        continue
+                    except DocumentError as exc:
+                        if job["state"] == "removing":  # still in the folder: removed again later
+                            job.update(reason=f"waiting: {exc}", not_before=time.time() + RETRY_MAX_SECONDS)
+                            self._wake_later(RETRY_MAX_SECONDS)
+                            continue
+                        failed[job["source"]] += f"; its file could not be removed either: {exc}"
                 self._prepared.pop(job["source"], None)
                 if job["source"] in failed:
                     job.update(state="failed", reason=failed[job["source"]], failed_at=time.time())
@@ -334,7 +359,9 @@ class Indexer:
 
     def _next_to_prepare(self) -> dict | None:
         with self._lock:
-            waiting = [j for j in self._jobs.values() if j["state"] == "queued" and self._unprepared(j)]
+            now = time.time()
+            waiting = [j for j in self._jobs.values()
+                       if j["state"] == "queued" and self._unprepared(j) and j.get("not_before", 0) <= now]
             if self._stopping.is_set() or not waiting:
                 return None
             job = min(waiting, key=lambda j: j["bytes"])
@@ -358,9 +385,9 @@ class Indexer:
             with self._lock:
                 self._requeue([job])  # replaced: the new job goes on; stopping: queued for the next start
             return
-        except (OSError, ValueError) as exc:  # the file's own: unreadable, or over its budget
+        except ValueError as exc:  # the file's own: it cannot be parsed, or is over its budget
             if current():
-                self._settle([job], {job["source"]: getattr(exc, "strerror", None) or str(exc)})
+                self._settle([job], {job["source"]: str(exc)})
             return
         except Exception as exc:  # noqa: BLE001 - not the file's fault: it waits, saying why
             self._wait([job], exc)

@@ -7,7 +7,8 @@ beside the documents its index holds, and the next build keeps them. `Config.cor
 left empty means exactly that; set (`--corpus`, `QA_CORPUS_DIR`, `qa.toml`) it must name
 the same folder, since building from another one would drop every document the index
 holds. Rebuilding an index from another folder is a choice made out loud:
-`qa ingest --new-corpus`.
+`qa ingest --new-corpus`. A search engine's index may be fed from a folder on each machine
+(`qa ingest --shard`), so there a folder given is taken as this machine's.
 """
 
 from __future__ import annotations
@@ -29,11 +30,15 @@ def resolve_corpus(config: Config, recorded: str | None, new_corpus: bool = Fals
     """`config` with `corpus_dir` made absolute: `recorded` (the folder the index was built
     from, `qa.index.recorded_corpus`) when none is set, or the one set, which must be the
     index's own unless `new_corpus` says to rebuild from it."""
+    engine = config.store != "files"
     if not config.corpus_dir:
-        return config.with_overrides(corpus_dir=recorded or str(Path(DEFAULT_CORPUS).resolve()))
+        # A search engine's index is fed from folders on several machines (`--shard`): its
+        # record is the last writer's, used only where that folder is on this machine too.
+        usable = recorded and (not engine or Path(recorded).is_dir())
+        return config.with_overrides(corpus_dir=recorded if usable else str(Path(DEFAULT_CORPUS).resolve()))
     given = str(Path(config.corpus_dir).expanduser().resolve())
-    if recorded and given != recorded and not new_corpus:
-        where = config.store if config.store != "files" else config.index_dir
+    if recorded and given != recorded and not new_corpus and not engine:
+        where = config.index_dir
         raise CorpusMismatchError(
             f"The index in {where} was built from the corpus folder {recorded}, not {given}. "
             f"To use this index, leave out --corpus (and QA_CORPUS_DIR) or pass --corpus {recorded}; to rebuild "

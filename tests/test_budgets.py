@@ -90,7 +90,7 @@ def test_a_megabyte_of_one_line_of_html_holds_no_one_up_and_stays_within_memory(
     finally:
         done.set()
     print(f"small upload answered after {ready_s:.1f} s; process tree peak {peak[0] / 2**20:.0f} MB")
-    assert peak[0] < 1.5 * 2**30
+    assert ready_s < 60 and peak[0] < 1.5 * 2**30
 
 
 def test_a_small_upload_behind_a_big_one_is_ready_in_seconds_and_delete_stops_the_big_one(served):
@@ -101,8 +101,7 @@ def test_a_small_upload_behind_a_big_one_is_ready_in_seconds_and_delete_stops_th
     small = upload(base, "heron.txt", b"The Heron Fund pays two river wardens in Lancashire.\n")
     wait_for(lambda: states(base)[small["doc_id"]]["state"] == "ready", timeout=60)
     ready_s = time.monotonic() - started
-    row = states(base)[big["doc_id"]]
-    assert row["state"] == "indexing" and row["progress"] < 1, row  # still on its own lane
+    assert states(base)[big["doc_id"]]["state"] == "indexing"  # still on its own lane
     started = time.monotonic()
     request(base, f"/api/documents/{big['doc_id']}", method="DELETE", headers={"Authorization": f"Bearer {TOKEN}"})
     wait_for(lambda: big["doc_id"] not in states(base), timeout=10)
