@@ -216,9 +216,12 @@ class Channel(HTTPChannel):
         if state == "headers":
             late = now > self.began + config.header_timeout
         elif state == "body":
+            # The body as a whole at `min_body_rate`, and no gap between its bytes longer than
+            # `body_timeout` (nginx's rule): a fast start buys no hours of silence.
             request = self.request
             late = now > (request.headers_done + config.body_timeout
-                          + request.body_bytes_received / max(config.min_body_rate, 1))
+                          + request.body_bytes_received / max(config.min_body_rate, 1)) \
+                or time.time() > self.last_activity + config.body_timeout  # waitress keeps wall-clock time
         elif state == "lingering":
             late = now > self.began + config.linger_seconds
         else:

@@ -190,3 +190,17 @@ def test_a_refused_body_is_read_for_linger_seconds_at_most(server):
         except OSError:
             lasted = time.monotonic() - started
     assert lasted is not None and LINGER - 0.5 <= lasted <= LINGER + 3, lasted
+
+
+def test_a_body_that_starts_fast_then_falls_silent_is_closed_after_body_timeout(server):
+    # Judged by its average rate alone, 50 KB sent at once would buy 50 s of silence (and an
+    # upload's 32 MB, nine hours): a gap longer than body_timeout closes it too.
+    s = socket.create_connection((server.hostname, server.port))
+    s.sendall(b"POST /api/ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 60000\r\n\r\n{" + b" " * 50_000)
+    opened = time.monotonic()
+    while not closed(s) and time.monotonic() - opened < DEFAULTS.body_timeout + 10:
+        time.sleep(0.5)
+    lived = time.monotonic() - opened
+    s.close()
+    assert DEFAULTS.body_timeout - 1 <= lived <= DEFAULTS.body_timeout + 4, lived
