@@ -12,8 +12,8 @@
    may or may not lean on it is read both ways;
 4. embed it once: its vector and its token vectors come from one forward pass;
 5. work out its facts: its terms, the kind of value it asks for, what it
-   names and where, the question with those names replaced by "it" (for the reader), and
-   what a "how many" question counts.
+   names and where, the question as the reader reads it (the corpus's defined names in
+   both forms), and what a "how many" question counts.
 """
 
 from __future__ import annotations
