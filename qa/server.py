@@ -242,7 +242,10 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
         m = qa.index.manifest
         return jsonify({"status": "ok", **m.get("counts", {}), "model": m["model"]["id"], "reader": qa.reader.model_id,
                         "index_version": qa.index_version,
-                        "built_at": m.get("built_at"), "format_version": m.get("format_version")})
+                        "built_at": m.get("built_at"), "format_version": m.get("format_version"),
+                        # What a client must keep to: the page reads them rather than guessing.
+                        "limits": {"max_history_turns": config.max_history_turns,
+                                   "max_question_chars": config.max_question_chars}})
 
     @app.get("/api/openapi.json")
     def openapi():

@@ -575,3 +575,21 @@ def test_a_list_answer_shows_one_item_to_a_line_with_its_marker_after_it(page):
     tops = [links.nth(i).bounding_box()["y"] for i in range(min(4, links.count()))]
     assert len(tops) == 4 and all(b > a for a, b in zip(tops, tops[1:])), tops  # each marker on a line of its own
     assert listed.locator(".answer-text br").count() >= 3
+
+
+def test_the_page_keeps_to_the_servers_history_limit(browser, tmp_path, encoder):
+    # The page sent its own ten turns: a server set to keep two refused the third follow-up.
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(CORPUS / "001_576bfebf929a5f1e.txt", corpus)
+    config = Config(corpus_dir=str(corpus), index_dir=str(tmp_path / "index"))
+    build_index(config, encoder)
+    with running_server(config, tmp_path, env={"QA_MAX_HISTORY_TURNS": "2", "QA_MAX_QUESTION_CHARS": "300"}) as (base, _):
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(base)
+        expect(page.locator("#question")).to_have_attribute("maxlength", "300")
+        for question in ("What is the Liverpool Strategic Partnership?", "Who are its partners?",
+                         "What is its purpose?", "Who oversees it?"):
+            answer = ask(page, question)
+            assert "history has" not in answer.inner_text() and "could not" not in answer.inner_text().lower()
+        page.close()

@@ -1,7 +1,7 @@
 // The chat page. All text from documents and users is inserted as text nodes, never as HTML.
 "use strict";
 
-const MAX_TURNS = 10;
+let maxTurns = 10; // until the server says (GET /api/health limits): a follow-up past its limit is refused
 const history = []; // [{question, answer}], sent with each question so follow-ups work
 const docCache = new Map();
 // The conversation and the API token last as long as the browser tab (sessionStorage): a
@@ -155,7 +155,7 @@ async function ask(question) {
   send.disabled = true;
   input.value = "";
   try {
-    const answer = await postJSON("/api/ask", { question, history: history.slice(-MAX_TURNS) });
+    const answer = await postJSON("/api/ask", { question, history: maxTurns ? history.slice(-maxTurns) : [] });
     const reply = renderAnswer(answer);
     waiting.replaceWith(reply);
     reveal(reply);
@@ -587,5 +587,12 @@ for (const turn of kept) {
   addMessage(renderAnswer(turn.answer));
   history.push({ question: turn.question, answer: turn.answer.answer });
 }
+// The server's own limits, so that a server set to keep 5 turns never gets a sixth.
+fetch("/api/health").then((reply) => reply.ok ? reply.json() : null).then((health) => {
+  const limits = health && health.limits;
+  if (!limits) return;
+  maxTurns = limits.max_history_turns;
+  $("question").maxLength = limits.max_question_chars;
+}).catch(() => {});
 loadExamples();
 loadDocuments();
