@@ -38,3 +38,32 @@ def test_the_readme_is_one_short_page_that_points_at_every_guide():
         assert f"docs/{guide.name}" in readme, f"README does not point at docs/{guide.name}"
     for command in ("bash scripts/run", "bash scripts/test"):
         assert command in readme
+
+
+def test_every_default_the_configuration_guide_states_is_configs():
+    # docs/architecture.md said reader_candidates was 8 while Config said 10; this page is
+    # where defaults are stated, and each one it gives must be the code's.
+    import dataclasses
+
+    from qa.config import Config
+
+    defaults = {f.name: f.default for f in dataclasses.fields(Config)}
+    page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    checked, named = 0, set()
+    for names, stated in re.findall(r"^\| ((?:`\w+`(?:, )?)+) \| ([^|]+) \|", page, flags=re.M):
+        keys = re.findall(r"`(\w+)`", names)
+        values = [v.strip().strip("`") for v in stated.split(",")] if len(keys) > 1 else [stated.strip().strip("`")]
+        named.update(keys)
+        for key, value in zip(keys, values):
+            assert key in defaults, f"docs/configuration.md names {key!r}, which Config has not"
+            want = defaults[key]
+            if value == "empty":
+                assert want == "", key
+            elif isinstance(want, bool | int | float) and re.fullmatch(r"[\d.]+", value):
+                assert float(value) == float(want), f"{key}: the guide says {value}, Config {want}"
+            elif isinstance(want, str) and " " not in value and "/" not in value and "$" not in value:
+                assert value == want, f"{key}: the guide says {value!r}, Config {want!r}"
+            else:
+                continue
+            checked += 1
+    assert checked >= 40 and named == set(defaults), sorted(set(defaults) - named)
