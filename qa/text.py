@@ -126,6 +126,21 @@ def find_acronyms(text: str) -> dict[str, str]:
     return found
 
 
+def spell_out(question: str, defined: dict[str, str]) -> str:
+    """The question with each defined name it uses given in both forms ("… of the Leeds
+    Academic Health Partnership (LAHP)?", "What is the LSP (Liverpool Strategic
+    Partnership)?"): read so, a sentence that says "LAHP chair elect" is about the same
+    thing as one that spells it out."""
+    for acronym, long_form in defined.items():
+        short = re.search(rf"\b{re.escape(acronym)}(?:['’]s)?\b", question)
+        long = re.search(rf"\b{re.escape(long_form)}\b", question, re.I)
+        if long and not short:
+            question = f"{question[:long.end()]} ({acronym}){question[long.end():]}"
+        elif short and not long:
+            question = f"{question[:short.end()]} ({long_form}){question[short.end():]}"
+    return question
+
+
 class Lexicon:
     """Word statistics of a corpus: sentence IDF, defined acronyms, its vocabulary for spelling,
     and how it capitalises names, kept as plain data (`stats`) so that a server on a search
@@ -203,17 +218,8 @@ class Lexicon:
         return frozenset(self.canonical(set(_stemmer().stemWords(words(text)))))
 
     def spelled_out(self, question: str) -> str:
-        """The question with each name the corpus defines given in both forms, as the reader
-        reads it: "… of the Leeds Academic Health Partnership (LAHP)?" reads a sentence that
-        says "LAHP chair elect" as about the same thing as one that spells it out."""
-        for acronym, long_form in self.defined.items():
-            short = re.search(rf"\b{re.escape(acronym)}(?:['’]s)?\b", question)
-            long = re.search(rf"\b{re.escape(long_form)}\b", question, re.I)
-            if long and not short:
-                question = f"{question[:long.end()]} ({acronym}){question[long.end():]}"
-            elif short and not long:
-                question = f"{question[:short.end()]} ({long_form}){question[short.end():]}"
-        return question
+        """The question as the reader reads it: `spell_out` with the corpus's defined names."""
+        return spell_out(question, self.defined)
 
     def names_in(self, name: set[str], doc_id: str) -> bool:
         """Whether the document (by id) holds every term of a name."""

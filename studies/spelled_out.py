@@ -1,6 +1,6 @@
 """Each question read with the names it uses in both forms its corpus defines
 ("… the European Coal and Steel Community (ECSC) …", "the WSE (Warsaw Stock Exchange)"):
-`spell_out` below, on `qa fit`'s saved readings. The questions it changes are read again
+`qa.text.spell_out`, on `qa fit`'s saved readings. The questions it changes are read again
 by the shipped reader over the same candidates (the prefilter does not see the change),
 everything is refitted as `qa fit` does, and the changed questions are listed with their
 lead before and after.
@@ -15,7 +15,6 @@ question is asked of the other half.
 from __future__ import annotations
 
 import dataclasses
-import re
 import sys
 from pathlib import Path
 
@@ -29,24 +28,11 @@ from qa.fit import fit_and_report, load_records  # noqa: E402
 from qa.question import asks_yes_or_no  # noqa: E402
 from qa.read import load_reader  # noqa: E402
 from qa.squad import squad_articles  # noqa: E402
-from qa.text import find_acronyms  # noqa: E402
+from qa.text import find_acronyms, spell_out  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "benchmarks" / "squad2-dev" / "dev-v2.0.json"
 FIGURES = ("first_sentence_abstention_wrong", "first_sentence_ignoring_abstention", "false_abstention",
            "abstention_unanswerable", "abstention_off_corpus")
-
-
-def spell_out(question: str, acronyms: dict[str, str]) -> str:
-    """The question with each defined name it uses given in both forms: "… of the Leeds
-    Academic Health Partnership (LAHP)?", "What is the LSP (Liverpool Strategic Partnership)?"."""
-    for acronym, long_form in acronyms.items():
-        short = re.search(rf"\b{re.escape(acronym)}(?:['’]s)?\b", question)
-        long = re.search(rf"\b{re.escape(long_form)}\b", question, re.I)
-        if long and not short:
-            question = f"{question[:long.end()]} ({acronym}){question[long.end():]}"
-        elif short and not long:
-            question = f"{question[:short.end()]} ({long_form}){question[short.end():]}"
-    return question
 
 
 def acronyms_by_question(split: str) -> dict[str, tuple[dict[str, str], dict[str, str]]]:
