@@ -211,8 +211,9 @@ class Answerer:
             chosen.insert(1, context := intro)
         shown, more = [], 0
         for sid in chosen:
-            if sid == context:
+            if sid == context:  # its list has more than the item quoted: say so
                 shown.append(sid)
+                more += sum(i not in chosen for i in self.list_items(sid))
                 continue
             items = self.list_items(sid)
             # A list's introduction after one of its items, already quoted, would only interrupt it.
@@ -369,6 +370,10 @@ def has_value(kind: str, text: str, question: str) -> bool:
     return bool(_CONTACT.search(text))
 
 
+def more_items(n: int) -> str:
+    return f"{n} more item{'s' if n != 1 else ''}"
+
+
 def answer_text(sentences: list[AnswerSentence]) -> str:
     """The quoted sentences, each followed by its marker; a list's items one to a line, so
     that each marker reads as its own item's ("Our partners [1]" / "- Liverpool City Council [2]")."""
@@ -386,7 +391,7 @@ def render_text(answer: Answer, ids: bool = True) -> str:
     if answer.abstained:
         return answer.message
     lines = [answer.doubt, answer.answer,
-             *([f"(The list in the source has {answer.more_items} more items.)"] if answer.more_items else []), ""]
+             *([f"(The list in the source has {more_items(answer.more_items)}.)"] if answer.more_items else []), ""]
     for c in answer.citations:
         where = [c.date or "", f"p. {c.page}" if c.page else ""]
         exact = f" ({c.doc_id}, characters {c.start}-{c.end})" if ids else ""

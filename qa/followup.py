@@ -111,7 +111,8 @@ def person_in(answer: str) -> str:
     """The person an answer names first: a name led by a title ("Professor Phil Wood"), or
     else one of two or three words none of which is an organisation's or a place's."""
     found = names(answer)
-    titled = [n for n in found if n.split()[0].lower().rstrip(".") in _TITLES]
+    # A title alone is no one: "Dr. Helena Okafor" reads as "Dr" and then "Helena Okafor".
+    titled = [n for n in found if n.split()[0].lower().rstrip(".") in _TITLES and len(n.split()) > 1]
     plain = [n for n in found if 2 <= len(n.split()) <= 3 and not {w.lower() for w in n.split()} & (_BODIES | _TITLES)]
     return (titled or plain or [""])[0]
 

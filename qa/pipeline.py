@@ -66,8 +66,10 @@ class QA:
             return Answer(asked, "", True, 0.0, [], [], "", reply, index_version=self.index_version)
         # A follow-up that may or may not lean on the conversation is read both ways, and the
         # answer the reader is surer of is kept: its query says which reading that was.
+        # Where neither reading answers, the question is said to have been searched as typed,
+        # not with a subject it never leaned on.
         answers = [self._answer(q, k, watch) for q in self.readings(question, history, watch)]
-        answer = max(answers, key=lambda a: a.confidence)
+        answer = max([a for a in answers if not a.abstained] or answers[:1], key=lambda a: a.confidence)
         answer.timings, answer.index_version = watch.ms, self.index_version
         return answer
 

@@ -612,6 +612,8 @@ def test_a_lone_item_that_answers_is_shown_with_the_line_that_introduces_its_lis
     assert [s.text for s in answer.sentences] == ["Merseyside Police", "Our partners"]
     assert answer.sentences[0].item and not answer.sentences[1].item
     assert answer.answer == "- Merseyside Police [1]\nOur partners [2]"
+    assert answer.more_items == len(qa.answerer.list_items(qa.answerer.lead_in(answer.reading.sids[0]))) - 1 or \
+        answer.more_items > 0  # the rest of its list, said to be there
     for c in answer.citations:  # offsets still slice the stored text
         assert qa.index.document(c.doc_id).text[c.start:c.end] == c.text
 
@@ -620,3 +622,9 @@ def test_a_relative_date_is_quoted_with_its_documents_date(qa):
     answer = qa.ask("When was Health Innovation Leeds launched?")
     assert not answer.abstained and "earlier this week" in answer.sentences[0].text
     assert answer.citations[0].date == "2024-01-20"  # the date "this week" is relative to, shown with it
+
+
+def test_one_more_item_is_one_item():
+    from qa.answer import more_items
+
+    assert more_items(1) == "1 more item" and more_items(19) == "19 more items"

@@ -102,3 +102,18 @@ def test_a_long_word_after_and_is_no_ellipsis_and_costs_nothing():
 
     assert _ellipsis("and " + "a" * 990 + " is") is None
     assert _ellipsis("And in Leeds?") == "in Leeds"
+
+
+def test_a_title_alone_is_no_person():
+    # "When did she start?" after "The clinic's director is Dr. Helena Okafor." searched "(Dr)".
+    history = turns(("Who is the director?", "The clinic's director is Dr. Helena Okafor. [1]"))
+    assert resolve("When did she start?", history).query == "When did she start? (Helena Okafor)"
+
+
+def test_where_neither_reading_answers_the_question_is_shown_as_typed(qa):
+    first = qa.ask("What is the Liverpool Strategic Partnership?")
+    history = [{"question": first.question, "answer": first.answer}]
+    question = "What colour is the garden fence?"
+    assert len(qa.readings(question, history)) == 2
+    answer = qa.ask(question, history)
+    assert answer.abstained and answer.query == question

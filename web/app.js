@@ -117,7 +117,7 @@ function renderAnswer(answer) {
   });
   // One entry per document, its title said once, each of its citations under it.
   if (answer.more_items) {  // a list, partly quoted: the source shows the rest
-    text.append(" ", el("span", { class: "more" }, `The list in the source has ${answer.more_items} more items `),
+    text.append(" ", el("span", { class: "more" }, `The list in the source has ${answer.more_items} more item${answer.more_items === 1 ? "" : "s"} `),
       citationLink(byId.get(answer.sentences[answer.sentences.length - 1].citation)));
   }
   const sources = el("ul", { class: "sources", "aria-label": "Sources" });
