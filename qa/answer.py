@@ -220,10 +220,17 @@ class Answerer:
             lead_in = [] if set(items) & set(shown) else [sid, sid + 1 if self.index.sentence(sid).colon else None]
             shown += [x for x in (*lead_in, *items[:LIST_ITEMS]) if x is not None and x not in shown]
             more += max(0, len(items) - LIST_ITEMS)
-        # Several items of one list answering: a set was asked for, and the list has more.
+        # Several items of one list answering: a set was asked for. They are shown as the list
+        # has them, in its order and with none between them left out, and the list has more.
         lists = [self.lead_in(s) for s in chosen if self.index.sentence(s).item]
         for intro in {i for i in lists if lists.count(i) > 1 and i not in chosen}:
-            more += sum(s not in shown for s in self.list_items(intro))
+            items = self.list_items(intro)
+            picked = [i for i in items if i in shown]
+            run = items[items.index(picked[0]):items.index(picked[-1]) + 1][:LIST_ITEMS]
+            at = min(shown.index(i) for i in picked)
+            rest = [x for x in shown if x not in picked]
+            shown = rest[:at] + run + rest[at:]
+            more += sum(s not in shown for s in items)
 
         sentences, citations = [], []
         spans = dict(zip(reading.sids, reading.spans))

@@ -628,3 +628,27 @@ def test_one_more_item_is_one_item():
     from qa.answer import more_items
 
     assert more_items(1) == "1 more item" and more_items(19) == "19 more items"
+
+
+def test_several_items_of_one_list_are_shown_in_its_order_with_none_between_left_out(tmp_path, encoder, reader):
+    # A new user's clinic: "And the partners?" showed items 1, 3 and 4, and "1 more item".
+    from qa.config import Config
+    from qa.index import build_index
+    from qa.pipeline import QA
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "clinic.txt").write_text(
+        "Riverside Community Clinic\n\nThe Riverside Community Clinic serves the east of Marlowe Bay. "
+        "The clinic's director is Dr. Helena Okafor.\n\nThe clinic works with the following partners:\n"
+        "- Marlowe Bay University\n- the Harbour Street Pharmacy\n- the Northshore Ambulance Trust\n"
+        "- the Greenfield Food Bank\n")
+    config = Config(corpus_dir=str(corpus), index_dir=str(tmp_path / "index"))
+    build_index(config, encoder)
+    qa = QA.load(config, encoder, reader)
+    answer = qa.ask("Who are the partners of the clinic?")
+    items = [s.text for s in answer.sentences if s.item]
+    order = ["Marlowe Bay University", "the Harbour Street Pharmacy", "the Northshore Ambulance Trust",
+             "the Greenfield Food Bank"]
+    assert len(items) >= 2 and items == order[order.index(items[0]):order.index(items[0]) + len(items)]
+    assert answer.more_items == len(order) - len(items)
