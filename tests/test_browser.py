@@ -541,7 +541,7 @@ def test_a_document_is_never_shown_by_an_internal_name(browser, upload_server, t
     context.close()
 
 
-def test_the_example_questions_are_the_servers_and_hidden_when_it_has_none(browser, live_server):
+def test_the_example_questions_are_the_servers_and_a_hint_when_it_has_none(browser, live_server):
     import json
     import urllib.request
 
@@ -557,7 +557,8 @@ def test_the_example_questions_are_the_servers_and_hidden_when_it_has_none(brows
                                                                body='{"examples": []}'))
     page.goto(live_server)
     page.wait_for_load_state("networkidle")
-    expect(page.locator("#examples")).to_be_hidden()
+    expect(page.locator("button.example")).to_have_count(0)  # none made up: a hint of what to ask instead
+    expect(page.locator("#example-hint")).to_have_text("Ask about one fact at a time: who, what, when, where or how many.")
     page.close()
 
 

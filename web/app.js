@@ -353,14 +353,16 @@ async function loadExamples() {
     button.addEventListener("click", () => ask(question));
     return el("li", {}, button);
   }));
-  $("examples").hidden = !examples.length || log.children.length > 0;
+  // With no question the documents answer surely, a hint of what to ask, not an empty page.
+  $("example-hint").hidden = examples.length > 0;
+  $("examples").hidden = log.children.length > 0;
 }
 $("clear").addEventListener("click", () => {
   history.length = 0;
   kept.length = 0;
   sessionStorage.removeItem(CHAT_KEY);
   log.replaceChildren();
-  $("examples").hidden = !examples.length;
+  $("examples").hidden = false;
   input.focus();
 });
 $("viewer-close").addEventListener("click", closeSource);
