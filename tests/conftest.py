@@ -24,6 +24,15 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
 
 
+def copy_documents(folder: Path, documents: int) -> list[str]:
+    """The first `documents` of the default corpus copied into `folder` (made): their file names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = sorted(p.name for p in CORPUS.iterdir() if p.suffix == ".txt")[:documents]
+    for name in names:
+        shutil.copy(CORPUS / name, folder / name)
+    return names
+
+
 class CountingEncoder:
     """The real encoder, counting the texts it is asked to embed."""
 

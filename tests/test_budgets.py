@@ -6,14 +6,12 @@ in seconds; DELETE stops work under way. Real `qa serve` processes over loopback
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import CORPUS
 from docgen import paragraph, word_of
 from qa.config import Config
 from qa.index import build_index

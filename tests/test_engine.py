@@ -19,7 +19,7 @@ from qa.live import LiveQA
 from qa.pipeline import QA
 from qa.types import IndexMissingError, QAError
 
-from conftest import CORPUS, ROOT, engine_server, free_port
+from conftest import CORPUS, ROOT, copy_documents, engine_server, free_port
 
 DEFAULT_SET = ROOT / "evals" / "default.jsonl"
 
@@ -211,10 +211,7 @@ def test_qa_remove_works_on_the_engine_as_on_the_files(tmp_path, monkeypatch, ca
     from qa.cli import main
 
     corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    names = sorted(p.name for p in CORPUS.iterdir() if p.suffix == ".txt")[:3]
-    for name in names:
-        shutil.copy(CORPUS / name, corpus / name)
+    names = copy_documents(corpus, 3)
     with engine_server(tmp_path / "engine") as uri:  # a server of its own: the shared one's connections are worn
         monkeypatch.setenv("QA_STORE", uri)
         monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "lock"))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CORPUS, free_port
+from conftest import copy_documents, free_port
 from docgen import nested_pdf
 from qa.cli import main
 from qa.config import Config
@@ -37,9 +37,7 @@ FOUNDING = "How many founding partners does Liverpool Health Partners have?"
 
 
 def two_documents(folder: Path) -> Path:
-    folder.mkdir(parents=True)
-    for name in sorted(p.name for p in CORPUS.iterdir() if p.suffix == ".txt")[:2]:
-        shutil.copy(CORPUS / name, folder / name)
+    copy_documents(folder, 2)
     return folder
 
 
@@ -148,10 +146,7 @@ def test_serve_documents_its_corpus_option(capsys):
 
 def test_a_build_that_would_drop_most_documents_is_refused_and_the_index_kept(tmp_path, encoder, capsys):
     corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    names = sorted(p.name for p in CORPUS.iterdir() if p.suffix == ".txt")[:3]
-    for name in names:
-        shutil.copy(CORPUS / name, corpus / name)
+    names = copy_documents(corpus, 3)
     index = tmp_path / "index"
     build_index(Config(corpus_dir=str(corpus), index_dir=str(index)), encoder)
     generation = read_manifest(index)["generation"]
@@ -187,9 +182,10 @@ def test_sigterm_during_a_build_exits_cleanly_and_costs_the_upload_nothing(paper
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     data = prose(100)
-    for restart in range(2):  # two ordinary restarts while it is being indexed
+    job = None
+    for _ in range(2):  # two ordinary restarts while it is being indexed
         with serving(index, elsewhere, tmp_path) as (base, proc, log):
-            job = upload(base, "wards.txt", data) if restart == 0 else job
+            job = job or upload(base, "wards.txt", data)
             wait_for(lambda: states(base)[job["doc_id"]]["state"] == "indexing", every=0.02)
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=60) == 0, log.read_text()[-2000:]

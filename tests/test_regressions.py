@@ -6,7 +6,6 @@ why (`qa eval --set SET --baseline FILE --update-baseline --why "..."`)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
