@@ -207,6 +207,14 @@ class Lexicon:
             self._by_initial.setdefault(w[0], []).append(w)
         self._cased = stats["cased"]
         self.defined: dict[str, str] = stats.get("defined", {})  # an index made before these were kept has none
+        # Each defined name under the words a question must hold for it to be there (the
+        # acronym; the long form's first word, lower-cased), so that a question looks at its
+        # own few, not at all of a large corpus's.
+        self._defined_entries = list(self.defined.items())
+        self._defined_by_word: dict[str, list[int]] = {}
+        for n, (acronym, long_form) in enumerate(self._defined_entries):
+            for word in {acronym, long_form.split()[0].lower()}:
+                self._defined_by_word.setdefault(word, []).append(n)
         self._names: dict[str, dict[tuple[str, ...], tuple[str, ...]]] = {}
         for key, cased in sorted(stats["names"], key=lambda kv: -len(kv[0])):  # longest first
             self._names.setdefault(key[0], {})[tuple(key)] = tuple(cased)
@@ -219,7 +227,9 @@ class Lexicon:
 
     def spelled_out(self, question: str) -> str:
         """The question as the reader reads it: `spell_out` with the corpus's defined names."""
-        return spell_out(question, self.defined)
+        words = set(re.findall(r"\w+", question))
+        found = sorted({n for w in words | {w.lower() for w in words} for n in self._defined_by_word.get(w, ())})
+        return spell_out(question, dict(self._defined_entries[n] for n in found))
 
     def names_in(self, name: set[str], doc_id: str) -> bool:
         """Whether the document (by id) holds every term of a name."""

@@ -117,3 +117,16 @@ def test_where_neither_reading_answers_the_question_is_shown_as_typed(qa):
     assert len(qa.readings(question, history)) == 2
     answer = qa.ask(question, history)
     assert answer.abstained and answer.query == question
+
+
+def test_a_question_is_spelled_out_from_the_names_it_holds_as_from_all_of_them(qa):
+    # Lexicon.spelled_out looks only at the defined names whose words the question holds
+    # (a large corpus defines thousands); it must read exactly as spell_out over all of them.
+    from qa.text import spell_out
+
+    lexicon = qa.lexicon
+    assert len(lexicon.defined) >= 3
+    for question in ("Who is the chair elect of the Leeds Academic Health Partnership?", "What is LHP's role?",
+                     "what about the leeds academic health partnership and the LSP?", "Who chairs the board?"):
+        assert lexicon.spelled_out(question) == spell_out(question, lexicon.defined)
+    assert "(LAHP)" in lexicon.spelled_out("Who is the chair elect of the Leeds Academic Health Partnership?")
