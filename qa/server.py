@@ -23,7 +23,7 @@ from .answer import render_text
 from .config import Config, shipped
 from .documents import Upload
 from .examples import Examples
-from .front import bearer_matches
+from .http_limits import bearer_matches
 from .indexer import Indexer
 from .ingest import SUFFIXES
 from .live import LiveQA
@@ -40,7 +40,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 # The page loads its script, styles and data from this server only and never runs inline
 # script, so document text that looks like HTML can do nothing even if it ever reached the
-# DOM as markup. On every reply, the door's own (qa.front) included.
+# DOM as markup. On every reply, the door's own (qa.http_limits) included.
 FORM_FIELDS_ALLOWED = 20  # beside the files: what a browser or curl may add to an upload form
 SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
                     "Referrer-Policy": "no-referrer"}
@@ -379,8 +379,8 @@ def stream_chat(reply: dict, answer: Answer):
 
 def serve(config: Config) -> None:
     """Run the app under waitress, a production WSGI server, behind body limits per route
-    (`qa.front`); first remove what a write killed mid-way left in the index folder."""
-    from .front import make_server
+    (`qa.http_limits`); first remove what a write killed mid-way left in the index folder."""
+    from .http_limits import make_server
 
     try:
         with writing(config.index_dir):

@@ -1,4 +1,4 @@
-"""The door of a real `qa serve` (qa.front): each route's body limit applied from the
+"""The door of a real `qa serve` (qa.http_limits): each route's body limit applied from the
 headers, before the body is read; waitress's own replies in JSON with the security headers;
 a refusal read by every client, however much body it goes on sending, and none of it spooled."""
 
