@@ -1,0 +1,182 @@
+"""qa.text on its own: matching, words and terms, defined names, named spans, the polite
+frame, common words, and a corpus's Lexicon (spelling, capitals, IDF), over texts small
+enough to read. No model is loaded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qa.text import (
+    STOPWORDS,
+    Lexicon,
+    find_acronyms,
+    is_common_word,
+    match_text,
+    named_spans,
+    named_things,
+    spell_out,
+    terms,
+    unframed,
+    words,
+)
+
+LSP = {"LSP": "Liverpool Strategic Partnership"}
+
+DOCUMENTS = {
+    "lsp": "The Liverpool Strategic Partnership (LSP) brings together twenty anchor institutions. "
+           "Kate Lodge chairs the LSP board in Liverpool.",
+    "lahp": "Leeds Academic Health Partnership (LAHP) employs staff in Leeds. The strategic plan was agreed in 2016.",
+}
+SENTENCES = [
+    ("lsp", "The Liverpool Strategic Partnership (LSP) brings together twenty anchor institutions."),
+    ("lsp", "Kate Lodge chairs the LSP board in Liverpool."),
+    ("lahp", "Leeds Academic Health Partnership (LAHP) employs staff in Leeds."),
+    ("lahp", "The strategic plan was agreed in 2016."),
+]
+
+
+@pytest.fixture(scope="module")
+def lexicon() -> Lexicon:
+    return Lexicon([t for _, t in SENTENCES], DOCUMENTS, [d for d, _ in SENTENCES])
+
+
+def test_matching_folds_look_alike_characters_one_for_one():
+    text = "It\u2019s \u201cfine\u201d \u2014 a\u00a0b\u2026"
+    folded = match_text(text)
+    assert folded == "It's \"fine\" - a b."
+    assert len(folded) == len(text)  # offsets into the folded copy are offsets into the text
+    assert match_text("plain ASCII stays") == "plain ASCII stays"
+
+
+def test_words_are_lower_case_content_words_with_numbers_kept_whole():
+    assert words("The LSP's 2,500 jobs and 3.5 million pounds in 2016") == \
+        ["lsp", "2500", "jobs", "3.5", "million", "pounds", "2016"]
+    assert words("Who is it, and what was it?") == []  # stop words only
+    assert "s" in STOPWORDS and "don" in STOPWORDS  # what is left of "it's" and "don't"
+
+
+def test_terms_are_stems_so_forms_of_a_word_match():
+    assert terms("partnership") == terms("Partnerships")
+    assert terms("strategic") != terms("strategies")  # the stemmer keeps these apart
+    assert terms("The chairs of the board") == ["chair", "board"]
+
+
+def test_defined_names_are_found_where_the_capitals_spell_the_acronym():
+    found = find_acronyms("The Liverpool Strategic Partnership (LSP) and the Leeds Academic Health Partnership (LAHP) "
+                          "met Health Innovation Manchester (HIM), unlike the big Red Bus (XYZ).")
+    assert found == {"LSP": "Liverpool Strategic Partnership", "LAHP": "Leeds Academic Health Partnership",
+                     "HIM": "Health Innovation Manchester"}
+    # Words before the capitals that spell it are not part of the name; a plural acronym counts.
+    assert find_acronyms("funds from the Higher Education Funding Council (HEFCs)") == \
+        {"HEFC": "Higher Education Funding Council"}
+
+
+def test_spell_out_gives_a_defined_name_in_both_forms():
+    assert spell_out("Who chairs the LSP?", LSP) == "Who chairs the LSP (Liverpool Strategic Partnership)?"
+    assert spell_out("Who chairs the Liverpool Strategic Partnership?", LSP) == \
+        "Who chairs the Liverpool Strategic Partnership (LSP)?"
+    assert spell_out("who chairs the liverpool strategic partnership?", LSP) == \
+        "who chairs the liverpool strategic partnership (LSP)?"  # the long form in any case
+    assert spell_out("What is the LSP's aim?", LSP) == "What is the LSP's (Liverpool Strategic Partnership) aim?"
+    # Already in both forms, or in neither: left as asked.
+    assert spell_out("Is the LSP the Liverpool Strategic Partnership?", LSP) == \
+        "Is the LSP the Liverpool Strategic Partnership?"
+    assert spell_out("Who chairs it?", LSP) == "Who chairs it?"
+    assert spell_out("Who runs LSPX?", LSP) == "Who runs LSPX?"  # whole words only
+
+
+@pytest.mark.parametrize("asked, plain", [
+    ("Can you tell me who chairs the LAHP?", "who chairs the LAHP?"),
+    ("Could you please tell me how many staff work there?", "how many staff work there?"),
+    ("I'd like to know when it started", "when it started"),
+    ("Please tell me, where is it?", "where is it?"),
+    ("Do you know in what year it began?", "in what year it began?"),
+    ("Can you swim?", "Can you swim?"),  # a question, not a frame
+    ("Tell me about Leeds", "Tell me about Leeds"),  # no question inside the frame
+])
+def test_a_polite_frame_is_taken_off_the_question(asked, plain):
+    assert unframed(asked) == plain
+
+
+def test_named_spans_are_capitalised_phrases_bar_a_sentence_case_first_word():
+    question = "Who chairs the Leeds Academic Health Partnership?"
+    assert named_spans(question) == [(15, 48)]
+    assert named_things(question) == ["Leeds Academic Health Partnership"]
+    assert named_things("Tell me about Kate Lodge and the Board of Trade") == ["Kate Lodge", "Board of Trade"]
+    assert named_things("Leeds is a city") == ["Leeds"]  # a first word that is a name stays
+    assert named_things("What is it?") == []
+    # Offsets are the question's own, curly quotes and all.
+    question = "Is \u201cSt Mary\u2019s\u201d in Leeds?"
+    assert [question[a:b] for a, b in named_spans(question)] == named_things(question) == ["St Mary\u2019s", "Leeds"]
+
+
+def test_common_words_are_cl100k_one_token_words_and_typos_are_not():
+    assert is_common_word("thought") and is_common_word("oversees")
+    assert not is_common_word("stratgic")
+    assert not is_common_word("Thought")  # the list is lower case
+
+
+def test_the_lexicon_keeps_the_names_a_corpus_defines(lexicon):
+    assert lexicon.defined == {"LSP": "Liverpool Strategic Partnership", "LAHP": "Leeds Academic Health Partnership"}
+    assert lexicon.acronyms["lsp"] == tuple(terms("Liverpool Strategic Partnership"))
+    assert lexicon.spelled_out("Who chairs the LSP?") == "Who chairs the LSP (Liverpool Strategic Partnership)?"
+    assert lexicon.spelled_out("what does leeds academic health partnership do?") == \
+        "what does leeds academic health partnership (LAHP) do?"
+    assert lexicon.spelled_out("Who chairs it?") == "Who chairs it?"
+
+
+def test_a_spelled_out_name_folds_into_its_acronym(lexicon):
+    assert lexicon.canonical(set(terms("Liverpool Strategic Partnership board"))) == {"lsp", "board"}
+    assert lexicon.canonical(set(terms("Liverpool board"))) == set(terms("Liverpool board"))  # not the whole name
+    assert lexicon.query_terms("Who chairs the Liverpool Strategic Partnership?") == \
+        lexicon.query_terms("Who chairs the LSP?") == {"lsp", "chair"}
+
+
+def test_idf_weighs_rare_terms_above_common_ones_and_unseen_ones_highest(lexicon):
+    rare, common = lexicon.weight(terms("twenty")[0]), lexicon.weight("lsp")  # one sentence; two
+    assert lexicon.weight("neverused") == lexicon.unseen_idf > rare > common > 0
+
+
+def test_which_documents_hold_a_term(lexicon):
+    assert set(lexicon.docs_with(terms("Leeds")[0])) == {"lahp"}
+    # A document that spells out a defined name holds its acronym's term.
+    assert set(lexicon.docs_with("lsp")) == {"lsp"}
+    assert lexicon.names_in(set(terms("Kate Lodge")), "lsp")
+    assert not lexicon.names_in(set(terms("Kate Lodge")), "lahp")
+
+
+def test_a_word_the_corpus_never_uses_is_corrected_to_one_it_does(lexicon):
+    assert lexicon.correct("stratgic") == terms("strategic")[0]  # a letter dropped
+    assert lexicon.correct("staf") == terms("staff")[0]
+    assert lexicon.correct("institutions") == terms("institutions")[0]  # known: its own term
+    assert lexicon.respell("Who chairs the Liverpol Stratgic Partnership?") == \
+        "Who chairs the Liverpool Strategic Partnership?"
+    # A common English word is no typo: the models read the word asked.
+    assert lexicon.respell("Who oversees the plan?") == "Who oversees the plan?"
+    assert lexicon.respell("Who is it?") == "Who is it?"
+
+
+def test_a_question_typed_in_lower_case_gets_the_corpus_capitals(lexicon):
+    assert lexicon.truecase("who chairs the liverpool strategic partnership") == \
+        "who chairs the Liverpool Strategic Partnership"
+    assert lexicon.truecase("who is kate lodge?") == "who is Kate Lodge?"
+    assert lexicon.truecase("what does the lsp do") == "what does the LSP do"
+    # A question with capitals of its own is left as typed.
+    assert lexicon.truecase("Who chairs the lsp in Liverpool?") == "Who chairs the lsp in Liverpool?"
+
+
+def test_a_lexicon_saved_as_json_answers_as_the_one_it_was_made_from(lexicon):
+    stats = json.loads(json.dumps(lexicon.stats))
+    loaded = Lexicon.from_stats(stats, lexicon.docs_with, lexicon.terms_of)
+    assert loaded.idf == lexicon.idf and loaded.defined == lexicon.defined
+    for question in ("who chairs the liverpol stratgic partnership", "Who chairs the LSP?", "who is kate lodge"):
+        assert loaded.respell(question) == lexicon.respell(question)
+        assert loaded.spelled_out(question) == lexicon.spelled_out(question)
+        assert loaded.query_terms(question) == lexicon.query_terms(question)
+
+
+def test_documents_given_as_a_list_are_numbered():
+    lexicon = Lexicon(["Kate Lodge chairs the board."], ["Kate Lodge chairs the board."])
+    assert set(lexicon.docs_with("chair")) == {"0"}
