@@ -28,6 +28,7 @@ sending, headers first) is closed to make room, not the new one, which has had n
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -241,10 +242,8 @@ class Channel(HTTPChannel):
         the loop for it even when its send buffer is full (waitress's will_close alone waits
         until it can write, which a client that never reads never lets it)."""
         self.will_close = True
-        try:
+        with contextlib.suppress(OSError):
             self.socket.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.server.forget(self)
 
     def received(self, data):
