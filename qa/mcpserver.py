@@ -42,7 +42,7 @@ from pydantic import BaseModel, Field
 from .config import Config
 from .pipeline import QA
 from .live import LiveQA
-from .server import summary
+from .server_documents import summary
 from .types import QAError
 
 log = logging.getLogger(__name__)

@@ -281,11 +281,11 @@ def test_a_flood_from_one_address_gets_json_429s_and_others_are_served(qa, corpu
 
 
 def test_the_rate_limit_refills_evenly(monkeypatch):
-    from qa import server
+    from qa import server_shared
 
     now = [1000.0]
-    monkeypatch.setattr(server.time, "monotonic", lambda: now[0])
-    limiter = server.RateLimiter(per_minute=60)  # one a second, bursts of 60
+    monkeypatch.setattr(server_shared.time, "monotonic", lambda: now[0])
+    limiter = server_shared.RateLimiter(per_minute=60)  # one a second, bursts of 60
     assert all(limiter.wait_seconds("a") == 0 for _ in range(60))
     assert limiter.wait_seconds("a") == pytest.approx(1.0)
     now[0] += 1.0
