@@ -26,9 +26,10 @@ def listing():
     config, jobs = served.config, served.indexer.jobs()
     listed = [{**summary(d, chars), "state": "ready", **warnings(d), **public(jobs.pop(d.doc_id, {}))}
               for d, chars in served.live.get().index.listing()]
+    # The upload limits: the page refuses what the server would, before it sends a byte.
     return jsonify({"documents": listed + [public(j) for j in jobs.values()],
                     "uploads": {"enabled": bool(config.api_token), "max_bytes": config.max_upload_bytes,
-                                "types": sorted(SUFFIXES)}})
+                                "max_files": config.max_upload_files, "types": sorted(SUFFIXES)}})
 
 
 @documents.post("/documents")

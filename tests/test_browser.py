@@ -594,3 +594,45 @@ def test_the_page_keeps_to_the_servers_history_limit(browser, tmp_path, encoder)
             answer = ask(page, question)
             assert "history has" not in answer.inner_text() and "could not" not in answer.inner_text().lower()
         page.close()
+
+
+def test_the_page_refuses_an_upload_over_the_servers_limits_in_its_words(browser, tmp_path, encoder):
+    # The page knew no upload limit: a file over it was sent whole, then refused.
+    import requests
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(CORPUS / "001_576bfebf929a5f1e.txt", corpus)
+    config = Config(corpus_dir=str(corpus), index_dir=str(tmp_path / "index"))
+    build_index(config, encoder)
+    files = {"big.txt": "The Kestrel Fund pays wardens. " * 100, "table.csv": "a,b\n1,2\n",
+             "small.md": "# Small\n\nThe Kestrel Fund pays two wardens.\n", "other.md": "# Other\n\nOther words.\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    env = {"QA_API_TOKEN": UPLOAD_TOKEN, "QA_MAX_UPLOAD_BYTES": "2000", "QA_MAX_UPLOAD_FILES": "2"}
+    with running_server(config, tmp_path, env=env) as (base, _):
+
+        def servers_words(*names):  # what the server itself says to the same files
+            sent = [("file", (name, (tmp_path / name).read_bytes())) for name in names]
+            reply = requests.post(f"{base}/api/documents", files=sent, timeout=60,
+                                  headers={"Authorization": f"Bearer {UPLOAD_TOKEN}"})
+            assert reply.status_code in (400, 413, 415), reply.text
+            return reply.json()["error"]["message"]
+
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        posted = []
+        page.on("request", lambda r: posted.append(r.url) if r.method == "POST" else None)
+        page.goto(base)
+        page.locator("#docs summary").click()
+        page.fill("#token", UPLOAD_TOKEN)
+        expect(page.locator("#file-input")).to_have_attribute("accept", ".docx,.htm,.html,.markdown,.md,.pdf,.txt")
+        status = page.locator("#docs-status")
+        for names in (["big.txt"], ["table.csv"], ["small.md", "other.md", "big.txt"], ["small.md", "big.txt"]):
+            page.set_input_files("#file-input", [str(tmp_path / name) for name in names])
+            expect(status).to_have_text(servers_words(*names))
+        assert posted == [], posted  # refused before a byte was sent
+        expect(status).to_have_text("big.txt is over 2,000 bytes; the limit is 2,000 (max_upload_bytes).")
+        page.set_input_files("#file-input", str(tmp_path / "small.md"))  # within the limits: sent
+        expect(status).to_contain_text("Added small.md")
+        assert posted == [f"{base}/api/documents"]
+        page.close()

@@ -382,6 +382,9 @@ $("viewer").addEventListener("keydown", (event) => {
 // --- the documents panel ------------------------------------------------------------
 const PENDING = new Set(["queued", "indexing", "removing"]);
 let uploadsEnabled = false;
+// The server's upload limits (GET /api/documents uploads: max_bytes, max_files, types): what
+// it would refuse is refused here, in its words, before a byte is sent.
+let uploadLimits = null;
 let pollTimer = null;
 let changing = false; // an upload or removal this page started is still being indexed
 const added = new Set(); // the uploads this page sent, until their indexing is over
@@ -479,6 +482,8 @@ async function loadDocuments() {
     const data = await response.json();
     if (!response.ok) throw new Error(errorMessage(data, response.status));
     uploadsEnabled = data.uploads.enabled;
+    uploadLimits = data.uploads;
+    if ((data.uploads.types || []).length) $("file-input").accept = data.uploads.types.join(",");
     $("uploads-on").hidden = !uploadsEnabled;
     $("uploads-off").hidden = uploadsEnabled;
     $("doc-list").replaceChildren(...newestFirst(data.documents).map(documentRow));
@@ -503,8 +508,35 @@ async function loadDocuments() {
   }
 }
 
+// What the server would refuse in these files, in its own words (POST /api/documents and
+// qa.documents.check, in the order it checks): the number of files, then each file's type
+// and size. "" when it would take them (as far as their names and sizes tell).
+function refusal(files) {
+  if (!uploadLimits) return "";
+  const { max_bytes: maxBytes, max_files: maxFiles, types = [] } = uploadLimits;
+  const number = (n) => n.toLocaleString("en-US");
+  if (maxFiles && files.length > maxFiles) return `${files.length} files sent; at most ${maxFiles} at a time.`;
+  for (const file of files) {
+    const dot = file.name.lastIndexOf(".");
+    const suffix = dot > 0 ? file.name.slice(dot).toLowerCase() : "";
+    if (types.length && !types.includes(suffix)) {
+      return `${file.name}: files of this type cannot be read. Add ${types.join(", ")} files.`;
+    }
+    // The server reads at most max_bytes and one more of a file, so it says "over".
+    if (maxBytes && file.size > maxBytes) {
+      return `${file.name} is over ${number(maxBytes)} bytes; the limit is ${number(maxBytes)} (max_upload_bytes).`;
+    }
+  }
+  return "";
+}
+
 function upload(files) {
   if (!files.length || needToken()) return;
+  const refused = refusal(files);
+  if (refused) {
+    $("docs-status").textContent = refused;
+    return;
+  }
   const form = new FormData();
   for (const file of files) form.append("file", file, file.name);
   const bar = $("upload-progress");
