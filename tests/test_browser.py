@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from conftest import CORPUS, post_json, running_server
-from docgen import paragraph, report_pdf, word_of
 from qa.config import Config
 from qa.index import build_index
+
+from conftest import CORPUS, post_json, running_server
+from docgen import paragraph, report_pdf, word_of
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 # The flags keep Chromium off the network it would otherwise probe at start-up.
@@ -95,8 +96,8 @@ def test_follow_up_and_abstention_look_different(page):
 
 def test_the_source_shows_no_internal_ids_and_a_removed_one_says_so(page, live_server):
     answer = ask(page, "How many founding partners does Liverpool Health Partners have?")
-    doc_id = post_json(f"{live_server}/api/ask", {"question": "How many founding partners does Liverpool Health Partners have?"})[
-        "citations"][0]["doc_id"]
+    question = "How many founding partners does Liverpool Health Partners have?"
+    doc_id = post_json(f"{live_server}/api/ask", {"question": question})["citations"][0]["doc_id"]
     answer.locator(".answer-text a.cite").first.click()
     expect(page.locator("#viewer #highlight")).to_be_visible()
     assert doc_id not in page.locator(".viewer-head").inner_text()
@@ -185,7 +186,8 @@ def test_document_text_is_shown_never_run(page):
 
 
 def test_examples_loading_state_and_server_errors(page):
-    expect(page.locator("button.example").first).to_be_visible()  # the server's own (test_the_example_questions_are_the_servers…)
+    # the server's own (test_the_example_questions_are_the_servers…)
+    expect(page.locator("button.example").first).to_be_visible()
     release = []
 
     def slow(route):
@@ -245,7 +247,8 @@ def test_the_newest_reply_is_in_view_above_the_question_box(browser, live_server
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     page.goto(live_server)
-    for question in ["Who chairs the Leeds Academic Health Partnership?", "How many jobs will the Investment Zone support?",
+    for question in ["Who chairs the Leeds Academic Health Partnership?",
+                     "How many jobs will the Investment Zone support?",
                      "What does the LSP do?", "Which university did the trusts partner with?"]:
         reply = ask(page, question)
         top, box = reply.evaluate("r => r.getBoundingClientRect().top"), page.locator("#ask").evaluate(
@@ -256,6 +259,7 @@ def test_the_newest_reply_is_in_view_above_the_question_box(browser, live_server
 
 
 UPLOAD_TOKEN = "browser-token"
+DESKTOP_AND_PHONE = [{"width": 1280, "height": 900}, {"width": 390, "height": 844}]
 
 
 @pytest.fixture(scope="module")
@@ -272,7 +276,7 @@ def upload_server(tmp_path_factory, encoder):
         yield base
 
 
-@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900}, {"width": 390, "height": 844}], ids=["desktop", "phone"])
+@pytest.mark.parametrize("viewport", DESKTOP_AND_PHONE, ids=["desktop", "phone"])
 def test_upload_a_pdf_ask_it_see_its_page_then_remove_it(browser, upload_server, tmp_path, viewport):
     pdf = tmp_path / "Northwind review.pdf"
     report_pdf(pdf)
@@ -317,8 +321,9 @@ def test_upload_a_pdf_ask_it_see_its_page_then_remove_it(browser, upload_server,
     context.close()
 
 
-@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900}, {"width": 390, "height": 844}], ids=["desktop", "phone"])
-def test_a_file_that_fails_says_so_in_the_status_line_and_the_good_ones_are_added(browser, upload_server, tmp_path, viewport):
+@pytest.mark.parametrize("viewport", DESKTOP_AND_PHONE, ids=["desktop", "phone"])
+def test_a_file_that_fails_says_so_in_the_status_line_and_the_good_ones_are_added(browser, upload_server, tmp_path,
+                                                                                  viewport):
     (tmp_path / "broken.docx").write_bytes(word_of(paragraph("An unclosed run")[:-12]))
     title = f"Otters at {viewport['width']}"  # each width adds a document of its own
     (tmp_path / "otters.md").write_text(f"# {title}\n\nThe Otter Trust funds three river wardens.\n")
@@ -336,7 +341,7 @@ def test_a_file_that_fails_says_so_in_the_status_line_and_the_good_ones_are_adde
     context.close()
 
 
-@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900}, {"width": 390, "height": 844}], ids=["desktop", "phone"])
+@pytest.mark.parametrize("viewport", DESKTOP_AND_PHONE, ids=["desktop", "phone"])
 def test_the_token_in_plain_words_and_kept_with_the_chat_for_the_session(browser, upload_server, tmp_path, viewport):
     note = tmp_path / "note.md"
     note.write_text("# Note\n\nThe Heron Fund pays two wardens.\n")
@@ -487,7 +492,8 @@ def test_a_document_opens_from_the_panel_to_read_with_its_pages(browser, upload_
     expect(page.locator("#viewer-text")).to_contain_text("<script>window.pwned = 7</script>")
     assert page.locator("#viewer script, #viewer img").count() == 0
     assert page.evaluate("window.pwned") is None
-    assert breaks.first.evaluate("b => { const r = b.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }")
+    assert breaks.first.evaluate(
+        "b => { const r = b.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"read-document-{viewport['width']}.png"))
     page.keyboard.press("Escape")
@@ -499,7 +505,8 @@ def test_a_document_opens_from_the_panel_to_read_with_its_pages(browser, upload_
 # What the documents panel shows a person: its text, and the names its controls are read out by.
 SHOWN_NAMES = """() => { const docs = document.getElementById('docs');
     return [docs.querySelector('#docs-status').textContent, docs.querySelector('#doc-list').textContent,
-            ...[...docs.querySelectorAll('#doc-list [aria-label]')].map(n => n.getAttribute('aria-label'))].join(' | '); }"""
+            ...[...docs.querySelectorAll('#doc-list [aria-label]')].map(n => n.getAttribute('aria-label'))]
+        .join(' | '); }"""
 
 
 @VIEWPORTS
@@ -524,15 +531,18 @@ def test_a_document_is_never_shown_by_an_internal_name(browser, upload_server, t
     # Whatever names the server's list gives, a stored or corpus file name is not shown.
     listing = {"uploads": {"enabled": True, "max_bytes": 1 << 20, "types": [".txt"]}, "documents": [
         {"doc_id": "uploads/0123456789abcdef", "filename": "0123456789abcdef.txt", "state": "queued"},
-        {"doc_id": "uploads/1123456789abcdef", "filename": "1123456789abcdef.pdf", "state": "indexing", "progress": 0.5},
+        {"doc_id": "uploads/1123456789abcdef", "filename": "1123456789abcdef.pdf", "state": "indexing",
+         "progress": 0.5},
         {"doc_id": "uploads/2123456789abcdef", "title": "2123456789abcdef", "source": "uploads/2123456789abcdef.md",
          "filename": "2123456789abcdef.md", "state": "ready"},
         {"doc_id": "uploads/3123456789abcdef", "filename": "3123456789abcdef.docx", "state": "removing"},
-        {"doc_id": "uploads/4123456789abcdef", "filename": "4123456789abcdef.html", "state": "failed", "reason": "Broken."},
+        {"doc_id": "uploads/4123456789abcdef", "filename": "4123456789abcdef.html", "state": "failed",
+         "reason": "Broken."},
         {"doc_id": "007_5123456789abcdef", "title": "Otter count", "source": "007_5123456789abcdef.txt",
          "filename": "007_5123456789abcdef.txt", "state": "removing"},
     ]}
-    page.route("**/api/documents", lambda route: route.fulfill(content_type="application/json", body=json.dumps(listing)))
+    page.route("**/api/documents",
+               lambda route: route.fulfill(content_type="application/json", body=json.dumps(listing)))
     page.evaluate("loadDocuments()")
     expect(page.locator("#doc-list li")).to_have_count(len(listing["documents"]))
     shown = page.evaluate(SHOWN_NAMES)
@@ -558,7 +568,8 @@ def test_the_example_questions_are_the_servers_and_a_hint_when_it_has_none(brows
     page.goto(live_server)
     page.wait_for_load_state("networkidle")
     expect(page.locator("button.example")).to_have_count(0)  # none made up: a hint of what to ask instead
-    expect(page.locator("#example-hint")).to_have_text("Ask about one fact at a time: who, what, when, where or how many.")
+    expect(page.locator("#example-hint")).to_have_text(
+        "Ask about one fact at a time: who, what, when, where or how many.")
     page.close()
 
 
@@ -574,7 +585,8 @@ def test_a_list_answer_shows_one_item_to_a_line_with_its_marker_after_it(page):
     listed = ask(page, "Which organisations are partners of the Liverpool Strategic Partnership?")
     links = listed.locator(".answer-text a")
     tops = [links.nth(i).bounding_box()["y"] for i in range(min(4, links.count()))]
-    assert len(tops) == 4 and all(b > a for a, b in zip(tops, tops[1:])), tops  # each marker on a line of its own
+    # each marker on a line of its own
+    assert len(tops) == 4 and all(b > a for a, b in zip(tops, tops[1:], strict=False)), tops
     assert listed.locator(".answer-text br").count() >= 3
 
 
@@ -585,7 +597,8 @@ def test_the_page_keeps_to_the_servers_history_limit(browser, tmp_path, encoder)
     shutil.copy(CORPUS / "001_576bfebf929a5f1e.txt", corpus)
     config = Config(corpus_dir=str(corpus), index_dir=str(tmp_path / "index"))
     build_index(config, encoder)
-    with running_server(config, tmp_path, env={"QA_MAX_HISTORY_TURNS": "2", "QA_MAX_QUESTION_CHARS": "300"}) as (base, _):
+    env = {"QA_MAX_HISTORY_TURNS": "2", "QA_MAX_QUESTION_CHARS": "300"}
+    with running_server(config, tmp_path, env=env) as (base, _):
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(base)
         expect(page.locator("#question")).to_have_attribute("maxlength", "300")

@@ -10,6 +10,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx2
@@ -17,9 +18,10 @@ import openai
 import pytest
 import requests
 
-from conftest import CORPUS, running_server
 from qa.config import Config
 from qa.index import build_index
+
+from conftest import CORPUS, running_server
 
 TOKEN = "door-token"
 MAX_BODY, MAX_UPLOAD, MAX_FILES = 65536, 200_000, 2
@@ -185,7 +187,7 @@ def spool_mark(server) -> tuple[int, set]:
     """What the server process has written to files so far (Linux /proc: sockets are not
     counted) and what its temporary folder holds."""
     _, root, proc = server
-    counts = dict(line.split(": ") for line in open(f"/proc/{proc.pid}/io").read().splitlines())
+    counts = dict(line.split(": ") for line in Path(f"/proc/{proc.pid}/io").read_text().splitlines())
     return int(counts["wchar"]), set((root / "tmp").iterdir())
 
 

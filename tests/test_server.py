@@ -45,7 +45,8 @@ def test_an_abstention_says_what_was_searched_and_shows_the_closest_passages(cli
     for c in a["closest"]:
         doc = client.get(f"/api/documents/{c['doc_id']}").get_json()
         assert doc["text"][c["start"]:c["end"]] == c["text"] and c["title"] == doc["title"]
-    answered = client.post("/api/ask", json={"question": "Who chairs the Leeds Academic Health Partnership?"}).get_json()
+    question = "Who chairs the Leeds Academic Health Partnership?"
+    answered = client.post("/api/ask", json={"question": question}).get_json()
     assert not answered["abstained"] and answered["closest"] == []
 
 
@@ -194,7 +195,8 @@ def test_a_long_chat_keeps_its_latest_turns_instead_of_failing(client):
 
 @pytest.mark.parametrize("model", ["gpt-4o", "", 5])
 def test_chat_completions_with_a_model_it_does_not_have_is_openais_404(client, model):
-    r = client.post("/v1/chat/completions", json={"model": model, "messages": [{"role": "user", "content": "Who chairs LAHP?"}]})
+    messages = [{"role": "user", "content": "Who chairs LAHP?"}]
+    r = client.post("/v1/chat/completions", json={"model": model, "messages": messages})
     err = error_of(r, 404)
     assert err["code"] == "model_not_found" and err["param"] == "model" and "'qa'" in err["message"]
 
@@ -259,8 +261,9 @@ def test_a_chunked_8mb_body_is_cut_off_by_the_server(live_server):
 
 
 def test_document_ids_and_asset_paths_cannot_escape(client):
-    for path in ("/api/documents/../manifest.json", "/api/documents/..%2Fmanifest.json", "/api/documents/%2Fetc%2Fpasswd",
-                 "/api/documents//etc/passwd", "/api/documents/%2e%2e%2f%2e%2e%2fREADME.md",
+    for path in ("/api/documents/../manifest.json", "/api/documents/..%2Fmanifest.json",
+                 "/api/documents/%2Fetc%2Fpasswd", "/api/documents//etc/passwd",
+                 "/api/documents/%2e%2e%2f%2e%2e%2fREADME.md",
                  "/web/../qa/config.py", "/web/..%2Fqa%2Fconfig.py", "/web/%2e%2e/README.md", "/web//etc/passwd"):
         error_of(client.get(path), 404)
 
