@@ -354,6 +354,9 @@ class Answerer:
         return False
 
 
+_SINCE_WHEN = re.compile(r"\bhow (?:long|old)\b")
+
+
 def _new(m: re.Match, asked: str) -> bool:
     """Whether a value found in the text is not one the (lower-case) question already says, as
     words: "two" is new to "How many types of networks …?", though "networks" spells it."""
@@ -370,8 +373,9 @@ def has_value(kind: str, text: str, question: str) -> bool:
     asked = question.lower()
     if kind == "money":
         return any(_new(m, asked) for m in _MONEY.finditer(text))
-    if kind == "count":
-        return any(_new_counts(text, asked))
+    if kind == "count":  # "How long have they worked together?" is answered "since 2021" too
+        return any(_new_counts(text, asked)) or (_SINCE_WHEN.search(asked) is not None and
+                                                  any(_new(m, asked) for m in _DATE.finditer(text)))
     if kind == "date":
         return any(_new(m, asked) for m in _DATE.finditer(text))
     return bool(_CONTACT.search(text))

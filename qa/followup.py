@@ -31,6 +31,7 @@ _PERSONAL = re.compile(r"\b(?:he|she|his|her|hers|him|himself|herself)\b", re.I)
 _POINTING = re.compile(r"\b(?:it|its|it's|they|their|them|theirs|this|that|these|those|there|the same)\b", re.I)
 # In a question that names things itself, "that" and "there" are seldom pointers ("Are there
 # nine…?", "Who said that…?"): only these are.
+_PLURAL = re.compile(r"\b(?:they|their|them|theirs)\b", re.I)
 _POINTING_PRONOUN = re.compile(r"\b(?:it|its|it's|they|their|them|theirs)\b", re.I)
 # "And in Leeds?", "What about the University of Leicester?": a few words, no verb. Matched
 # by words in Python, not by one regular expression: nested repeats there backtracked for
@@ -63,16 +64,22 @@ def resolve(question: str, history: list[dict] | None) -> Resolution:
     if not history:
         return Resolution(question)
     previous, subject, person = _walk(history)
+    answered = _named_in(history[-1].get("answer", ""), subject, person)
     if (said := _ellipsis(question)) is not None:  # the last question asked again of what it names, or of this
         new = [re.sub(r"^.*?\b(the\s+)?(?=" + re.escape(n) + ")", r"\1", said, flags=re.I) if n in said else n
                for n in names(said)][:1]  # "the Leeds Academic Health Partnership", its article kept
-        return Resolution(_asked_of(previous, new), f"{question} ({subject})" if subject else None) if new \
-            else Resolution(f"{question} ({subject})" if subject else question)
+        if new and not said.split()[-1].islower():  # "And NHS organisations?" names no new thing
+            return Resolution(_asked_of(previous, new), f"{question} ({subject})" if subject else None)
+        return Resolution(f"{question} ({subject})" if subject else question)
     if _PERSONAL.search(question) and person and person.lower() not in question.lower():
         return Resolution(f"{question} ({person})")
     pointing = _POINTING_PRONOUN if names(question) else _POINTING
     if pointing.search(question) and subject and not _mentions(question, subject):
-        return Resolution(f"{question} ({subject})")
+        # A question naming its own things may point at one of them ("… the LAHP when it
+        # was first announced"): read as typed too. "they" after "Which trusts …?" may be
+        # the trusts the answer named: read that way too.
+        return Resolution(f"{question} ({subject})", question if names(question) else
+                          f"{question} ({answered})" if answered and _PLURAL.search(question) else None)
     if names(question) or not subject or _mentions(question, subject):
         return Resolution(question)
     if len(re.findall(r"[\w'’-]+", question)) <= FRAGMENT_WORDS:
@@ -133,6 +140,14 @@ def _walk(history: list[dict]) -> tuple[str, str, str]:
         subject = ", ".join(n for n in names(asked) if n != person) or subject
         person = person_in(turn.get("answer", "")) or person
     return previous, subject, person
+
+
+def _named_in(answer: str, subject: str, person: str) -> str:
+    """The organisations an answer's first sentence names that the conversation had not."""
+    first = answer.split("[1]")[0]
+    known = {part.strip().lower() for part in subject.split(",")} | {person.lower()}
+    found = [n for n in names(first) if n.lower() not in known and len(n.split()) > 1]
+    return ", ".join(found[:3])
 
 
 def _asked_of(previous: str, new: list[str]) -> str:

@@ -130,3 +130,28 @@ def test_a_question_is_spelled_out_from_the_names_it_holds_as_from_all_of_them(q
                      "what about the leeds academic health partnership and the LSP?", "Who chairs the board?"):
         assert lexicon.spelled_out(question) == spell_out(question, lexicon.defined)
     assert "(LAHP)" in lexicon.spelled_out("Who is the chair elect of the Leeds Academic Health Partnership?")
+
+
+def test_a_pronoun_in_a_question_that_names_its_own_subject_is_read_as_typed_too(qa):
+    """conv-41/4: "it" points back at the thing the question itself names; borrowing the
+    conversation's subject (Health Innovation Leeds) answered the wrong list."""
+    history = turns(("Which organisation is behind the launch of Health Innovation Leeds?",
+                     "Leading the Health Innovation Leeds launch is Leeds Academic Health Partnership (LAHP). [1]"))
+    asked = "Which ten organisations made up the Leeds Academic Health Partnership when it was first announced?"
+    resolution = resolve(asked, history)
+    assert resolution.query == f"{asked} (Health Innovation Leeds)" and resolution.alternative == asked
+    answer = qa.ask(asked, history)
+    assert answer.query == asked and "The ten partners on the LAHP are" in answer.answer
+
+
+def test_they_may_be_the_organisations_the_last_answer_named(qa):
+    """conv-19/2: after "Which NHS trusts …?", "they" are the trusts the answer named, not
+    the NHS or the university the question named; and "how long" is answered "since 2021"."""
+    history = turns(("Which NHS trusts have signed a formal partnership with the University of Leicester?",
+                     "Northamptonshire Healthcare NHS Foundation Trust and Leicestershire Partnership NHS Trust have "
+                     "entered into a formal partnership with the University of Leicester. [1]"))
+    asked = "How long have they been working together as a group?"
+    assert resolve(asked, history).alternative == (f"{asked} (Northamptonshire Healthcare NHS Foundation Trust and "
+                                                   "Leicestershire Partnership NHS Trust)")
+    answer = qa.ask(asked, history)
+    assert not answer.abstained and "since 2021" in answer.answer
