@@ -27,8 +27,8 @@ import numpy as np
 
 from .config import Config
 from .eval import load_eval_set
-from .squad import squad_articles
 from .scaling import scaling
+from .squad import squad_articles
 from .types import QAError, Say, percentiles
 
 # The installed `qa` script, as a user runs it.
@@ -206,8 +206,8 @@ def _ingest_worker(job: dict) -> dict:
     import resource
 
     from .embed import load_encoder
-    from .index import build_index, expected_settings
     from .files import load_index
+    from .index import build_index, expected_settings
 
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in job["config"].items()}
     config = Config(**fields)

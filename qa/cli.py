@@ -288,8 +288,7 @@ def cmd_eval(config: Config, args) -> int:
     import tempfile
     from pathlib import Path
 
-    from . import eval as ev
-    from . import squad
+    from . import eval as ev, squad
     from .embed import load_encoder
     from .pipeline import QA
     from .read import load_reader

@@ -26,8 +26,8 @@ import json
 import logging
 import re
 import threading
-from urllib.parse import urlsplit
 from collections import OrderedDict
+from urllib.parse import urlsplit
 
 import numpy as np
 

@@ -11,8 +11,22 @@ import time
 
 import numpy as np
 
-from .engine import (BM25_B, BM25_K1, CHUNKS, DOCUMENTS, FETCH, LOCAL_BITS, META, SENTENCES, TERMS, TEXTS, all_rows,
-                     doc_key, equals, read_json)
+from .engine import (
+    BM25_B,
+    BM25_K1,
+    CHUNKS,
+    DOCUMENTS,
+    FETCH,
+    LOCAL_BITS,
+    META,
+    SENTENCES,
+    TERMS,
+    TEXTS,
+    all_rows,
+    doc_key,
+    equals,
+    read_json,
+)
 from .text import terms
 from .types import Document, QAError, Sentence
 

@@ -179,7 +179,7 @@ def evaluate_runs(runs: list[tuple[QA, list[EvalItem]]], progress: Callable[[int
     results: list[ItemResult] = []
     for qa, items in runs:
         done = len(results)
-        results += evaluate(qa, items, progress and (lambda n, _: progress(done + n, total)), answers)
+        results += evaluate(qa, items, progress and (lambda n, _, done=done: progress(done + n, total)), answers)
     return results
 
 

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .embed import TokenVectors
-from .text import Lexicon
 from .store import check_compatible, new_generation
+from .text import Lexicon
 from .types import Chunk, Document, IndexBusyError, IndexMissingError, QAError, Sentence, StaleIndexError
 
 log = logging.getLogger(__name__)

@@ -25,9 +25,23 @@ from pathlib import Path
 
 import numpy as np
 
-from .read import (ABSTAIN_FEATURES, CHECKS, FUSION_FEATURES, SENTENCE_FEATURES, ReaderModel, Span, abstain_features,
-                   auroc, fit_listwise, fit_logistic, fusion_features, lead_fails_a_check, reliability, span_margins)
 from .config import Config
+from .read import (
+    ABSTAIN_FEATURES,
+    CHECKS,
+    FUSION_FEATURES,
+    SENTENCE_FEATURES,
+    ReaderModel,
+    Span,
+    abstain_features,
+    auroc,
+    fit_listwise,
+    fit_logistic,
+    fusion_features,
+    lead_fails_a_check,
+    reliability,
+    span_margins,
+)
 from .types import ConfigError
 
 MAX_FALSE_ABSTENTION = 0.05

@@ -19,13 +19,13 @@ import numpy as np
 from .chunk import OverBudget, chunk_document, tiktoken_count
 from .config import Config
 from .embed import Encoder
-from .formats import Limits
-from .engine import is_engine
 from .embedded import Embedded, Progress, assemble, embed_documents
+from .engine import is_engine
+from .files import Index, TokenStore, bm25s_module, load_index, read_manifest, save_index, write_error, writing
+from .formats import Limits
 from .ingest import CorpusReadResult, file_hash, read_corpus, read_document
 from .origin import resolve_corpus
 from .store import built_at, new_generation
-from .files import Index, TokenStore, bm25s_module, load_index, read_manifest, save_index, write_error, writing
 from .text import Lexicon, terms
 from .types import ConfigError, Document, EmptyCorpusError, QAError
 

@@ -14,8 +14,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .config import Config
-from .documents import (UPLOADS, DocumentError, Upload, add_files, delete_files,
-                        last_document, source_path, storage_error, tidy_uploads, unknown, write_whole)
+from .documents import (
+    UPLOADS,
+    DocumentError,
+    Upload,
+    add_files,
+    delete_files,
+    last_document,
+    source_path,
+    storage_error,
+    tidy_uploads,
+    unknown,
+    write_whole,
+)
 from .embed import Encoder
 from .embedded import Embedded
 from .index import build_index, prepare_document

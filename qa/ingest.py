@@ -70,7 +70,7 @@ def read_corpus(corpus_dir: str | Path, clean_patterns: tuple[str, ...],
             stamp = file_hash(raw, path, clean_patterns)
             doc = known.get(rel)
             if doc is None or doc.file_hash != stamp or doc.doc_id != ids[path]:
-                doc = read_document(path, ids[path], rel, rules, raw, stamp, limits, lambda: leaving(rel))
+                doc = read_document(path, ids[path], rel, rules, raw, stamp, limits, lambda rel=rel: leaving(rel))
         except Exception as exc:  # noqa: BLE001 - the reason is said, the build goes on
             if leaving(rel):  # removed while it was read: not a failure of the file
                 result.left_out.append(ids[path])

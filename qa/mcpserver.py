@@ -40,8 +40,8 @@ from typing import Annotated, Any, BinaryIO
 from pydantic import BaseModel, Field
 
 from .config import Config
-from .pipeline import QA
 from .live import LiveQA
+from .pipeline import QA
 from .server_documents import summary
 from .types import QAError
 

@@ -81,17 +81,16 @@ def replica(port: int, folder: Path, env: dict[str, str], host: str = "127.0.0.1
     """`qa serve` on a port until the block ends (the store and the rest from `env`, QA_*);
     `pin`: the one core it may run on."""
     folder.mkdir(parents=True, exist_ok=True)
-    log = open(folder / f"replica-{port}.log", "a")
-    pinned = ["taskset", "-c", str(pin)] if pin is not None else []
-    proc = subprocess.Popen([*pinned, python, "-m", "qa.cli", "serve", "--host", host, "--port", str(port)],
-                            cwd=folder, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
-    base = f"http://{host}:{port}"
-    try:
-        wait_healthy(base, proc, log=folder / f"replica-{port}.log")
-        yield base, proc
-    finally:
-        stop(proc)
-        log.close()
+    with open(folder / f"replica-{port}.log", "a") as log:
+        pinned = ["taskset", "-c", str(pin)] if pin is not None else []
+        proc = subprocess.Popen([*pinned, python, "-m", "qa.cli", "serve", "--host", host, "--port", str(port)],
+                                cwd=folder, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
+        base = f"http://{host}:{port}"
+        try:
+            wait_healthy(base, proc, log=folder / f"replica-{port}.log")
+            yield base, proc
+        finally:
+            stop(proc)
 
 
 @contextlib.contextmanager
@@ -103,15 +102,14 @@ def balancer(replicas: list[str], port: int, folder: Path, host: str = "127.0.0.
     folder.mkdir(parents=True, exist_ok=True)
     cfg = folder / "haproxy.cfg"
     cfg.write_text(haproxy_config(replicas, host, port))
-    log = open(folder / "haproxy.log", "a")
-    proc = subprocess.Popen([binary, "-f", str(cfg), "-db"], stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://{host}:{port}"
-    try:
-        wait_healthy(base, proc, seconds=30, log=folder / "haproxy.log")
-        yield base
-    finally:
-        stop(proc)
-        log.close()
+    with open(folder / "haproxy.log", "a") as log:
+        proc = subprocess.Popen([binary, "-f", str(cfg), "-db"], stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://{host}:{port}"
+        try:
+            wait_healthy(base, proc, seconds=30, log=folder / "haproxy.log")
+            yield base
+        finally:
+            stop(proc)
 
 
 def stop(proc: subprocess.Popen) -> None:

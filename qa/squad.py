@@ -14,14 +14,13 @@ from pathlib import Path
 
 from .config import Config
 from .embed import Encoder
-from .eval import EvalItem
 from .engine import connect, database_uri, is_engine
 from .enginewrite import drop_collections
+from .eval import EvalItem
 from .index import build_index
 from .pipeline import QA
 from .read import Reader, ReaderModel
 from .types import ConfigError
-
 
 # Fixed article splits of SQuAD 2.0 dev (the file in ../shared/benchmarks): weights are fitted
 # on "fit", settings chosen on "select", and figures reported on "report"; no article, so no

@@ -93,10 +93,10 @@ def collect_groups(config: Config, encoder: Encoder, articles: list[dict], workd
 
 def _index_groups(config: Config, encoder: Encoder, part: list[dict], folder: Path) -> Iterator[Group]:
     from .eval import holds
-    from .squad import squad_items
     from .index import build_index
     from .pipeline import QA
     from .read import ReaderModel
+    from .squad import squad_items
 
     corpus = folder / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)

@@ -79,7 +79,7 @@ def main(split: str, limit: int) -> None:
                 # window's span lands in it; "refers back": only windows whose next sentence
                 # inherits words from the candidate (`Sentence.lead_in`).
                 for name, allowed in (("max, any window", lambda n: True),
-                                      ("max, refers back", lambda n: store.sentence(n).lead_in == 1)):
+                                      ("max, refers back", lambda n, store=store: store.sentence(n).lead_in == 1)):
                     best: dict[int, float] = dict(zip(sids, logits.tolist()))
                     for t, n, sp, wl in zip(texts, nexts, w_spans, w_logits):
                         if n is not None and sp is not None and allowed(n) and sp.start > len(t):

@@ -21,11 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from docgen import report_pdf  # noqa: E402
 from qa.chunk import split_sentences  # noqa: E402
 from qa.formats import read_pdf  # noqa: E402
 from qa.ingest import html_to_text  # noqa: E402
 from qa.text import match_text  # noqa: E402
+
+from docgen import report_pdf  # noqa: E402
 
 MANUAL = Path("/usr/share/doc/shared-mime-info")
 

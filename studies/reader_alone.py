@@ -17,10 +17,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qa.typos import one_typo  # noqa: E402
 from qa.fit import load_records  # noqa: E402
 from qa.read import OnnxCrossEncoder  # noqa: E402
 from qa.train import reader_alone  # noqa: E402
+from qa.typos import one_typo  # noqa: E402
 
 if __name__ == "__main__":
     args = sys.argv[1:]

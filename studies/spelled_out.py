@@ -79,7 +79,7 @@ def main(folder: Path) -> None:
                 lead = int(np.argmax(r2.fused(model)))
                 print(f"  {split} {r.kind} right={bool(r2.labels[lead])} {asked!r} -> {r2.texts[lead][:90]!r}")
         else:
-            for split, r, asked in changed:
+            for split, r, _asked in changed:
                 r1 = r.top(10)
                 lead = int(np.argmax(r1.fused(model)))
                 print(f"  {split} {r.kind} right={bool(r1.labels[lead])} {r.question!r} -> {r1.texts[lead][:90]!r}")

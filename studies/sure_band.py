@@ -28,10 +28,15 @@ def precision(results: list[dict], t: float, unanswerable_weight: float) -> tupl
     return right, sum(1 if r["answerable"] else unanswerable_weight for r in given)
 
 
+def read_json(path: str) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
 def main(select_path: str, in_domain_path: str, check_path: str | None = None) -> None:
-    select = [r for r in json.load(open(select_path))["results"] if not r.get("off_corpus")]
-    in_domain = json.load(open(in_domain_path))["results"]
-    check = json.load(open(check_path))["results"] if check_path else []
+    select = [r for r in read_json(select_path)["results"] if not r.get("off_corpus")]
+    in_domain = read_json(in_domain_path)["results"]
+    check = read_json(check_path)["results"] if check_path else []
     answerable = sum(r["answerable"] for r in select)
     weight = UNANSWERABLE_SHARE / (1 - UNANSWERABLE_SHARE) * answerable / (len(select) - answerable)
     chosen = None

@@ -5,6 +5,7 @@ in seconds; DELETE stops work under way. Real `qa serve` processes over loopback
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -12,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from docgen import paragraph, word_of
 from qa.config import Config
 from qa.index import build_index
+
+from docgen import paragraph, word_of
 from test_own_corpus import TOKEN, prose, request, serving, states, two_documents, upload, wait_for
 
 
@@ -36,11 +38,9 @@ def rss_of_tree(pid: int) -> int:
 
     total = 0
     for p in descendants(pid):
-        try:
+        with contextlib.suppress(OSError, StopIteration):
             total += int(next(line for line in Path(f"/proc/{p}/status").read_text().splitlines()
                               if line.startswith("VmRSS")).split()[1]) * 1024
-        except (OSError, StopIteration):
-            pass
     return total
 
 

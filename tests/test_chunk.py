@@ -1,8 +1,8 @@
 import pytest
 
 from qa.chunk import chunk_document, is_list_item, split_sentences, tiktoken_count
-from qa.ingest import read_corpus
 from qa.config import Config
+from qa.ingest import read_corpus
 from qa.types import Document
 
 from conftest import CORPUS

@@ -11,16 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CORPUS, CountingEncoder
-from docgen import minutes_docx, paragraph, report_pdf, word_of
 from qa.cli import main
 from qa.config import Config
 from qa.documents import UPLOADS
-from qa.indexer import JOURNAL
-from qa.index import build_index
 from qa.files import read_manifest
+from qa.index import build_index
+from qa.indexer import JOURNAL
 from qa.pipeline import QA
 from qa.server import create_app
+
+from conftest import CORPUS, CountingEncoder
+from docgen import minutes_docx, paragraph, report_pdf, word_of
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

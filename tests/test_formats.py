@@ -7,12 +7,13 @@ import shutil
 
 import pytest
 
-from docgen import HEADER, minutes_docx, report_pdf
 from qa.chunk import split_sentences
 from qa.config import Config
 from qa.index import build_index
 from qa.ingest import read_corpus
 from qa.pipeline import QA
+
+from docgen import HEADER, minutes_docx, report_pdf
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +58,9 @@ def test_docx_headings_lists_and_tables(files):
 
 
 def test_word_xml_read_as_a_stream_keeps_cells_lists_controls_and_drops_deleted_text():
-    from docgen import paragraph, word_of
     from qa.formats import read_docx
+
+    from docgen import paragraph, word_of
 
     def cell(*paragraphs: bytes) -> bytes:
         return b"<w:tc>" + b"".join(paragraphs) + b"</w:tc>"

@@ -7,11 +7,12 @@ import zipfile
 
 import pytest
 
-from docgen import inflating_pdf, nested_pdf, pages_pdf, paragraph, word_of
 from qa.cli import main
+from qa.files import read_manifest
 from qa.formats import Limits
 from qa.ingest import read_corpus
-from qa.files import read_manifest
+
+from docgen import inflating_pdf, nested_pdf, pages_pdf, paragraph, word_of
 
 LOW = Limits(seconds=2, memory_mb=400, inflated_mb=1, pages=3)
 GOOD = "The Quokka Fund pays for two research nurses at the Harrogate clinic.\n"

@@ -10,10 +10,10 @@ import pytest
 
 from qa import index as index_module
 from qa.config import Config
-from qa.scaling import synthetic_vectors
-from qa.index import build_index, dense_index, expected_settings
 from qa.files import IndexWriteError, load_index, read_manifest
+from qa.index import build_index, dense_index, expected_settings
 from qa.pipeline import QA
+from qa.scaling import synthetic_vectors
 from qa.types import ConfigError, EmptyCorpusError, IndexMissingError, StaleIndexError
 
 from conftest import CORPUS, CountingEncoder
@@ -243,9 +243,9 @@ def test_a_second_ingest_into_the_same_folder_is_refused_while_the_first_writes(
 
     build_index(small_corpus, encoder)
     before = read_manifest(small_corpus.index_dir)
-    with writing(small_corpus.index_dir):  # the first ingest, mid-write
-        with pytest.raises(IndexBusyError, match=f"pid {os.getpid()}.*Wait for it to finish"):
-            build_index(small_corpus, encoder)
+    with (writing(small_corpus.index_dir),  # the first ingest, mid-write
+          pytest.raises(IndexBusyError, match=f"pid {os.getpid()}.*Wait for it to finish")):
+        build_index(small_corpus, encoder)
     assert read_manifest(small_corpus.index_dir) == before  # untouched
     build_index(small_corpus, encoder)  # free again once the first is done
 

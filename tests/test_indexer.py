@@ -12,6 +12,7 @@ from qa.config import Config
 from qa.index import build_index
 from qa.pipeline import QA
 from qa.server import create_app
+
 from test_own_corpus import AUTH, TOKEN, prose, two_documents, wait_for
 
 

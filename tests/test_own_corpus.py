@@ -20,8 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_documents, free_port
-from docgen import nested_pdf
 from qa.cli import main
 from qa.config import Config
 from qa.files import read_manifest
@@ -30,6 +28,9 @@ from qa.indexer import JOURNAL
 from qa.pipeline import QA
 from qa.replicas import wait_healthy
 from qa.server import create_app
+
+from conftest import copy_documents, free_port
+from docgen import nested_pdf
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -186,7 +187,7 @@ def test_sigterm_during_a_build_exits_cleanly_and_costs_the_upload_nothing(paper
     for _ in range(2):  # two ordinary restarts while it is being indexed
         with serving(index, elsewhere, tmp_path) as (base, proc, log):
             job = job or upload(base, "wards.txt", data)
-            wait_for(lambda: states(base)[job["doc_id"]]["state"] == "indexing", every=0.02)
+            wait_for(lambda base=base, job=job: states(base)[job["doc_id"]]["state"] == "indexing", every=0.02)
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=60) == 0, log.read_text()[-2000:]
             assert "terminate called" not in log.read_text()

@@ -11,9 +11,22 @@ import pytest
 from qa import fit, read
 from qa.config import MSMARCO_READER, READER_SHA256, TRAINED_READER, Config
 from qa.embed import weights_hash
+from qa.read import (
+    ABSTAIN_FEATURES,
+    CHECKS,
+    FUSION_FEATURES,
+    MODEL_FILE,
+    SENTENCE_FEATURES,
+    TRAINED_FOLDER,
+    ReaderModel,
+    auroc,
+    fit_listwise,
+    fit_logistic,
+    load_reader,
+    packaged_reader_folder,
+    reliability,
+)
 from qa.squad import SPLITS, split_of, squad_articles, squad_split_runs
-from qa.read import (ABSTAIN_FEATURES, CHECKS, FUSION_FEATURES, SENTENCE_FEATURES, MODEL_FILE, ReaderModel, auroc, fit_listwise, fit_logistic,
-                     TRAINED_FOLDER, load_reader, packaged_reader_folder, reliability)
 from qa.types import ConfigError
 
 from conftest import ROOT

@@ -9,10 +9,11 @@ import json
 
 import pytest
 
-from conftest import ROOT
 from qa import baseline
 from qa.cli import main
 from qa.eval import evaluate, load_eval_set
+
+from conftest import ROOT
 
 SETS = sorted(p.stem for p in (ROOT / "evals" / "baselines").glob("*.json"))
 

@@ -18,9 +18,10 @@ from urllib.parse import urlparse
 
 import pytest
 
-from conftest import CORPUS, running_server
 from qa.config import Config
 from qa.index import build_index
+
+from conftest import CORPUS, running_server
 
 DEFAULTS = Config()
 SLOW_SECONDS = float(os.environ.get("QA_TEST_SLOW_SECONDS", "15"))

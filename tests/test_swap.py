@@ -10,8 +10,8 @@ import urllib.request
 from pathlib import Path
 
 from qa.config import Config
-from qa.index import build_index
 from qa.files import read_manifest
+from qa.index import build_index
 
 from conftest import CORPUS, post_json, running_server
 

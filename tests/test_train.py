@@ -1,10 +1,10 @@
 """`qa train`: training groups from the product's own prefilter, a few real training steps
 on a tiny fixture (the loss falls, a run resumes), and the int8 ONNX export it ships."""
 
+import gzip
 import json
 from pathlib import Path
 
-import gzip
 import numpy as np
 import pytest
 

@@ -13,9 +13,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, ROOT, post_json, running_server
 
 from qa.config import Config
+
+from conftest import CORPUS, ROOT, post_json, running_server
 
 
 @pytest.fixture(scope="module")
