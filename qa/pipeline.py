@@ -13,12 +13,13 @@ from .answer import Answerer
 from .config import Config
 from .embed import Encoder, load_encoder
 from .engine import EngineStore, is_engine
-from .index import expected_settings
 from .files import load_index
-from .store import Store
-from .read import Reader, ReaderModel, load_reader
+from .index import expected_settings
 from .question import Question, check_history, check_text, help_reply, plain, prepare
+from .read import Reader, load_reader
 from .retrieve import Retriever
+from .scoring import ReaderModel
+from .store import Store
 from .types import Answer, BadQuestion, Passage, Stopwatch
 
 

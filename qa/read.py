@@ -17,7 +17,6 @@ model fine-tuned on SQuAD 1.1 train with a span head (`qa train`, `models/reader
 from __future__ import annotations
 
 import importlib.util
-import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +26,8 @@ from typing import Protocol
 import numpy as np
 
 from .config import MSMARCO_READER, READER_SHA256, TRAINED_READER, Config, shipped
-from .embed import checked_hash, hash_memo, onnx_session
+from .embed import hash_memo
+from .modelfiles import checked_hash, onnx_session
 from .types import ConfigError
 
 
@@ -201,179 +201,3 @@ def load_reader(config: Config) -> Reader:
     if (folder / "model.onnx").is_file():
         return OnnxCrossEncoder(folder, str(folder), expected, config.reader_max_tokens, config.reader_threads, memo)
     return SentenceTransformersCrossEncoder(folder, expected, config.reader_max_tokens)
-
-
-# --- What the reader's logits and the rest of the stack know, fused by learned weights ---
-#
-# Per candidate sentence (`FUSION_FEATURES`), the fused score ranks the candidates; per
-# question (`ABSTAIN_FEATURES`, of the sentence that would lead), a logistic model gives
-# the probability that the lead holds the answer: that is `confidence`, and the bot
-# abstains below `abstain_threshold`. Both were fitted by `qa fit` on the SQuAD fitting
-# split (answerable, unanswerable and off-corpus questions) and checked on the others;
-# see docs/evaluation.md.
-
-SENTENCE_FEATURES = ("sentence_cosine", "chunk_cosine", "words", "previous_words", "aligned_words")
-CHECKS = ("has_value", "counts")  # see `Answerer.checks`
-# span_score: how far the reader's best answer span beats "no answer here" (0 where it does not).
-FUSION_FEATURES = SENTENCE_FEATURES + ("logit", "span_score") + CHECKS
-# The checks are no abstention features: a lead that fails one gets no confidence at all.
-ABSTAIN_FEATURES = ("fused", "fused_margin", "logit", "logit_margin", "span_score", "linear", "dense", "bm25")
-MODEL_FILE = Path(__file__).resolve().parent / "reader_model.json"
-
-
-def span_margins(spans: Sequence[Span | None]) -> np.ndarray:
-    return np.array([max(s.score, 0.0) if s is not None else 0.0 for s in spans], np.float32)
-
-
-def fusion_features(rows: np.ndarray, logits: np.ndarray, span_scores: np.ndarray, checks: np.ndarray) -> np.ndarray:
-    """One row per candidate: its sentence features, the reader's logit and span score, and
-    the answer checks. (The linear score that chose the candidates, its gap to the best,
-    and the reader's logit for the question with what it names replaced by "it" were fusion
-    features too; on the select split they earned nothing and were dropped: docs/reader.md.)"""
-    return np.column_stack([rows, logits, span_scores, checks.astype(np.float32)]).astype(np.float32)
-
-
-def abstain_features(fused: np.ndarray, linear: np.ndarray, logits: np.ndarray, span_scores: np.ndarray, dense: float,
-                     bm25: float) -> np.ndarray:
-    """The question-level row for the candidate that leads (the best fused one)."""
-    lead = int(np.argmax(fused))
-    others = np.delete(np.arange(len(fused)), lead)
-    runner = float(fused[others].max()) if len(others) else float(fused[lead]) - 10.0
-    logit_runner = float(logits[others].max()) if len(others) else float(logits[lead]) - 10.0
-    return np.array([fused[lead], fused[lead] - runner, logits[lead], logits[lead] - logit_runner, span_scores[lead],
-                     linear[lead], dense, np.log1p(max(bm25, 0.0))], dtype=np.float32)
-
-
-@dataclass(frozen=True)
-class ReaderModel:
-    fusion: np.ndarray  # weights over FUSION_FEATURES
-    abstain: np.ndarray  # logistic weights over ABSTAIN_FEATURES, then a bias
-    fitted_on: str = ""
-
-    @classmethod
-    def load(cls, path: str | Path = MODEL_FILE) -> ReaderModel:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-            if data["fusion_features"] != list(FUSION_FEATURES) or data["abstain_features"] != list(ABSTAIN_FEATURES):
-                raise ValueError("its features are not the ones this code computes")
-            model = cls(np.array(data["fusion"], np.float32), np.array(data["abstain"], np.float32), data.get("fitted_on", ""))
-            if model.fusion.shape != (len(FUSION_FEATURES),) or model.abstain.shape != (len(ABSTAIN_FEATURES) + 1,):
-                raise ValueError("its weights do not match the features")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"Cannot use the reader model weights {path}: {exc}. Re-fit them with `qa fit`.") from None
-        return model
-
-    @classmethod
-    def untrained(cls) -> ReaderModel:
-        """The reader's logit alone, and no abstention: what `qa fit` collects readings with,
-        since readings keep every candidate whatever the model (and the weights on disk may
-        be for features this code no longer computes)."""
-        fusion = np.zeros(len(FUSION_FEATURES), np.float32)
-        fusion[FUSION_FEATURES.index("logit")] = 1.0
-        return cls(fusion, np.zeros(len(ABSTAIN_FEATURES) + 1, np.float32), "untrained")
-
-    def save(self, path: str | Path = MODEL_FILE) -> None:
-        Path(path).write_text(json.dumps({
-            "fusion_features": list(FUSION_FEATURES), "fusion": [round(float(w), 5) for w in self.fusion],
-            "abstain_features": list(ABSTAIN_FEATURES), "abstain": [round(float(w), 5) for w in self.abstain],
-            "fitted_on": self.fitted_on,
-        }, indent=1) + "\n", encoding="utf-8")
-
-    def fuse(self, rows: np.ndarray, logits: np.ndarray, span_scores: np.ndarray, checks: np.ndarray) -> np.ndarray:
-        return fusion_features(rows, logits, span_scores, checks) @ self.fusion
-
-    def confidence(self, fused: np.ndarray, linear: np.ndarray, logits: np.ndarray, span_scores: np.ndarray,
-                   checks: np.ndarray, dense: float, bm25: float) -> float:
-        """The probability that the best fused candidate holds the answer. A lead that fails
-        an answer check (no date for "when", no count of the thing "how many" asks about)
-        gets none: "In what year was it founded?" asked of documents that never say is the
-        question a bot must refuse, and on SQuAD the logistic model could not learn that,
-        since its unanswerable questions are written so that the value is there. Held out,
-        the gate moved first-sentence accuracy by −0.2 (select) and +0.6 points (report);
-        see docs/studies.md, "Answer checks gate the confidence"."""
-        if lead_fails_a_check(fused, checks):
-            return 0.0
-        row = abstain_features(fused, linear, logits, span_scores, dense, bm25)
-        return float(_sigmoid(row @ self.abstain[:-1] + self.abstain[-1]))
-
-
-def lead_fails_a_check(fused: np.ndarray, checks: np.ndarray) -> bool:
-    return not checks[int(np.argmax(fused))].all()
-
-
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
-
-
-# --- Fitting (used by `qa fit` and the tests; plain numpy, the models are small) ---
-
-def fit_listwise(groups: list[tuple[np.ndarray, np.ndarray]], l2: float = 1e-3, steps: int = 400) -> np.ndarray:
-    """Weights w maximising, per question, the softmax probability of its right candidates
-    (rows X, labels y with at least one 1), by full-batch gradient ascent with Adam. Groups
-    are padded into one array so that each step is a few matrix products."""
-    width = max(len(y) for _, y in groups)
-    X = np.zeros((len(groups), width, groups[0][0].shape[1]))
-    Y = np.zeros((len(groups), width))
-    real = np.zeros((len(groups), width), bool)
-    for g, (x, y) in enumerate(groups):
-        X[g, : len(y)], Y[g, : len(y)], real[g, : len(y)] = x, y, True
-    w = np.zeros(X.shape[2])
-    m = np.zeros_like(w)
-    v = np.zeros_like(w)
-    for t in range(1, steps + 1):
-        s = np.where(real, X @ w, -np.inf)
-        p = np.exp(s - s.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        q = p * Y
-        q /= np.maximum(q.sum(axis=1, keepdims=True), 1e-12)
-        grad = np.einsum("gc,gcf->f", q - p, X) / len(groups) - l2 * w
-        m = 0.9 * m + 0.1 * grad
-        v = 0.999 * v + 0.001 * grad ** 2
-        w += 0.05 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
-    return w.astype(np.float32)
-
-
-def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 50) -> np.ndarray:
-    """L2-regularised logistic regression by Newton's method; returns weights then bias."""
-    A = np.column_stack([X, np.ones(len(X))]).astype(np.float64)
-    w = np.zeros(A.shape[1])
-    reg = np.full(A.shape[1], l2 * len(X))
-    reg[-1] = 0.0  # the bias is not shrunk
-    for _ in range(steps):
-        p = _sigmoid(A @ w)
-        grad = A.T @ (p - y) + reg * w
-        hess = (A * (p * (1 - p))[:, None]).T @ A + np.diag(reg) + 1e-9 * np.eye(len(w))
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return w.astype(np.float32)
-
-
-def reliability(confidence: np.ndarray, right: np.ndarray, bins: int = 10) -> tuple[float, list[dict]]:
-    """Expected calibration error and the reliability table (equal-width bins of confidence)."""
-    table, ece = [], 0.0
-    edges = np.linspace(0, 1, bins + 1)
-    for n in range(bins):
-        inside = (confidence >= edges[n]) & ((confidence < edges[n + 1]) if n < bins - 1 else (confidence <= 1))
-        if inside.any():
-            mean_conf, share_right = float(confidence[inside].mean()), float(right[inside].mean())
-            ece += inside.sum() / len(confidence) * abs(mean_conf - share_right)
-            table.append({"bin": f"{edges[n]:.1f}-{edges[n + 1]:.1f}", "questions": int(inside.sum()),
-                          "mean_confidence": round(mean_conf, 4), "right": round(share_right, 4)})
-    return round(ece, 4), table
-
-
-def auroc(scores: np.ndarray, positive: np.ndarray) -> float | None:
-    """Area under the ROC curve: the chance a positive outranks a negative (ties count half)."""
-    pos, neg = scores[positive], scores[~positive]
-    if not len(pos) or not len(neg):
-        return None
-    order = np.argsort(np.concatenate([pos, neg]), kind="stable")
-    ranks = np.empty(len(order))
-    ranks[order] = np.arange(1, len(order) + 1)
-    allv = np.concatenate([pos, neg])
-    for value in np.unique(allv):  # average ranks of ties
-        same = allv == value
-        ranks[same] = ranks[same].mean()
-    return round(float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))), 4)

@@ -157,7 +157,7 @@ class Reading:
     sentence table) and the scores behind the answer."""
 
     sids: list[int]
-    rows: np.ndarray  # each candidate's sentence features (`qa.read.SENTENCE_FEATURES`)
+    rows: np.ndarray  # each candidate's sentence features (`qa.scoring.SENTENCE_FEATURES`)
     linear: np.ndarray  # the fitted linear sentence score that chose the candidates
     logits: np.ndarray  # the cross-encoder's
     spans: list  # per candidate, the reader's answer span in the text it read (`qa.read.Span`) or None

@@ -22,8 +22,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from qa.fit import answer_removed, fit, load_records  # noqa: E402
-from qa.read import _sigmoid, abstain_features, auroc, fit_logistic, lead_fails_a_check  # noqa: E402
+from qa.lab.fit import answer_removed, fit, load_records  # noqa: E402
+from qa.lab.fitting import auroc, fit_logistic  # noqa: E402
+from qa.scoring import abstain_features, lead_fails_a_check, sigmoid  # noqa: E402
 
 WORD = re.compile(r"[a-z0-9]+")
 STOP = set("the a an of in on at to for by with and or is was were are be been what which who whom whose when "
@@ -66,9 +67,9 @@ def main(folder: Path) -> None:
         out, threshold = {}, None
         for split in ("select", "report"):
             X, y, kinds, gated = rows(model, records[split], names)
-            confidence = np.where(gated, 0.0, _sigmoid(X @ w[:-1] + w[-1]))
+            confidence = np.where(gated, 0.0, sigmoid(X @ w[:-1] + w[-1]))
             Xr, _, _, gr = rows(model, answer_removed([r for r in records[split] if r.kind == "yes"]), names)
-            removed = np.where(gr, 0.0, _sigmoid(Xr @ w[:-1] + w[-1]))
+            removed = np.where(gr, 0.0, sigmoid(Xr @ w[:-1] + w[-1]))
             yes, no = kinds == "yes", kinds == "no"
             if threshold is None:
                 threshold = float(np.sort(confidence[yes])[int(0.05 * yes.sum())])

@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from qa import train  # noqa: E402
+from qa.lab import train  # noqa: E402
 
 MARK = " [SEP] "
 FIRST_CHARS = 400
@@ -54,8 +54,8 @@ def _encode(tokenizer, questions, texts, spans):
 
 
 def run_training(groups_file: Path, folder: Path, budget: float, steps: int) -> None:
+    from qa.lab.traindata import load_groups
     from qa.read import packaged_reader_folder
-    from qa.traindata import load_groups
 
     train.encode = _encode  # what `train._loss` reads its pairs with
     start = packaged_reader_folder()
@@ -70,7 +70,7 @@ def alone(readings: Path, folders: list[Path]) -> None:
     the 10, and every candidate refused (logit below 0) for unanswerable and off-corpus
     questions; the shipped reader reads plain candidates, a reader trained here reads
     them context first."""
-    from qa.fit import load_records
+    from qa.lab.fit import load_records
     from qa.read import OnnxCrossEncoder
 
     records = load_records(readings)
@@ -113,7 +113,7 @@ def main() -> None:
     if args.command == "train":
         run_training(args.groups, args.folder, args.budget, args.steps)
     elif args.command == "export":
-        from qa.export import export_reader
+        from qa.lab.export_reader import export_reader
         from qa.read import packaged_reader_folder
 
         export_reader(args.folder / "final.pt", packaged_reader_folder(), args.out, {"study": "context_first"})

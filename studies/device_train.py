@@ -5,7 +5,7 @@ so what travels is packed: the training groups as one table of distinct texts
 (`pack`), and each trained network as int8 rows with a scale each, without the
 embeddings, which training leaves as they were (`compact`; `unpack` rebuilds the
 float weights from it and the start model, for `qa train --weights` to export).
-The training itself is `qa.train.train`, as on 2 cores: this adds only the packing,
+The training itself is `qa.lab.train.train`, as on 2 cores: this adds only the packing,
 throughput-sized step counts, and a held-out check for the learning curve.
 
     python studies/device_train.py pack reports/train6/groups.jsonl .gpu     # here
@@ -29,8 +29,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from qa import train  # noqa: E402
-from qa.traindata import Group, load_groups  # noqa: E402
+from qa.lab import train  # noqa: E402
+from qa.lab.network import build_network  # noqa: E402
+from qa.lab.traindata import Group, load_groups  # noqa: E402
 
 HELD_OUT_ARTICLES = 6  # the last index's articles: the learning curve's check, never trained on
 PROBE_STEPS = 40
@@ -79,7 +80,7 @@ def held_out_check(weights: Path, start: Path, groups: list[Group]) -> dict:
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    net = train.build_network(start / "model.onnx")
+    net = build_network(start / "model.onnx")
     net.load_state_dict(torch.load(weights, weights_only=True, map_location="cpu"))
     net.to(device).eval()
     tokenizer = train.training_tokenizer(start / "tokenizer.json")
@@ -137,7 +138,7 @@ def unpack(parts: list[Path], start: Path, target: Path) -> None:
     import torch
 
     arrays = np.load(io.BytesIO(b"".join(p.read_bytes() for p in sorted(parts, key=lambda p: int(p.suffix[5:])))))
-    state = train.build_network(start / "model.onnx").state_dict()
+    state = build_network(start / "model.onnx").state_dict()
     for name in state:
         if name.startswith(EMBEDDINGS):
             continue

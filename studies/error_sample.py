@@ -19,8 +19,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qa.config import Config  # noqa: E402
-from qa.fit import load_records, outcomes  # noqa: E402
-from qa.read import ReaderModel  # noqa: E402
+from qa.lab.fit import load_records, outcomes  # noqa: E402
+from qa.scoring import ReaderModel  # noqa: E402
 
 
 def main(readings: Path, n: int) -> None:

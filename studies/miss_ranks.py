@@ -14,11 +14,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qa import squad  # noqa: E402
 from qa.config import load_config  # noqa: E402
 from qa.embed import load_encoder  # noqa: E402
-from qa.eval import holds  # noqa: E402
-from qa.fit import load_records  # noqa: E402
+from qa.lab import squad  # noqa: E402
+from qa.lab.eval import holds  # noqa: E402
+from qa.lab.fit import load_records  # noqa: E402
 from qa.read import load_reader  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "benchmarks" / "squad2-dev" / "dev-v2.0.json"

@@ -6,7 +6,7 @@ For each question: the product's 10 candidates (prefilter order), read by the sh
 reader alone ("single"), and read as "candidate + the next sentence of its paragraph"
 ("window"). The top window by logit quotes the sentence its best span starts in
 ("window, span quotes"), or the candidate itself ("window, candidate quoted"). Right: the
-quoted sentence holds a gold answer (`qa.eval.holds`). Reach: a right sentence is among
+quoted sentence holds a gold answer (`qa.lab.eval.holds`). Reach: a right sentence is among
 those that could be quoted.
 
     .venv/bin/python studies/next_window.py select 1000
@@ -24,10 +24,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qa import squad  # noqa: E402
 from qa.config import load_config  # noqa: E402
 from qa.embed import load_encoder  # noqa: E402
-from qa.eval import holds  # noqa: E402
+from qa.lab import squad  # noqa: E402
+from qa.lab.eval import holds  # noqa: E402
 from qa.read import load_reader  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "benchmarks" / "squad2-dev" / "dev-v2.0.json"

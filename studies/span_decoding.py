@@ -19,9 +19,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qa.config import Config  # noqa: E402
-from qa.eval import phrase_scores  # noqa: E402
-from qa.fit import load_records  # noqa: E402
-from qa.read import ReaderModel, load_reader  # noqa: E402
+from qa.lab.eval import phrase_scores  # noqa: E402
+from qa.lab.fit import load_records  # noqa: E402
+from qa.read import load_reader  # noqa: E402
+from qa.scoring import ReaderModel  # noqa: E402
 
 VARIANTS = {"none below [CLS]": {}, "force": {"force": True}, "max 15": {"max_len": 15}, "max 10": {"max_len": 10},
             "penalty 0.05": {"penalty": 0.05}, "penalty 0.1": {"penalty": 0.1}, "penalty 0.2": {"penalty": 0.2},

@@ -8,7 +8,7 @@ lead before and after.
     .venv/bin/python studies/spelled_out.py reports/trained8
 
 The acronyms of an index are those its articles define (`qa.text.find_acronyms`), the
-split's articles in two halves as `qa.squad.squad_split_runs` indexes them; an off-corpus
+split's articles in two halves as `qa.lab.squad.squad_split_runs` indexes them; an off-corpus
 question is asked of the other half.
 """
 
@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from qa.config import Config  # noqa: E402
-from qa.fit import fit_and_report, load_records  # noqa: E402
+from qa.lab.fit import fit_and_report, load_records  # noqa: E402
+from qa.lab.squad import squad_articles  # noqa: E402
 from qa.question import asks_yes_or_no  # noqa: E402
 from qa.read import load_reader  # noqa: E402
-from qa.squad import squad_articles  # noqa: E402
 from qa.text import find_acronyms, spell_out  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "benchmarks" / "squad2-dev" / "dev-v2.0.json"

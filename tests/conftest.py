@@ -16,9 +16,9 @@ import pytest
 from qa.config import Config
 from qa.embed import load_encoder
 from qa.index import build_index
+from qa.lab.replicas import replica
 from qa.pipeline import QA
 from qa.read import load_reader
-from qa.replicas import replica
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"

@@ -209,7 +209,14 @@ def test_where_no_span_beats_no_answer_the_first_sentence_still_names_its_best_w
 
     import numpy as np
 
-    from qa.read import best_span, span_margins
+    from qa.read import (
+        best_span,
+    )
+
+    # [CLS] (token 0) beats every span: the best span is still given, its margin below 0,
+    from qa.scoring import (
+        span_margins,
+    )
 
     # [CLS] (token 0) beats every span: the best span is still given, its margin below 0,
     # and the fusion's span feature reads 0 for it, as for no span.

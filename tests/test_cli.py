@@ -91,7 +91,7 @@ def test_python_dash_m_qa_is_the_qa_command_and_says_its_version():
 def test_fit_collects_readings_through_the_product_then_fits_again_from_them(tmp_path, capsys):
     from pathlib import Path
 
-    from qa.squad import SPLITS
+    from qa.lab.squad import SPLITS
 
     tiny = json.loads((Path(__file__).parent / "data" / "squad-tiny.json").read_text())
     # Two articles in each split (titles the splits are fixed on), each half asked of the other.

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from qa.config import DEFAULT_MODEL_SHA256, Config
-from qa.embed import checked_hash, load_encoder, resolve_model_path, weights_hash
+from qa.embed import load_encoder, resolve_model_path
+from qa.modelfiles import checked_hash, weights_hash
 from qa.types import ConfigError
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from qa import engine, enginewrite
-from qa.eval import load_eval_set
 from qa.index import build_index
+from qa.lab.eval import load_eval_set
 from qa.live import LiveQA
 from qa.pipeline import QA
 from qa.types import IndexMissingError, QAError
@@ -188,8 +188,8 @@ def test_the_engine_bench_measures_replicas_and_memory(corpus_config, encoder, t
     # An engine of its own, as `qa bench --store` asks: the session's server, shared with
     # the tests above, twice stopped answering before this test when other servers had
     # started and stopped (not reproduced outside pytest).
-    from qa import enginebench
     from qa.index import expected_settings
+    from qa.lab import enginebench
 
     with engine_server(tmp_path / "data") as uri:
         config = _config(corpus_config, uri, tmp_path)

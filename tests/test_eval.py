@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from qa.cli import main
-from qa.eval import ItemResult, evaluate, holds, load_eval_set, normalize, summarize, sweep, typo_set
-from qa.squad import squad_articles, squad_items
+from qa.lab.eval import ItemResult, evaluate, holds, load_eval_set, normalize, summarize, sweep, typo_set
+from qa.lab.squad import squad_articles, squad_items
 from qa.types import ConfigError
 
 from conftest import CORPUS, ROOT
@@ -140,7 +140,7 @@ def test_questions_typed_in_lower_case_do_about_as_well(qa):
 
 def test_the_typo_set_is_the_default_set_with_one_seeded_typo_in_each_question():
     assert TYPO_SET.read_text(encoding="utf-8") == typo_set(DEFAULT_SET), (
-        "evals/typos.jsonl is stale; remake it: .venv/bin/python -c \"from qa.eval import typo_set; "
+        "evals/typos.jsonl is stale; remake it: .venv/bin/python -c \"from qa.lab.eval import typo_set; "
         "open('evals/typos.jsonl', 'w').write(typo_set('evals/default.jsonl'))\"")
     for clean, typed in zip(load_eval_set(DEFAULT_SET), load_eval_set(TYPO_SET), strict=True):
         changed = [(a, b) for a, b in zip(clean.question.split(), typed.question.split(), strict=True) if a != b]

@@ -12,8 +12,8 @@ from qa import index as index_module
 from qa.config import Config
 from qa.files import IndexWriteError, load_index, read_manifest
 from qa.index import build_index, dense_index, expected_settings
+from qa.lab.scaling import synthetic_vectors
 from qa.pipeline import QA
-from qa.scaling import synthetic_vectors
 from qa.types import ConfigError, EmptyCorpusError, IndexMissingError, StaleIndexError
 
 from conftest import CORPUS, CountingEncoder

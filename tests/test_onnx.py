@@ -11,8 +11,8 @@ import pytest
 
 from qa.config import Config
 from qa.embed import OnnxEncoder, SentenceTransformerEncoder, cache_folder, load_encoder
-from qa.eval import load_eval_set
 from qa.export import UnsupportedExport, export_encoder
+from qa.lab.eval import load_eval_set
 from qa.question import plain
 from qa.types import ConfigError
 
@@ -76,7 +76,7 @@ def test_a_model_that_cannot_be_exported_is_refused_before_torch_loads(tmp_path)
         {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"},
     ]))
     with pytest.raises(UnsupportedExport, match="not a plain Transformer"):
-        export_encoder(tmp_path, "0" * 64, tmp_path / "out", "custom")
+        export_encoder(tmp_path, "0" * 64, tmp_path / "out", "custom", lambda work: OnnxEncoder(work, model_id="check"))
     assert not (tmp_path / "out").exists()
 
 

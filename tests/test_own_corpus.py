@@ -25,8 +25,8 @@ from qa.config import Config
 from qa.files import read_manifest
 from qa.index import build_index
 from qa.indexer import JOURNAL
+from qa.lab.replicas import wait_healthy
 from qa.pipeline import QA
-from qa.replicas import wait_healthy
 from qa.server import create_app
 
 from conftest import copy_documents, free_port

@@ -8,25 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa import fit, read
+from qa import read
 from qa.config import MSMARCO_READER, READER_SHA256, TRAINED_READER, Config
-from qa.embed import weights_hash
-from qa.read import (
-    ABSTAIN_FEATURES,
-    CHECKS,
-    FUSION_FEATURES,
-    MODEL_FILE,
-    SENTENCE_FEATURES,
-    TRAINED_FOLDER,
-    ReaderModel,
-    auroc,
-    fit_listwise,
-    fit_logistic,
-    load_reader,
-    packaged_reader_folder,
-    reliability,
-)
-from qa.squad import SPLITS, split_of, squad_articles, squad_split_runs
+from qa.lab import fit
+from qa.lab.fitting import auroc, fit_listwise, fit_logistic, reliability
+from qa.lab.squad import SPLITS, split_of, squad_articles, squad_split_runs
+from qa.modelfiles import weights_hash
+from qa.read import TRAINED_FOLDER, load_reader, packaged_reader_folder
+from qa.scoring import ABSTAIN_FEATURES, CHECKS, FUSION_FEATURES, MODEL_FILE, SENTENCE_FEATURES, ReaderModel
 from qa.types import ConfigError
 
 from conftest import ROOT

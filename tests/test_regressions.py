@@ -9,9 +9,9 @@ import json
 
 import pytest
 
-from qa import baseline
 from qa.cli import main
-from qa.eval import evaluate, load_eval_set
+from qa.lab import baseline
+from qa.lab.eval import evaluate, load_eval_set
 
 from conftest import ROOT
 
@@ -77,7 +77,7 @@ def test_a_conversation_is_asked_turn_by_turn_with_the_products_own_answers(qa, 
     first, second = evaluate(qa, items)
     # The follow-up was asked with the first answer as history: its query names the person.
     assert "Phil Wood" in second.query and "Phil Wood" not in second.question
-    from qa.eval import by_kind
+    from qa.lab.eval import by_kind
 
     figures = by_kind([first, second])
     assert figures["kind_pronoun"].startswith(f"{int(second.right)}/1") and "sure_but_wrong" in figures

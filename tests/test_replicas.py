@@ -13,7 +13,7 @@ import urllib.request
 
 from qa.config import Config
 from qa.index import build_index
-from qa.replicas import balancer, replica, stop
+from qa.lab.replicas import balancer, replica, stop
 
 from conftest import CORPUS, engine_server, free_port, post_json
 

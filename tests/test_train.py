@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa import train, traindata
 from qa.config import Config
-from qa.export import export_reader
-from qa.fit import Record
+from qa.lab import train, traindata
+from qa.lab.export_reader import export_reader
+from qa.lab.fit import Record
+from qa.lab.network import build_network
+from qa.lab.traindata import Group
 from qa.read import OnnxCrossEncoder, packaged_reader_folder
-from qa.traindata import Group
 from qa.types import ConfigError
 
 TINY = Path(__file__).parent / "data" / "squad-tiny.json"
@@ -147,7 +148,7 @@ def test_a_typo_share_outside_0_to_1_is_refused_before_any_work(tmp_path, capsys
 def test_the_dequantised_start_reads_as_the_int8_reader_does(msmarco_reader):
     import torch
 
-    net = train.build_network(START / "model.onnx").eval()
+    net = build_network(START / "model.onnx").eval()
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(START / "tokenizer.json"))

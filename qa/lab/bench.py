@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config
+from ..config import Config
+from ..types import QAError, Say, percentiles
 from .eval import load_eval_set
 from .scaling import scaling
 from .squad import squad_articles
-from .types import QAError, Say, percentiles
 
 # The installed `qa` script, as a user runs it.
 QA_COMMAND = [str(Path(sys.executable).with_name("qa"))] if Path(sys.executable).with_name("qa").exists() \
@@ -57,9 +57,9 @@ class _RecordingReader:
 def question_path(config: Config, questions: list[str], rounds: int = 2) -> dict:
     """In-process stage timings of `QA.ask`, and the models alone on the same inputs.
     The first round warms up; the others are measured."""
-    from .embed import load_encoder
-    from .pipeline import QA
-    from .read import load_reader
+    from ..embed import load_encoder
+    from ..pipeline import QA
+    from ..read import load_reader
 
     reader = _RecordingReader(load_reader(config))
     qa = QA.load(config, load_encoder(config), reader)
@@ -193,7 +193,7 @@ def ingest(config: Config, corpus: Path, fractions: Sequence[float] = (0.25, 0.5
             for f in files[:max(1, round(len(files) * fraction))]:
                 shutil.copy(f, part)
             job = {"config": {**config.__dict__, "corpus_dir": str(part), "index_dir": str(Path(work) / "index")}}
-            out = subprocess.run([sys.executable, "-m", "qa.bench", json.dumps(job)], capture_output=True, text=True,
+            out = subprocess.run([sys.executable, "-m", "qa.lab.bench", json.dumps(job)], capture_output=True, text=True,
                                  timeout=7200, env={**os.environ})
             if out.returncode:
                 raise QAError(f"the ingest benchmark failed: {out.stderr[-800:]}")
@@ -205,9 +205,9 @@ def _ingest_worker(job: dict) -> dict:
     """Runs in a child process: one fresh ingest, then the raw encode of the same texts."""
     import resource
 
-    from .embed import load_encoder
-    from .files import load_index
-    from .index import build_index, expected_settings
+    from ..embed import load_encoder
+    from ..files import load_index
+    from ..index import build_index, expected_settings
 
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in job["config"].items()}
     config = Config(**fields)
@@ -238,10 +238,10 @@ def uploads(config: Config, files: Sequence[str], rounds: int = 3) -> list[dict]
     reading the file alone. Each round uploads the file and removes it again."""
     import dataclasses
 
-    from .documents import Upload, check
-    from .ingest import read_document
-    from .pipeline import QA
-    from .server import create_app
+    from ..documents import Upload, check
+    from ..ingest import read_document
+    from ..pipeline import QA
+    from ..server import create_app
 
     out = []
     with tempfile.TemporaryDirectory(prefix="qa-bench-uploads-") as work:
@@ -301,7 +301,7 @@ def squad_corpus(path: str | Path, documents: int, folder: Path) -> list[str]:
 def unsure_follow_ups(path: Path, limit: int = 20) -> list[tuple[str, str]]:
     """(first question, its follow-up) pairs of a conversation set whose follow-up is read
     both ways (`qa.followup.resolve` offers two readings whatever the first answer said)."""
-    from .followup import resolve
+    from ..followup import resolve
 
     if not path.is_file():
         return []
@@ -339,8 +339,8 @@ def run(config: Config, eval_set: str, squad: str | None, documents: int, sizes:
         results["ingest"] = ingest(config, corpus, (0.25, 0.5, 1.0) if squad else (1.0,))
         results["scaling"] = scaling(config, sizes, kinds, say=say)
         if squad:
-            from .embed import load_encoder
-            from .index import build_index
+            from ..embed import load_encoder
+            from ..index import build_index
 
             squad_config = config.with_overrides(corpus_dir=str(corpus), index_dir=str(Path(work) / "index"))
             build_index(squad_config, load_encoder(squad_config))

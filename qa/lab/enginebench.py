@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import engine, enginewrite
+from .. import engine, enginewrite
+from ..config import Config, to_env
+from ..types import Document, Say, Sentence, percentiles
 from .bench import _free_port, _post, _rss_mb, squad_corpus
-from .config import Config, to_env
 from .replicas import balancer, replica
 from .scaling import synthetic_vectors
-from .types import Document, Say, Sentence, percentiles
 
 CHUNKS_PER_DOCUMENT = 20
 VOCABULARY = 10_000_000  # made-up words (an open vocabulary: a Zipf law draws ever more of them)
@@ -36,8 +36,8 @@ def run(config: Config, questions: list[str], squad: str | None, documents: int,
         say: Say = print, seconds: float = 20.0, out: Path | None = None) -> dict:
     """Every section; with `out`, the results so far are written there after each (the
     million-chunk one takes an hour on 2 cores)."""
-    from .embed import load_encoder
-    from .index import build_index, expected_settings
+    from ..embed import load_encoder
+    from ..index import build_index, expected_settings
 
     client = engine.connect(config.store)
     encoder = load_encoder(config)
@@ -62,7 +62,7 @@ def run(config: Config, questions: list[str], squad: str | None, documents: int,
                 if workers == 1:
                     build_index(cfg, encoder)
                 else:
-                    from .index import build_in_workers
+                    from ..index import build_in_workers
 
                     assert not build_in_workers(cfg, workers)
                 seconds_taken = time.perf_counter() - started
@@ -181,7 +181,7 @@ def write_synthetic(client, start: int, stop: int, dim: int, expected: dict) -> 
     """Synthetic chunks `start` to `stop` written into the engine (documents of
     `CHUNKS_PER_DOCUMENT` one-sentence chunks), then the lexicon of all of them, as an
     ingest makes it, and a manifest; returns `stop`."""
-    from .text import Lexicon, terms
+    from ..text import Lexicon, terms
 
     per_batch = 5000 // CHUNKS_PER_DOCUMENT
     for first in range(start // CHUNKS_PER_DOCUMENT, stop // CHUNKS_PER_DOCUMENT, per_batch):

@@ -26,7 +26,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from .types import QAError
+from ..types import QAError
 
 CHECK_MS = 200
 HAPROXY_CONFIG = """global

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..types import ConfigError
 from .eval import ItemResult
-from .types import ConfigError
 
 
 @dataclass

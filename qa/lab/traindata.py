@@ -30,13 +30,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import Config
-from .types import ConfigError, QAError
+from ..config import Config
+from ..types import ConfigError, QAError
 
 if TYPE_CHECKING:  # the embedder's imports are not needed where the groups are only trained on
-    from .embed import Encoder
+    from ..embed import Encoder
 
-TRAIN_FILE = Path(__file__).resolve().parent.parent.parent / "shared" / "benchmarks" / "squad1.1-train" / "train-v1.1-398.json.gz"
+TRAIN_FILE = Path(__file__).resolve().parents[3] / "shared" / "benchmarks" / "squad1.1-train" / "train-v1.1-398.json.gz"
 GROUP = 10  # candidates per question: what the product reads (`reader_candidates`)
 ARTICLES_PER_INDEX = 8
 
@@ -69,7 +69,7 @@ def run_groups(config: Config, folder: Path, articles: int, train_file: str | Pa
     run (or a later one given a copy) reuses."""
     groups_file = folder / "groups.jsonl"
     if not groups_file.is_file():
-        from .embed import load_encoder
+        from ..embed import load_encoder
 
         save_groups(collect_groups(config, load_encoder(config), train_articles(train_file, articles),
                                    folder / "indexes"), groups_file)
@@ -92,10 +92,10 @@ def collect_groups(config: Config, encoder: Encoder, articles: list[dict], workd
 
 
 def _index_groups(config: Config, encoder: Encoder, part: list[dict], folder: Path) -> Iterator[Group]:
+    from ..index import build_index
+    from ..pipeline import QA
+    from ..scoring import ReaderModel
     from .eval import holds
-    from .index import build_index
-    from .pipeline import QA
-    from .read import ReaderModel
     from .squad import squad_items
 
     corpus = folder / "corpus"

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .config import Config
-from .types import Say, percentiles
+from ..config import Config
+from ..types import Say, percentiles
 
 
 def synthetic_vectors(n: int, dim: int, seed: int, topics: int = 1024, subtopics: int = 16) -> np.ndarray:
@@ -43,7 +43,7 @@ def scaling(config: Config, sizes: Sequence[int], kinds: Sequence[str] = ("auto"
     build time, single-query latency and recall@10 against exact search on the same vectors."""
     import faiss
 
-    from .index import dense_index
+    from ..index import dense_index
 
     rows = []
     for n in sizes:

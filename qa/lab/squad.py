@@ -12,15 +12,16 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from .config import Config
-from .embed import Encoder
-from .engine import connect, database_uri, is_engine
-from .enginewrite import drop_collections
+from ..config import Config
+from ..embed import Encoder
+from ..engine import connect, database_uri, is_engine
+from ..enginewrite import drop_collections
+from ..index import build_index
+from ..pipeline import QA
+from ..read import Reader
+from ..scoring import ReaderModel
+from ..types import ConfigError
 from .eval import EvalItem
-from .index import build_index
-from .pipeline import QA
-from .read import Reader, ReaderModel
-from .types import ConfigError
 
 # Fixed article splits of SQuAD 2.0 dev (the file in ../shared/benchmarks): weights are fitted
 # on "fit", settings chosen on "select", and figures reported on "report"; no article, so no

@@ -25,24 +25,22 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config
-from .read import (
+from ..config import Config
+from ..read import Span
+from ..scoring import (
     ABSTAIN_FEATURES,
     CHECKS,
     FUSION_FEATURES,
     SENTENCE_FEATURES,
+    SENTENCE_WEIGHTS,
     ReaderModel,
-    Span,
     abstain_features,
-    auroc,
-    fit_listwise,
-    fit_logistic,
     fusion_features,
     lead_fails_a_check,
-    reliability,
     span_margins,
 )
-from .types import ConfigError
+from ..types import ConfigError
+from .fitting import auroc, fit_listwise, fit_logistic, reliability
 
 MAX_FALSE_ABSTENTION = 0.05
 SURE_PRECISION = 0.9
@@ -314,7 +312,6 @@ def without(records: list[Record], name: str, candidates: int) -> list[Record]:
     """The records as the product would see them without one feature or rule: a sentence
     feature leaves the linear score that picks the candidates too (the rest of its weights
     kept), and a check always passes."""
-    from .answer import WEIGHTS
 
     out = []
     for r in records:
@@ -324,7 +321,7 @@ def without(records: list[Record], name: str, candidates: int) -> list[Record]:
             r = replace(r, checks=checks)
         elif name in SENTENCE_FEATURES:
             k = SENTENCE_FEATURES.index(name)
-            linear = r.linear - r.rows[:, k] * WEIGHTS[k]
+            linear = r.linear - r.rows[:, k] * SENTENCE_WEIGHTS[k]
             r = replace(r, linear=linear).take(np.argsort(-linear, kind="stable"))
             r.rows[:, k] = 0.0  # `take` made the rows a copy
         out.append(r.top(candidates))
@@ -376,10 +373,10 @@ def readings(config: Config, folder: Path, squad_file: str, limits: dict, off_co
     makes a progress callable with a `close()`."""
     import tempfile
 
+    from ..embed import load_encoder
+    from ..read import load_reader
     from . import squad
-    from .embed import load_encoder
     from .eval import holds
-    from .read import load_reader
 
     records = {}
     encoder = reader = None

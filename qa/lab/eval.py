@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .pipeline import QA
-from .read import auroc, reliability
-from .text import match_text
-from .types import Answer, ConfigError
+from ..pipeline import QA
+from ..text import match_text
+from ..types import Answer, ConfigError
+from .fitting import auroc, reliability
 from .typos import one_typo
 
 
