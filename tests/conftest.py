@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import os
+import pickle
 import shutil
 import socket
 import subprocess
@@ -22,6 +25,41 @@ from qa.read import load_reader
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
+
+# Test tiers (docs/testing.md), as markers given at collection, so that no test has to
+# remember its own: `bash scripts/test --quick` leaves out browser, engine and wheel.
+# - model: the test uses, directly or through other fixtures, one that loads the real
+#   embedder or reader (and so the index built with them, or a server that loads them);
+# - browser, engine, wheel: by module, as each of those needs what the quick tier skips
+#   (Chromium; a Milvus Lite server from .venv-engine; a wheel built into a fresh venv).
+MODEL_FIXTURES = frozenset({"encoder", "torch_encoder", "reader", "msmarco_reader", "qa", "live_server"})
+# What loads the model without one of those fixtures: a `qa` command run in-process
+# (`main(["ingest", …])`) or as a subprocess, or training from the reader's weights. Found by
+# running `-m "not model"` with onnxruntime's and sentence-transformers' loaders wrapped.
+MODEL_MODULES = frozenset({"test_train", "test_wheel"})
+MODEL_TESTS = frozenset({
+    ("test_cli", "test_ingest_ask_and_search"),
+    ("test_cli", "test_errors_are_one_line_with_non_zero_exit"),
+    ("test_cli", "test_fit_collects_readings_through_the_product_then_fits_again_from_them"),
+    ("test_eval", "test_qa_eval_on_tiny_squad_writes_reports"),
+    ("test_hostile", "test_qa_ingest_skips_a_bad_file_with_a_warning_and_builds_the_rest"),
+    ("test_onnx", "test_without_onnxruntime_the_encoder_falls_back_to_torch"),
+    ("test_own_corpus", "test_qa_ingest_on_a_full_disk_says_so_in_one_line_and_leaves_no_partial_files"),
+    ("test_own_corpus", "test_qa_ingest_on_a_full_disk_simulated"),
+    ("test_engine", "test_qa_remove_works_on_the_engine_as_on_the_files"),
+})
+MODULE_MARKS = {"test_browser": "browser", "test_engine": "engine", "test_engine_restart": "engine",
+                "test_replicas": "engine", "test_wheel": "wheel"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.path.stem
+        if module in MODULE_MARKS:
+            item.add_marker(MODULE_MARKS[module])
+        if (module in MODEL_MODULES or (module, getattr(item, "originalname", item.name)) in MODEL_TESTS
+                or MODEL_FIXTURES.intersection(item.fixturenames)):
+            item.add_marker("model")
 
 
 def copy_documents(folder: Path, documents: int) -> list[str]:
@@ -86,6 +124,36 @@ def corpus_config(tmp_path_factory) -> Config:
 def qa(corpus_config, encoder, reader) -> QA:
     build_index(corpus_config, encoder)
     return QA.load(corpus_config, encoder, reader)
+
+
+@pytest.fixture(scope="session")
+def evaluated(qa, tmp_path_factory):
+    """An eval set's results over the default corpus (by name: evals/NAME.jsonl), asked once
+    a run: test_eval.py's levels and test_regressions.py's baselines read the same results.
+    Under xdist the workers share them through the run's temporary folder (each worker
+    builds the same index from the same corpus)."""
+    from qa.lab.eval import evaluate, load_eval_set
+
+    runs: dict[str, list] = {}
+    shared = tmp_path_factory.getbasetemp().parent if os.environ.get("PYTEST_XDIST_WORKER") else None
+
+    def results(name: str) -> list:
+        if name in runs:
+            return runs[name]
+        if shared is None:
+            runs[name] = evaluate(qa, load_eval_set(ROOT / "evals" / f"{name}.jsonl"))
+            return runs[name]
+        with open(shared / f"eval-{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one worker asks; the other waits and reads
+            saved = shared / f"eval-{name}.pickle"
+            if saved.exists():
+                runs[name] = pickle.loads(saved.read_bytes())
+            else:
+                runs[name] = evaluate(qa, load_eval_set(ROOT / "evals" / f"{name}.jsonl"))
+                saved.write_bytes(pickle.dumps(runs[name]))
+        return runs[name]
+
+    return results
 
 
 # A document whose text looks like markup: the page must show it, never run it.

@@ -24,9 +24,9 @@ def test_every_visible_eval_set_has_a_baseline():
 
 
 @pytest.mark.parametrize("name", SETS)
-def test_no_right_answer_turns_wrong(qa, name):
+def test_no_right_answer_turns_wrong(evaluated, name):
     known = baseline.load(ROOT / "evals" / "baselines" / f"{name}.json")
-    results = evaluate(qa, load_eval_set(ROOT / "evals" / f"{name}.jsonl"))
+    results = evaluated(name)
     diff = baseline.compare(known, results)
     assert not diff.turned_wrong and not diff.added and not diff.gone, (
         f"{baseline.render(diff, results, known)}\nIf the change is meant, update the baseline in the same commit and "
