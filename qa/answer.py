@@ -186,13 +186,13 @@ class Answerer:
         order = [reading.sids[i] for i in np.argsort(-np.asarray(reading.fused), kind="stable")]
         passages = self.rerank(passages, order + [c.sid for c in ranked])[:k]
         if not order:
-            return Answer(q.asked, "", True, 0.0, [], [], q.query, ABSTAIN_MESSAGE, passages, "", reading,
-                          closest=self.closest(passages))
+            return Answer.refusal(q.asked, q.query, ABSTAIN_MESSAGE, passages=passages, reading=reading,
+                                  closest=self.closest(passages))
         confidence = round(reading.confidence, 4)
         lead_text = self.index.sentence_text(order[0])
         if confidence < self.threshold:
-            return Answer(q.asked, "", True, confidence, [], [], q.query, ABSTAIN_MESSAGE, passages, lead_text, reading,
-                          closest=self.closest(passages))
+            return Answer.refusal(q.asked, q.query, ABSTAIN_MESSAGE, confidence=confidence, passages=passages,
+                                  lead_text=lead_text, reading=reading, closest=self.closest(passages))
 
         fused = dict(zip(reading.sids, reading.fused))
         can = dict(zip(reading.sids, reading.checks.all(axis=1)))
@@ -244,7 +244,8 @@ class Answerer:
             named = span if sid == order[0] or (span is not None and span.score > 0) else None
             sentences.append(AnswerSentence(text, n, self._in_document(sid, named), s.item))
         answer = answer_text(sentences)
-        return Answer(q.asked, answer, False, confidence, sentences, citations, q.query, "", passages, lead_text, reading,
+        return Answer(question=q.asked, answer=answer, abstained=False, confidence=confidence, sentences=sentences,
+                      citations=citations, query=q.query, passages=passages, lead_text=lead_text, reading=reading,
                       assurance="sure" if confidence >= self.sure else "possible", more_items=more)
 
     def closest(self, passages: list[Passage]) -> list[Citation]:
@@ -277,11 +278,13 @@ class Answerer:
         dense = max((p.dense for p in passages), default=0.0)
         bm25 = max((p.lexical for p in passages), default=0.0)
         if not sids:
-            return Reading([], rows, linear, logits, spans, checks, np.zeros(0, np.float32), dense, bm25, 0.0)
+            return Reading(sids=[], rows=rows, linear=linear, logits=logits, spans=spans, checks=checks,
+                           fused=np.zeros(0, np.float32), dense=dense, bm25=bm25, confidence=0.0)
         span_scores = span_margins(spans)
         fused = self.model.fuse(rows, logits, span_scores, checks)
         confidence = self.model.confidence(fused, linear, logits, span_scores, checks, dense, bm25)
-        return Reading(sids, rows, linear, logits, spans, checks, fused, dense, bm25, confidence)
+        return Reading(sids=sids, rows=rows, linear=linear, logits=logits, spans=spans, checks=checks, fused=fused,
+                       dense=dense, bm25=bm25, confidence=confidence)
 
     def _in_document(self, sid: int, span: Span | None) -> tuple[int, int] | None:
         """The reader's span (offsets into the text it read) as document offsets, when it

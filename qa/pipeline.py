@@ -64,7 +64,7 @@ class QA:
         asked = check_text(question, "question", self.config.max_question_chars)
         if (reply := help_reply(asked)) is not None:  # nothing to search: `query` stays empty
             check_history(history, self.config.max_history_turns)
-            return Answer(asked, "", True, 0.0, [], [], "", reply, index_version=self.index_version)
+            return Answer.refusal(asked, "", reply, index_version=self.index_version)
         # A follow-up that may or may not lean on the conversation is read both ways, and the
         # answer the reader is surer of is kept: its query says which reading that was.
         # Where neither reading answers, the question is said to have been searched as typed,

@@ -151,7 +151,7 @@ class AnswerSentence:
     item: bool = False  # an item of a list: shown on a line of its own, its marker after it
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Reading:
     """What the reader saw for one question: its candidate sentences (rows in the index's
     sentence table) and the scores behind the answer."""
@@ -168,7 +168,7 @@ class Reading:
     confidence: float  # calibrated probability that the best fused candidate holds the answer
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Answer:
     question: str
     answer: str  # sentences joined, each followed by its marker "[n]"; empty when abstaining
@@ -195,6 +195,12 @@ class Answer:
     # When the answer quotes a list: how many more items it has than are quoted (the
     # source shows them all).
     more_items: int = 0
+
+    @classmethod
+    def refusal(cls, question: str, query: str, message: str, **scores) -> Answer:
+        """No answer: the message says why; `scores` keeps what the reader saw (evals read it)."""
+        return cls(question=question, answer="", abstained=True, confidence=scores.pop("confidence", 0.0),
+                   sentences=[], citations=[], query=query, message=message, **scores)
 
     @property
     def doubt(self) -> str:

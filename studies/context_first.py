@@ -61,8 +61,8 @@ def run_training(groups_file: Path, folder: Path, budget: float, steps: int) -> 
     start = packaged_reader_folder()
     groups = train.keep_refusals(load_groups(groups_file), 0.3)
     print(f"{len(groups)} groups", flush=True)
-    train.train(groups, folder, start / "model.onnx", start / "tokenizer.json", steps, batch=8, lr=3e-5,
-                init=Path("reports/train4/final.pt"), typos=0.25, budget_s=budget, checkpoint_every=20)
+    train.train(groups, folder, start, train.TrainSettings(steps=steps, batch=8, lr=3e-5, typos=0.25, budget_s=budget,
+                                                           init=Path("reports/train4/final.pt"), checkpoint_every=20))
 
 
 def alone(readings: Path, folders: list[Path]) -> None:

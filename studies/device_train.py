@@ -170,14 +170,16 @@ def run_one(folder: Path, out: Path, name: str, refusals: float, budget: float, 
     # first steps left out. It still runs slower than the run itself (on the H200, 150 ms
     # a step against 95 ms over the run): a run sized by it ends early, not late.
     ticks = []
-    train.train(groups, work / "probe", start / "model.onnx", start / "tokenizer.json", PROBE_STEPS, batch, lr,
-                frozen=0, say=lambda _: ticks.append(time.perf_counter()), checkpoint_every=10**9)
+    train.train(groups, work / "probe", start,
+                train.TrainSettings(steps=PROBE_STEPS, batch=batch, lr=lr, frozen=0, checkpoint_every=10**9),
+                say=lambda _: ticks.append(time.perf_counter()))
     per_step = (ticks[-1] - ticks[-3]) / 20
     steps = int(min(epochs * len(groups) / batch, budget / per_step))
     say(f"{len(groups)} groups ({refusals} of refusals), {per_step * 1000:.0f} ms a step -> {steps} steps "
         f"({steps * batch / len(groups):.2f} epochs)")
-    train.train(groups, work, start / "model.onnx", start / "tokenizer.json", steps, batch, lr,
-                typos=typos, frozen=0, say=say, checkpoint_every=max(1, steps // 8), budget_s=budget * 1.15, init=init)
+    train.train(groups, work, start,
+                train.TrainSettings(steps=steps, batch=batch, lr=lr, typos=typos, frozen=0, init=init,
+                                    checkpoint_every=max(1, steps // 8), budget_s=budget * 1.15), say=say)
     curve = {}
     for snapshot in ("quarter", "half", "final"):
         if not (work / f"{snapshot}.pt").is_file():

@@ -13,6 +13,7 @@ from qa.lab import train, traindata
 from qa.lab.export_reader import export_reader
 from qa.lab.fit import Record
 from qa.lab.network import build_network
+from qa.lab.train import TrainSettings
 from qa.lab.traindata import Group
 from qa.read import OnnxCrossEncoder, packaged_reader_folder
 from qa.types import ConfigError
@@ -40,8 +41,8 @@ GROUPS = [
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("train")
     said: list[str] = []
-    final = train.train(GROUPS, folder, START / "model.onnx", START / "tokenizer.json", steps=8, batch=2, lr=1e-4,
-                        say=said.append, checkpoint_every=4)
+    final = train.train(GROUPS, folder, START, TrainSettings(steps=8, batch=2, lr=1e-4, checkpoint_every=4),
+                        say=said.append)
     return folder, final, said
 
 
@@ -57,8 +58,8 @@ def test_training_on_a_tiny_fixture_lowers_the_loss_and_reports_progress(trained
 def test_a_finished_or_interrupted_run_resumes_from_its_checkpoint(trained):
     folder, _, _ = trained
     said: list[str] = []
-    train.train(GROUPS, folder, START / "model.onnx", START / "tokenizer.json", steps=8, batch=2, lr=1e-4,
-                say=said.append, checkpoint_every=4)
+    train.train(GROUPS, folder, START, TrainSettings(steps=8, batch=2, lr=1e-4, checkpoint_every=4),
+                say=said.append)
     assert said[0] == "resumed at step 8/8" and not any(line.startswith("step ") for line in said)
 
 
@@ -67,8 +68,7 @@ def test_a_run_can_continue_an_earlier_runs_weights(trained, tmp_path):
 
     _, first_final, _ = trained
     # No steps: what the new run starts from is what it ends with, and that is the earlier run's.
-    continued = train.train(GROUPS, tmp_path / "again", START / "model.onnx", START / "tokenizer.json", steps=0,
-                            batch=2, init=first_final)
+    continued = train.train(GROUPS, tmp_path / "again", START, TrainSettings(steps=0, batch=2, init=first_final))
     before, after = torch.load(first_final, weights_only=True), torch.load(continued, weights_only=True)
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
 
@@ -87,7 +87,7 @@ def test_a_share_of_questions_is_read_with_one_typo(tmp_path, monkeypatch):
     # The training loop reads them.
     read, loss = [], train._loss
     monkeypatch.setattr(train, "_loss", lambda net, tok, groups: read.extend(g.question for g in groups) or loss(net, tok, groups))
-    train.train(GROUPS, tmp_path, START / "model.onnx", START / "tokenizer.json", steps=2, batch=2, typos=1.0)
+    train.train(GROUPS, tmp_path, START, TrainSettings(steps=2, batch=2, typos=1.0))
     assert len(read) == 4 and not {g.question for g in GROUPS} & set(read)
 
 
@@ -107,16 +107,15 @@ def test_the_lower_layers_train_only_when_unfrozen_and_a_budget_ends_a_run_resum
     layer0 = "cross.bert.encoder.layer.0.attention.self.query.weight"
     start = torch.load(first_final, weights_only=True)
     said: list[str] = []
-    final = train.train(GROUPS, tmp_path / "all", START / "model.onnx", START / "tokenizer.json", steps=50, batch=2,
-                        init=first_final, frozen=0, budget_s=0.0, say=said.append)
+    final = train.train(GROUPS, tmp_path / "all", START,
+                        TrainSettings(steps=50, batch=2, init=first_final, frozen=0, budget_s=0.0), say=said.append)
     after = torch.load(final, weights_only=True)
     assert not torch.equal(after[layer0], start[layer0])
     embeddings = "cross.bert.embeddings.word_embeddings.weight"
     assert torch.equal(after[embeddings], start[embeddings])  # frozen always: a lent machine's run packs without them
     assert said[-1] == "stopped at step 1/50: the 0 s budget is spent"
     assert torch.load(tmp_path / "all" / "checkpoint.pt", weights_only=False)["step"] == 1
-    frozen = train.train(GROUPS, tmp_path / "six", START / "model.onnx", START / "tokenizer.json", steps=1, batch=2,
-                         init=first_final)
+    frozen = train.train(GROUPS, tmp_path / "six", START, TrainSettings(steps=1, batch=2, init=first_final))
     assert torch.equal(torch.load(frozen, weights_only=True)[layer0], start[layer0])
 
 

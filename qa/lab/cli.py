@@ -158,11 +158,9 @@ def cmd_train(config: Config, args) -> int:
     other = sum(g.other_article for g in groups)
     print(f"{len(groups)} groups, {sum(len(g.texts) for g in groups)} pairs "
           f"({sum(g.removed for g in groups) - other} answer-removed, {other} other-article)")
-    weights = Path(args.weights) if args.weights else train.train(groups, folder, start / "model.onnx",
-                                                                   start / "tokenizer.json", args.steps, args.batch,
-                                                                   args.lr, args.seed, typos=args.typos,
-                                                                   frozen=args.frozen,
-                                                                   init=Path(args.init) if args.init else None)
+    settings = train.TrainSettings(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, typos=args.typos,
+                                   frozen=args.frozen, init=Path(args.init) if args.init else None)
+    weights = Path(args.weights) if args.weights else train.train(groups, folder, start, settings)
     card = export_reader(weights, start, Path(args.out), {"articles": args.articles, "steps": args.steps,
                                                           "batch": args.batch, "groups": len(groups),
                                                           "init": args.init or "ms-marco-MiniLM-L-12-v2",

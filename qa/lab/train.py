@@ -32,6 +32,7 @@ import json
 import os
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -67,27 +68,42 @@ def encode(tokenizer, questions: list[str], texts: list[str], spans: list[list[i
     return ids, mask, types, np.array(starts), np.array(ends)
 
 
-def train(groups: list[Group], folder: Path, onnx_file: Path, tokenizer_file: Path, steps: int, batch: int = 8,
-          lr: float = 3e-5, seed: int = 0, say: Say = print, checkpoint_every: int = CHECKPOINT_STEPS,
-          init: Path | None = None, typos: float = 0.0, frozen: int = FROZEN_LAYERS, budget_s: float | None = None) -> Path:
-    """Train for `steps` steps of `batch` groups, resuming from `folder/checkpoint.pt`;
-    returns the final weights' path (`folder/final.pt`). `init` (an earlier run's weights)
-    continues that run on these groups instead of starting from the MS MARCO reader;
-    `typos` is the share of questions read with one typo; `frozen`, the lower layers left
-    as they are. A run given `budget_s` seconds ends early, at a checkpoint, when they are
-    spent (where a machine is lent for a fixed time)."""
+@dataclass(frozen=True, kw_only=True)
+class TrainSettings:
+    """A training run's settings. `init` (an earlier run's weights) continues that run
+    instead of starting from the MS MARCO reader; `typos` is the share of questions read
+    with one typo; `frozen`, the lower layers left as they are. A run given `budget_s`
+    seconds ends early, at a checkpoint, when they are spent (where a machine is lent for
+    a fixed time)."""
+
+    steps: int
+    batch: int = 8
+    lr: float = 3e-5
+    seed: int = 0
+    typos: float = 0.0
+    frozen: int = FROZEN_LAYERS
+    init: Path | None = None
+    checkpoint_every: int = CHECKPOINT_STEPS
+    budget_s: float | None = None
+
+
+def train(groups: list[Group], folder: Path, start: Path, settings: TrainSettings, say: Say = print) -> Path:
+    """Train the reader in `start` (model.onnx, tokenizer.json) for `settings.steps` steps
+    of `settings.batch` groups, resuming from `folder/checkpoint.pt`; returns the final
+    weights' path (`folder/final.pt`)."""
     import torch
 
+    steps, batch, lr, seed, frozen = settings.steps, settings.batch, settings.lr, settings.seed, settings.frozen
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 0)) or torch.get_num_threads())
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     folder.mkdir(parents=True, exist_ok=True)
-    tokenizer = training_tokenizer(tokenizer_file)
-    net = build_network(onnx_file)
-    if init is not None:
-        net.load_state_dict(torch.load(init, weights_only=True, map_location="cpu"))
+    tokenizer = training_tokenizer(start / "tokenizer.json")
+    net = build_network(start / "model.onnx")
+    if settings.init is not None:
+        net.load_state_dict(torch.load(settings.init, weights_only=True, map_location="cpu"))
     net.to(device)
     for module in [net.cross.bert.embeddings] + list(net.cross.bert.encoder.layer[:frozen]):
         module.requires_grad_(False)
@@ -115,7 +131,7 @@ def train(groups: list[Group], folder: Path, onnx_file: Path, tokenizer_file: Pa
     started, first, pairs = time.perf_counter(), step, 0
     while step < steps:
         chosen = [groups[order[(step * batch + i) % len(order)]] for i in range(batch)]
-        chosen = with_typos(chosen, typos, random.Random(f"{seed}-{step}"))  # seeded by step: a resumed run draws alike
+        chosen = with_typos(chosen, settings.typos, random.Random(f"{seed}-{step}"))  # seeded by step: a resumed run draws alike
         with torch.autocast(device, torch.bfloat16, enabled=device == "cuda"):
             loss = _loss(net, tokenizer, chosen)
         optimiser.zero_grad()
@@ -127,18 +143,18 @@ def train(groups: list[Group], folder: Path, onnx_file: Path, tokenizer_file: Pa
         pairs += sum(len(g.texts) for g in chosen)
         losses.append(float(loss.detach()))
         elapsed = time.perf_counter() - started
-        out_of_time = budget_s is not None and elapsed > budget_s and step < steps
+        out_of_time = settings.budget_s is not None and elapsed > settings.budget_s and step < steps
         if step % 10 == 0 or step == steps or out_of_time:
             say(f"step {step}/{steps}  loss {np.mean(losses[-50:]):.4f}  {pairs / elapsed:.1f} pairs/s  "
                 f"eta {(steps - step) * elapsed / (step - first) / 60:.0f} min")
-        if step % checkpoint_every == 0 or step == steps or out_of_time:
+        if step % settings.checkpoint_every == 0 or step == steps or out_of_time:
             _save(checkpoint, {"net": net.state_dict(), "optimiser": optimiser.state_dict(),
                                "schedule": schedule.state_dict(), "step": step, "losses": losses,
                                "rng": torch.get_rng_state()})
         if step in snapshots:
             _save(folder / f"{snapshots[step]}.pt", _on_cpu(net.state_dict()))
         if out_of_time:
-            say(f"stopped at step {step}/{steps}: the {budget_s:.0f} s budget is spent")
+            say(f"stopped at step {step}/{steps}: the {settings.budget_s:.0f} s budget is spent")
             break
     _save(folder / "final.pt", _on_cpu(net.state_dict()))
     (folder / "losses.json").write_text(json.dumps(losses))
