@@ -121,7 +121,7 @@ class Config:
     # stopping, so a balancer sends no more) before it exits: a balancer's check interval
     # plus the longest question.
     drain_seconds: float = 2.0
-    # Slow clients (qa.front, docs/reliability.md). A request's line and headers must be in
+    # Slow clients (qa.http_limits, docs/reliability.md). A request's line and headers must be in
     # within header_timeout s of its first byte (of the connection's opening, for its first
     # request); its body within body_timeout s of the headers, plus a second for every
     # min_body_rate bytes that came. Past either the connection is closed.
