@@ -113,3 +113,16 @@ def test_fit_collects_readings_through_the_product_then_fits_again_from_them(tmp
     # Fitting again from the saved readings asks nothing and gives the same figures.
     assert main(args + ["--reuse"]) == 0
     assert capsys.readouterr().out == first
+
+
+def test_output_cut_short_by_its_reader_ends_quietly(qa, corpus_config):  # qa: the index is built
+    """`qa ask … | head -1`: the pipe closes before the answer is written; that is no error
+    of the command's (it printed a BrokenPipeError traceback)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "qa.cli", "ask", "Who chairs the LAHP?", "--index",
+                             str(corpus_config.index_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # gone before the answer is printed
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and "Traceback" not in err and "BrokenPipe" not in err
