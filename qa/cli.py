@@ -132,6 +132,7 @@ def ingest(config: Config, shard: tuple[int, int] = (0, 1), build=None, **option
     `build(config, encoder, progress)` builds instead of `build_index` (`qa remove`)."""
     from .embed import load_encoder
     from .index import build_index
+    from .store import location
 
     progress = Progress("embedding" if shard == (0, 1) else f"embedding {shard[0]}/{shard[1]}", "text")
     encoder = load_encoder(config)
@@ -144,7 +145,7 @@ def ingest(config: Config, shard: tuple[int, int] = (0, 1), build=None, **option
     print(
         f"Indexed {report.documents} documents ({len(report.embedded)} embedded, {len(report.reused)} unchanged, "
         f"{len(report.removed)} removed), {report.chunks} chunks, {report.sentences} sentences; "
-        f"{len(report.skipped)} files skipped; {report.seconds:.1f}s -> {config.index_dir if config.store == 'files' else config.store}"
+        f"{len(report.skipped)} files skipped; {report.seconds:.1f}s -> {location(config)}"
         + (f" (shard {shard[0]}/{shard[1]})" if shard != (0, 1) else "")
     )
     return report

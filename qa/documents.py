@@ -23,10 +23,10 @@ from pathlib import Path
 
 from .config import Config
 from .embed import Encoder
-from .engine import is_engine
-from .files import read_manifest, sync_path
+from .files import sync_path
 from .index import BuildReport, Progress, build_index, expected_settings
 from .ingest import SUFFIXES
+from .store import indexed_sources
 from .types import QAError
 
 log = logging.getLogger(__name__)
@@ -254,20 +254,10 @@ def add_files(config: Config, uploads: list[Upload], journal: Callable[[list[dic
     return jobs
 
 
-def indexed_sources(config: Config, encoder: Encoder) -> dict[str, str]:
-    """Each document of the committed index, whichever backend holds it: doc id -> source."""
-    expected = expected_settings(config, encoder.model_id, encoder.weights_sha256, encoder.dim)
-    if is_engine(config.store):
-        from .engine import EngineStore
-
-        return {d.doc_id: d.source for d, _ in EngineStore.connect(config.store, expected).listing()}
-    return {k: v["source"] for k, v in (read_manifest(config.index_dir).get("documents") or {}).items()}
-
-
 def remove_document(config: Config, encoder: Encoder, doc_id: str, progress: Progress | None = None) -> BuildReport:
     """`qa remove`: build the index without the document, then delete its file; the same on
     either backend. A build that fails leaves the file, and the index, as they were."""
-    known = indexed_sources(config, encoder)
+    known = indexed_sources(config, expected_settings(config, encoder.model_id, encoder.weights_sha256, encoder.dim))
     if doc_id not in known:
         raise unknown(doc_id)
     if len(known) == 1:

@@ -1,6 +1,7 @@
 """Documents chunked and embedded (`Embedded`): one pass of the encoder over several
-documents' sentences and chunks, and the rows of a new index assembled from them and from
-the old index, whose unchanged documents are carried over (`qa.index` builds with these)."""
+documents' sentences and chunks (`qa.index` builds with it, and hands each to the store's
+writer), and the rows of a new files index assembled from them and from the old index,
+whose unchanged documents are carried over (`qa.fileswrite` commits with it)."""
 
 from __future__ import annotations
 

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from .manifest import check_compatible
 from .text import Lexicon
 from .types import Chunk, Document, IndexMissingError, QAError, Sentence, StaleIndexError
 
@@ -139,8 +140,6 @@ class EngineStore:
 
     @classmethod
     def connect(cls, uri: str, expected: dict) -> EngineStore:
-        from .store import check_compatible
-
         client = connect(uri)
         manifest = read_json(client, "manifest")
         if manifest is None:

@@ -1,7 +1,8 @@
 """Writing the index into the search engine (`qa.engine` reads it): the six collections
 made with their indexes, each document's rows written or deleted as one, and the
 manifest upserted last as the commit point that replicas follow (docs/engines.md).
-`qa ingest` (`qa.index`) and the engine benchmark write through these."""
+`EngineWriter` is the store's writer (`qa.store.StoreWriter`) on the engine, which
+`qa ingest` (`qa.index`) writes through; the engine benchmark uses the functions."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 
 import numpy as np
 
+from .embedded import Embedded
 from .engine import (
     BM25_B,
     BM25_K1,
@@ -23,16 +25,69 @@ from .engine import (
     TERMS,
     TEXTS,
     all_rows,
+    connect,
     doc_key,
     equals,
     read_json,
 )
-from .text import terms
+from .manifest import new_generation
+from .text import Lexicon, terms
 from .types import Document, QAError, Sentence
 
 PART_CHARS = 16_000  # a VARCHAR holds 65,535 bytes: 4 a character at worst
 MAX_VARCHAR = 65_535
 CREATE_ATTEMPTS = 20  # making a collection that shards racing to make it may half-make
+
+
+class EngineWriter:
+    """`qa.store.StoreWriter` on the engine: each document written as it comes (its old
+    rows deleted, its document row last, so it is listed only once whole), a removed one
+    deleted at once, and at `commit` the corpus's lexicon and, last, the manifest that
+    names it. An index built with another model, chunking or format is dropped on opening.
+    A shard writes only its documents but is given them all (`all_sentences`) for the
+    lexicon; whichever shard ends last commits the manifest of all. An ingest killed
+    midway is run again: documents written whole are skipped (`stored`), the rest written
+    over the same ids."""
+
+    one_by_one = True  # embedded and written one at a time: what a killed ingest wrote is kept
+    all_sentences = True  # the lexicon is the whole corpus's
+
+    def __init__(self, uri: str, expected: dict):
+        self.client = connect(uri)
+        manifest = read_json(self.client, "manifest")
+        if manifest is not None and any(manifest.get(k) != v for k, v in expected.items()):
+            drop_collections(self.client)  # built with another model, chunking or format: rebuilt
+        create_collections(self.client, expected["model"]["dim"])
+        self.stored = stored_documents(self.client)
+        self.held = list(self.stored)
+        self.known: dict[str, Document] = {}  # the engine keeps no file hashes: every file is read again
+        self._lexicon: Lexicon | None = None
+        self._counts: dict[str, int] = {}
+
+    def begin(self, documents: list[Document], pieces: dict[str, tuple]) -> bool:
+        """The corpus's lexicon, of every document's sentences; no token vectors (23 KB a sentence)."""
+        self._lexicon = Lexicon([d.text[s.start:s.end] for d in documents for s in pieces[d.doc_id][0]],
+                                {d.doc_id: d.text for d in documents},
+                                [d.doc_id for d in documents for _ in pieces[d.doc_id][0]])
+        self._counts = {"documents": len(documents), "chunks": sum(len(pieces[d.doc_id][1]) for d in documents),
+                        "sentences": sum(len(pieces[d.doc_id][0]) for d in documents)}
+        return False
+
+    def delete(self, doc_id: str) -> None:
+        delete_document(self.client, doc_id)
+
+    def write(self, embedded: Embedded) -> None:
+        e = embedded
+        write_document(self.client, e.doc, e.sentences, e.groups, e.sentence_vectors, e.chunk_vectors,
+                       self._lexicon.terms_of(e.doc.doc_id))
+
+    def commit(self, documents: list[Document], manifest: dict) -> dict:
+        gen = new_generation()
+        parts = write_json(self.client, f"lexicon-{gen}", self._lexicon.stats)
+        manifest = {**manifest, "generation": gen, "counts": self._counts,
+                    "lexicon": {"key": f"lexicon-{gen}", "parts": parts}}
+        commit(self.client, manifest)
+        return manifest
 
 
 def write_json(client, key: str, value: dict) -> int:

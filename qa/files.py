@@ -1,16 +1,16 @@
 """The files backend of the store (`qa.store.Store`): the on-disk index, a folder of
-named files and a JSON manifest. No pickle.
+named files and a JSON manifest, read here (`Index`); `qa.fileswrite` writes it. No pickle.
 
 Every build writes its files under a fresh generation name (`chunks-<gen>.json`, ...)
 and then commits by atomically replacing `manifest.json`, which names the files of
 the live generation. A crash before that leaves the previous manifest, and the
 files it names, untouched; files of other generations are removed after a commit.
 Everything the manifest names is fsynced before the rename, and the folder after it.
+One build at a time writes a folder (`writing`, its lock).
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import json
@@ -27,11 +27,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .embed import TokenVectors
-from .store import check_compatible, new_generation
+from .manifest import check_compatible
 from .text import Lexicon
 from .types import Chunk, Document, IndexBusyError, IndexMissingError, QAError, Sentence, StaleIndexError
-
-log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # the files backend's libraries load with it, not with a server on an engine
     import bm25s
@@ -39,7 +37,7 @@ if TYPE_CHECKING:  # the files backend's libraries load with it, not with a serv
 
 MANIFEST = "manifest.json"
 LOCK = ".ingest.lock"
-_GENERATED = re.compile(r"^(documents|chunks|sentence_vectors|sentence_dense|token_vectors|token_spans|dense|bm25)-[0-9a-z]+(\.\w+)?$|^manifest\.json\.tmp$")
+GENERATED = re.compile(r"^(documents|chunks|sentence_vectors|sentence_dense|token_vectors|token_spans|dense|bm25)-[0-9a-z]+(\.\w+)?$|^manifest\.json\.tmp$")
 
 TOKENS_IN_MEMORY_BYTES = 32 << 20  # of float16 on disk, about 1,200 sentences; 64 MB as float32 in memory
 
@@ -82,9 +80,10 @@ class TokenStore:
         return TokenVectors(self.vectors[a:b], self.content[a:b], self.spans[a:b, 1:3])
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Index:
-    """The files backend of `Store`: everything in memory (or mapped from its files)."""
+    """The files backend of `Store`: everything in memory (or mapped from its files). Made
+    by `Index.load` from a folder, or by `qa.fileswrite.new_index` from a build's rows."""
 
     manifest: dict
     documents: dict[str, Document]
@@ -97,6 +96,24 @@ class Index:
     # Above `ann_threshold` sentences, an approximate index over `sentence_vectors` for the
     # best-sentence ranking; below it that ranking is exact, over the array.
     sentence_dense: faiss.Index | None = None
+    folder: Path | None = None  # where it was loaded from (`committed` looks there)
+
+    @classmethod
+    def load(cls, folder: str | Path, expected: dict) -> Index:
+        """The index committed in `folder`, refused (`StaleIndexError`) where it was built with
+        other settings than `expected`, or is incomplete or inconsistent."""
+        return load_index(folder, expected)
+
+    def committed(self) -> tuple[int, int] | None:
+        """What changes when an ingest commits into the folder (the manifest file's inode and
+        time), or None where there is none; a serving process looks once a `index_check_seconds`."""
+        if self.folder is None:
+            return None
+        try:
+            stat = (Path(self.folder) / MANIFEST).stat()
+        except OSError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns
 
     def __post_init__(self):
         self._chunks_of: dict[int, tuple[int, ...]] = {}
@@ -168,69 +185,6 @@ class Index:
         return self.dense.reconstruct_n(0, self.dense.ntotal) if self.dense.ntotal else np.zeros((0, self.dense.d), np.float32)
 
 
-def save_index(folder: str | Path, index: Index) -> None:
-    """Write the index as a new generation and commit it. A write that fails (a full disk)
-    removes what it wrote and raises `IndexWriteError`; the committed index is untouched."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    gen = new_generation()
-    try:
-        files = _write_generation(folder, index, gen)
-        manifest = {**index.manifest, "files": files, "generation": gen}
-        tmp = folder / (MANIFEST + ".tmp")
-        _write_text(tmp, json.dumps(manifest, indent=2))
-        os.replace(tmp, folder / MANIFEST)  # the commit point
-    except (OSError, RuntimeError) as exc:  # faiss says a failed write with a RuntimeError
-        _remove_generation(folder, gen)
-        raise write_error(folder, exc) from None
-    try:
-        sync_path(folder)  # the rename itself
-    except OSError as exc:  # committed all the same: say so, not that the index was left as it was
-        log.warning("the index in %s is committed, but its folder could not be synced: %s", folder, exc)
-    index.manifest = manifest
-    _remove_other_generations(folder, set(files.values()))
-
-
-def _write_generation(folder: Path, index: Index, gen: str) -> dict[str, str]:
-    """Every file of the index, fsynced, under the generation's names; returns the names."""
-    import faiss
-
-    files = {
-        "documents": f"documents-{gen}.jsonl",
-        "chunks": f"chunks-{gen}.json",
-        "sentence_vectors": f"sentence_vectors-{gen}.npy",
-        "dense": f"dense-{gen}.faiss",
-        "bm25": f"bm25-{gen}",
-    }
-    _write_text(folder / files["documents"], "".join(json.dumps(d.to_dict()) + "\n" for d in index.documents.values()))
-    _write_text(folder / files["chunks"], json.dumps({
-        "sentences": [s.row() for s in index.sentences],
-        "chunks": [[c.doc_id, c.start, c.end, list(c.sentence_ids)] for c in index.chunks],
-    }))
-    with open(folder / files["sentence_vectors"], "wb") as fh:
-        np.save(fh, index.sentence_vectors, allow_pickle=False)
-        _sync(fh)
-    if index.tokens is not None:
-        files["token_vectors"], files["token_spans"] = f"token_vectors-{gen}.npy", f"token_spans-{gen}.npy"
-        for name, array in (("token_vectors", index.tokens.vectors), ("token_spans", index.tokens.spans)):
-            with open(folder / files[name], "wb") as fh:
-                np.save(fh, array, allow_pickle=False)
-                _sync(fh)
-    faiss.write_index(index.dense, str(folder / files["dense"]))
-    if index.sentence_dense is not None:
-        files["sentence_dense"] = f"sentence_dense-{gen}.faiss"
-        faiss.write_index(index.sentence_dense, str(folder / files["sentence_dense"]))
-    index.bm25.save(str(folder / files["bm25"]), show_progress=False)
-    # faiss and bm25s write by path: everything the manifest will name reaches the disk
-    # before the manifest does, or a power cut could leave it naming files never written.
-    for name in ("dense", "sentence_dense", "bm25"):
-        if name in files:
-            path = folder / files[name]
-            for f in [*sorted(path.iterdir()), path] if path.is_dir() else [path]:
-                sync_path(f)
-    return files
-
-
 class IndexWriteError(QAError):
     code = "index_write_failed"
 
@@ -249,25 +203,6 @@ def _nearly_full(folder: Path) -> bool:
         return shutil.disk_usage(folder).free < (1 << 20)
     except OSError:
         return False
-
-
-def _remove_generation(folder: Path, gen: str) -> None:
-    """What a failed write of generation `gen` left (best effort: the disk may be failing)."""
-    for p in folder.iterdir():
-        if _GENERATED.match(p.name) and (gen in p.name or p.name == MANIFEST + ".tmp"):
-            with contextlib.suppress(OSError):
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
-
-
-def _write_text(path: Path, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        _sync(fh)
-
-
-def _sync(fh) -> None:
-    fh.flush()
-    os.fsync(fh.fileno())
 
 
 def sync_path(path: Path) -> None:
@@ -313,12 +248,12 @@ def remove_uncommitted(folder: Path) -> None:
         committed = set(read_manifest(folder).get("files", {}).values())
     except QAError:
         return  # no readable manifest: what is there may be all there is; leave it for the next build
-    _remove_other_generations(folder, committed)
+    remove_other_generations(folder, committed)
 
 
-def _remove_other_generations(folder: Path, keep: set[str]) -> None:
+def remove_other_generations(folder: Path, keep: set[str]) -> None:
     for p in folder.iterdir():
-        if p.name not in keep and _GENERATED.match(p.name):
+        if p.name not in keep and GENERATED.match(p.name):
             shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
@@ -388,6 +323,7 @@ def load_index(folder: str | Path, expected: dict) -> Index:
         bm25=bm25,
         tokens=tokens,
         sentence_dense=sentence_dense,
+        folder=folder,
     )
     _validate(index, folder)
     return index

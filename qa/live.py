@@ -6,9 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from pathlib import Path
 
-from .engine import is_engine
 from .pipeline import QA
 from .types import QAError
 
@@ -25,7 +23,6 @@ class LiveQA:
 
     def __init__(self, qa: QA, check_seconds: float = 1.0):
         self.current, self.check_seconds = qa, check_seconds
-        self._manifest = Path(qa.config.index_dir) / "manifest.json"
         self._seen, self._checked = self._signature(), time.monotonic()
         self._loading = threading.Lock()
 
@@ -42,15 +39,10 @@ class LiveQA:
         self._loading.acquire()
         self._load()
 
-    def _signature(self) -> tuple[int, int] | str | None:
-        """What changes when an ingest commits: the manifest file, or the engine's generation."""
-        if is_engine(self.current.config.store):
-            return self.current.index.committed()
-        try:
-            stat = self._manifest.stat()
-        except OSError:
-            return None
-        return stat.st_ino, stat.st_mtime_ns
+    def _signature(self) -> object:
+        """What changes when an ingest commits (`Store.committed`: the files' manifest file,
+        the engine's generation)."""
+        return self.current.index.committed()
 
     def _load(self) -> None:
         old, signature = self.current, self._signature()

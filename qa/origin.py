@@ -26,18 +26,19 @@ class CorpusMismatchError(QAError):
     status = 409
 
 
-def resolve_corpus(config: Config, recorded: str | None, new_corpus: bool = False) -> Config:
+def resolve_corpus(config: Config, recorded: str | None, new_corpus: bool = False, *,
+                   per_machine: bool = False) -> Config:
     """`config` with `corpus_dir` made absolute: `recorded` (the folder the index was built
     from, `qa.index.recorded_corpus`) when none is set, or the one set, which must be the
-    index's own unless `new_corpus` says to rebuild from it."""
-    engine = config.store != "files"
+    index's own unless `new_corpus` says to rebuild from it. `per_machine`: the index is
+    fed from a folder on each machine (a search engine's: `qa.store.folder_per_machine`)."""
     if not config.corpus_dir:
         # A search engine's index is fed from folders on several machines (`--shard`): its
         # record is the last writer's, used only where that folder is on this machine too.
-        usable = recorded and (not engine or Path(recorded).is_dir())
+        usable = recorded and (not per_machine or Path(recorded).is_dir())
         return config.with_overrides(corpus_dir=recorded if usable else str(Path(DEFAULT_CORPUS).resolve()))
     given = str(Path(config.corpus_dir).expanduser().resolve())
-    if recorded and given != recorded and not new_corpus and not engine:
+    if recorded and given != recorded and not new_corpus and not per_machine:
         where = config.index_dir
         raise CorpusMismatchError(
             f"The index in {where} was built from the corpus folder {recorded}, not {given}. "

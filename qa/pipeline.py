@@ -12,14 +12,12 @@ from threadpoolctl import threadpool_limits
 from .answer import Answerer
 from .config import Config
 from .embed import Encoder, load_encoder
-from .engine import EngineStore, is_engine
-from .files import load_index
 from .index import expected_settings
 from .question import Question, check_history, check_text, help_reply, plain, prepare
 from .read import Reader, load_reader
 from .retrieve import Retriever
 from .scoring import ReaderModel
-from .store import Store
+from .store import Store, open_store
 from .types import Answer, BadQuestion, Passage, Stopwatch
 
 
@@ -44,11 +42,7 @@ class QA:
              model: ReaderModel | None = None) -> QA:
         encoder = encoder or load_encoder(config)
         expected = expected_settings(config, encoder.model_id, encoder.weights_sha256, encoder.dim)
-        if is_engine(config.store):
-            store = EngineStore.connect(config.store, expected)
-        else:
-            store = load_index(config.index_dir, expected)
-        return cls(config, encoder, store, reader or load_reader(config), model)
+        return cls(config, encoder, open_store(config, expected), reader or load_reader(config), model)
 
     def prepare(self, question: str, history: list[dict] | None = None, watch: Stopwatch | None = None) -> Question:
         """The question as it is searched first (see `readings` for a follow-up's second reading)."""

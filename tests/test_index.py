@@ -11,7 +11,8 @@ import pytest
 from qa import index as index_module
 from qa.config import Config
 from qa.files import IndexWriteError, load_index, read_manifest
-from qa.index import build_index, dense_index, expected_settings
+from qa.fileswrite import dense_index
+from qa.index import build_index, expected_settings
 from qa.lab.scaling import synthetic_vectors
 from qa.pipeline import QA
 from qa.types import ConfigError, EmptyCorpusError, IndexMissingError, StaleIndexError

@@ -14,12 +14,11 @@ from pathlib import Path
 
 from ..config import Config
 from ..embed import Encoder
-from ..engine import connect, database_uri, is_engine
-from ..enginewrite import drop_collections
 from ..index import build_index
 from ..pipeline import QA
 from ..read import Reader
 from ..scoring import ReaderModel
+from ..store import scratch
 from ..types import ConfigError
 from .eval import EvalItem
 
@@ -88,11 +87,7 @@ def _squad_index(config, encoder, reader, articles, workdir, limit, progress, mo
     corpus = workdir / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
     items = squad_items(articles, corpus, limit)
-    squad_config = config.with_overrides(corpus_dir=str(corpus), index_dir=str(workdir / "index"))
-    if is_engine(config.store):  # a database of its own on the engine's server, emptied first
-        store = database_uri(config.store, f"squad_{hashlib.sha256(str(workdir).encode()).hexdigest()[:12]}")
-        drop_collections(connect(store))
-        squad_config = squad_config.with_overrides(store=store)
+    squad_config = scratch(config.with_overrides(corpus_dir=str(corpus)), workdir, "squad")  # on an engine, a database of its own
     build_index(squad_config, encoder, progress)
     return QA.load(squad_config, encoder, reader, model), items
 
