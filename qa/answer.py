@@ -45,11 +45,12 @@ from .read import Reader, Span
 from .scoring import CHECKS, SENTENCE_FEATURES, SENTENCE_WEIGHTS, ReaderModel, span_margins
 from .store import Store
 from .text import Lexicon, match_text
+from .tokens import small
 from .types import Answer, AnswerSentence, Citation, Passage, Reading, Stopwatch
 
 REDUNDANT_COSINE = 0.9
 REPEAT_OVERLAP = 0.7  # share of the smaller sentence's new words found in the other
-TOKEN_CACHE_SENTENCES = 4096  # token vectors kept for sentences already seen (~25 KB each)
+TOKEN_CACHE_SENTENCES = 4096  # token vectors kept for sentences already seen (~4 KB each as float32)
 ABSTAIN_MESSAGE = "I could not find an answer to that question in the documents."
 CLOSEST_PASSAGES = 3  # shown, as no answer, when the bot abstains
 LIST_ITEMS = 8  # of a list an answer quotes, the items shown; the source has the rest ("and 13 more")
@@ -157,7 +158,7 @@ class Answerer:
         missing = [sid for sid in sids if sid not in found]
         if missing:
             _, encoded = self.encoder.encode_tokens([self.index.sentence_text(sid) for sid in missing])
-            fresh = {sid: TokenVectors(t.vectors.astype(np.float16), t.content, t.spans) for sid, t in zip(missing, encoded)}
+            fresh = dict(zip(missing, map(small, encoded)))
             found.update(fresh)
             with self._tokens_lock:
                 self._tokens.update(fresh)

@@ -29,6 +29,7 @@ import numpy as np
 from .embed import TokenVectors
 from .manifest import check_compatible
 from .text import Lexicon
+from .tokens import decoded, dims as small_dims, quantised
 from .types import Chunk, Document, IndexBusyError, IndexMissingError, QAError, Sentence, StaleIndexError
 
 if TYPE_CHECKING:  # the files backend's libraries load with it, not with a server on an engine
@@ -37,47 +38,56 @@ if TYPE_CHECKING:  # the files backend's libraries load with it, not with a serv
 
 MANIFEST = "manifest.json"
 LOCK = ".ingest.lock"
-GENERATED = re.compile(r"^(documents|chunks|sentence_vectors|sentence_dense|token_vectors|token_spans|dense|bm25)-[0-9a-z]+(\.\w+)?$|^manifest\.json\.tmp$")
+GENERATED = re.compile(r"^(documents|chunks|sentence_vectors|sentence_dense|token_vectors|token_scales|token_spans|dense|bm25)-[0-9a-z]+(\.\w+)?$|^manifest\.json\.tmp$")
 
-TOKENS_IN_MEMORY_BYTES = 32 << 20  # of float16 on disk, about 1,200 sentences; 64 MB as float32 in memory
+TOKENS_IN_MEMORY_BYTES = 16 << 20  # of int8 codes on disk, about 12,000 sentences; 64 MB as float32 in memory
 
 
 @dataclass
 class TokenStore:
-    """Each sentence's token vectors as the embedder made them at ingest (float16, read
-    from disk on demand), so answering never runs the model over a sentence again."""
+    """Each sentence's token vectors as `qa.tokens` keeps them (content word pieces, 64
+    int8 codes and a scale each), made at ingest, so answering never runs the model over
+    a sentence again."""
 
-    vectors: np.ndarray  # (tokens, dim) float16
+    codes: np.ndarray  # (tokens, dims) int8; or, held in memory, their float32 values
+    scales: np.ndarray  # (tokens,) float32
     spans: np.ndarray  # (tokens, 4) int32: sentence id, start, end, content word piece (0/1)
     offsets: np.ndarray  # (sentences + 1,) first row of each sentence
     content: np.ndarray  # spans[:, 3] as bool, converted once
 
     @classmethod
-    def of(cls, tokens: list[TokenVectors], dim: int) -> TokenStore:
+    def of(cls, tokens: list[TokenVectors]) -> TokenStore:
+        """From `qa.tokens.small` rows (their codes are taken again, exactly)."""
         sizes = [len(t.content) for t in tokens]
-        vectors = np.empty((sum(sizes), dim), dtype=np.float16)  # filled in place: no float32 copy of it all
+        codes = np.empty((sum(sizes), small_dims()), dtype=np.int8)
+        scales = np.empty(sum(sizes), dtype=np.float32)
         spans = np.zeros((sum(sizes), 4), dtype=np.int32)
         spans[:, 0] = np.repeat(np.arange(len(tokens)), sizes)
         at = 0
         for t, n in zip(tokens, sizes):
-            vectors[at:at + n] = t.vectors
+            codes[at:at + n], scales[at:at + n] = quantised(t.vectors)
             spans[at:at + n, 1:3] = t.spans
             spans[at:at + n, 3] = t.content
             at += n
-        return cls.from_arrays(vectors, spans, len(tokens))
+        return cls.from_arrays(codes, scales, spans, len(tokens))
 
     @classmethod
-    def from_arrays(cls, vectors: np.ndarray, spans: np.ndarray, sentences: int) -> TokenStore:
+    def from_arrays(cls, codes: np.ndarray, scales: np.ndarray, spans: np.ndarray, sentences: int) -> TokenStore:
         # A small store is held in memory as float32, so that questions skip converting it;
         # a large one stays on disk (a plain view of the map skips numpy's memmap bookkeeping).
-        vectors = np.asarray(vectors)
-        vectors = vectors.astype(np.float32) if vectors.nbytes <= TOKENS_IN_MEMORY_BYTES else vectors
-        return cls(vectors, spans, np.searchsorted(spans[:, 0], np.arange(sentences + 1)),
+        codes = np.asarray(codes)
+        codes = decoded(codes, np.asarray(scales)) if codes.nbytes <= TOKENS_IN_MEMORY_BYTES else codes
+        return cls(codes, np.asarray(scales), spans, np.searchsorted(spans[:, 0], np.arange(sentences + 1)),
                    spans[:, 3].astype(bool))
+
+    @property
+    def rows(self) -> int:
+        return len(self.spans)
 
     def get(self, sid: int) -> TokenVectors:
         a, b = self.offsets[sid], self.offsets[sid + 1]
-        return TokenVectors(self.vectors[a:b], self.content[a:b], self.spans[a:b, 1:3])
+        rows = self.codes[a:b] if self.codes.dtype == np.float32 else decoded(self.codes[a:b], self.scales[a:b])
+        return TokenVectors(rows, self.content[a:b], self.spans[a:b, 1:3])
 
 
 @dataclass(kw_only=True)
@@ -286,7 +296,7 @@ def load_index(folder: str | Path, expected: dict) -> Index:
     manifest = read_manifest(folder)
     check_compatible(manifest, expected, folder)
     files = manifest.get("files") or {}
-    stored = (("token_vectors", "token_spans") if manifest.get("token_vectors") else ()) + \
+    stored = (("token_vectors", "token_scales", "token_spans") if manifest.get("token_vectors") else ()) + \
         (("sentence_dense",) if manifest.get("sentence_index", {}).get("kind", "flat") != "flat" else ())
     missing = [name for name in ("documents", "chunks", "sentence_vectors", "dense", "bm25") + stored
                if not files.get(name) or not (folder / files[name]).exists()]
@@ -308,6 +318,7 @@ def load_index(folder: str | Path, expected: dict) -> Index:
         tokens = None
         if manifest.get("token_vectors"):
             tokens = TokenStore.from_arrays(np.load(folder / files["token_vectors"], mmap_mode="r", allow_pickle=False),
+                                            np.load(folder / files["token_scales"], allow_pickle=False),
                                             np.load(folder / files["token_spans"], allow_pickle=False),
                                             len(tables["sentences"]))
     except (ValueError, KeyError, TypeError, RuntimeError, OSError) as exc:
@@ -342,7 +353,8 @@ def _validate(index: Index, folder: Path) -> None:
     if any(c.doc_id not in index.documents for c in index.chunks):
         problems.append("chunks of unknown documents")
     t = index.tokens
-    if t is not None and (t.vectors.shape != (len(t.spans), index.dense.d) or int(t.offsets[-1]) != len(t.spans)
+    if t is not None and (t.codes.shape != (t.rows, small_dims()) or t.scales.shape != (t.rows,)
+                          or int(t.offsets[-1]) != t.rows
                           or (len(t.spans) and not 0 <= t.spans[-1, 0] < len(index.sentences))):
         problems.append("token vectors")
     if problems:

@@ -32,6 +32,7 @@ from .files import (
 )
 from .manifest import new_generation
 from .text import terms
+from .tokens import quantised
 from .types import ConfigError, Document, QAError
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ class FilesWriter:
         """Write the index of `documents` (in this order) and commit it; returns its manifest."""
         sentences, chunks, sent_rows, chunk_rows, token_rows = assemble(documents, self._embedded, self.old,
                                                                         self.tokens, self.encoder)
-        tokens = TokenStore.of(token_rows, self.encoder.dim) if self.tokens else None
+        tokens = TokenStore.of(token_rows) if self.tokens else None
         index = new_index(self.config, manifest, documents, sentences, chunks, _matrix(sent_rows, self.encoder.dim),
                           _matrix(chunk_rows, self.encoder.dim), tokens)
         save_index(self.config.index_dir, index)
@@ -216,8 +217,10 @@ def _write_generation(folder: Path, index: Index, gen: str) -> dict[str, str]:
         np.save(fh, index.sentence_vectors, allow_pickle=False)
         _sync(fh)
     if index.tokens is not None:
-        files["token_vectors"], files["token_spans"] = f"token_vectors-{gen}.npy", f"token_spans-{gen}.npy"
-        for name, array in (("token_vectors", index.tokens.vectors), ("token_spans", index.tokens.spans)):
+        t = index.tokens
+        codes = t.codes if t.codes.dtype == np.int8 else quantised(t.codes)[0]  # held decoded: the same codes
+        for name, array in (("token_vectors", codes), ("token_scales", t.scales), ("token_spans", t.spans)):
+            files[name] = f"{name}-{gen}.npy"
             with open(folder / files[name], "wb") as fh:
                 np.save(fh, array, allow_pickle=False)
                 _sync(fh)

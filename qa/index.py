@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import tokens
 from .chunk import OverBudget, chunk_document, tiktoken_count
 from .config import Config
 from .embed import Encoder
@@ -26,7 +27,9 @@ from .origin import resolve_corpus
 from .store import StoreWriter, check_shards, committed_manifest, folder_per_machine, open_writer
 from .types import Document, EmptyCorpusError, QAError
 
-FORMAT_VERSION = 3  # 2: sentences' token vectors stored at ingest; 3: sentences' places (`Sentence`)
+# 2: sentences' token vectors stored at ingest; 3: sentences' places (`Sentence`); 4: token
+# vectors kept small (`qa.tokens`)
+FORMAT_VERSION = 4
 SPLITTER_VERSION = 1  # bump when sentence splitting or chunking changes its output
 
 
@@ -35,6 +38,7 @@ def expected_settings(config: Config, model_id: str, weights_sha256: str, dim: i
     return {
         "format_version": FORMAT_VERSION,
         "model": {"id": model_id, "weights_sha256": weights_sha256, "dim": dim},
+        "token_basis": tokens.basis_id(),  # stored token vectors are read in its space
         "chunking": {
             "tokenizer": "cl100k_base",
             "chunk_tokens": config.chunk_tokens,

@@ -28,6 +28,7 @@ from .config import Config
 from .embed import Encoder, TokenVectors
 from .followup import resolve
 from .text import STOPWORDS, Lexicon, match_text, named_spans, unframed
+from .tokens import small
 from .types import BadQuestion, Stopwatch
 
 
@@ -67,6 +68,7 @@ def prepare(asked, history, lexicon: Lexicon, encoder: Encoder, config: Config,
 
 
 def _facts(asked: str, query: str, vector: np.ndarray, tokens: TokenVectors, lexicon: Lexicon) -> Question:
+    tokens = small(tokens, content_only=False)  # compared with sentences' tokens as they are kept
     q_terms = lexicon.query_terms(query)
     named = [(span, frozenset(lexicon.query_terms(query[span[0]:span[1]]))) for span in named_spans(query)]
     named = [(span, ts) for span, ts in named if ts]

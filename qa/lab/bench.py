@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config
+from ..files import read_manifest
 from ..types import QAError, Say, percentiles
 from .eval import load_eval_set
 from .scaling import scaling
@@ -225,11 +226,20 @@ def _ingest_worker(job: dict) -> dict:
             "texts_per_s": round(len(texts) / seconds, 1), "tokens_per_s": round(tokens / seconds),
             "raw_encode_texts_per_s": round(len(texts) / raw, 1), "ratio_to_raw": round(raw / seconds, 3),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "index_mb": folder_mb(config.index_dir)}
+            "index_mb": folder_mb(config.index_dir), "index_bytes_per_sentence": bytes_per_sentence(config.index_dir)}
 
 
 def folder_mb(folder: str | Path) -> float:
     return round(sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file()) / 2**20, 2)
+
+
+def bytes_per_sentence(folder: str | Path) -> int:
+    """The index's files beyond the documents' own text, per sentence (issue 43: at most 4 KB)."""
+    manifest = read_manifest(folder)
+    beyond = [Path(folder) / name for key, name in manifest["files"].items() if key != "documents"]
+    size = sum(p.stat().st_size if p.is_file() else sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+               for p in beyond) + (Path(folder) / "manifest.json").stat().st_size
+    return round(size / max(1, manifest["counts"]["sentences"]))
 
 
 def uploads(config: Config, files: Sequence[str], rounds: int = 3) -> list[dict]:
@@ -329,6 +339,7 @@ def run(config: Config, eval_set: str, squad: str | None, documents: int, sizes:
     results["http"] = over_http(config, questions, follow_ups=unsure_follow_ups(Path(eval_set).with_name(
         "conversations.jsonl")))
     results["index_mb"] = folder_mb(config.index_dir)
+    results["index_bytes_per_sentence"] = bytes_per_sentence(config.index_dir)
     with tempfile.TemporaryDirectory(prefix="qa-bench-") as work:
         corpus, squad_config = Path(config.corpus_dir), None
         if squad:
@@ -387,7 +398,7 @@ def table(r: dict) -> str:
     lines.append(f"| cold `qa ask`, process start to printed answer | {r['cold_ask']['median_s']} s | | "
                  f"runs {r['cold_ask']['all_s']} |")
     lines.append(f"| cold `qa serve`, process start to first answer | {h['cold_start_to_first_answer_s']} s | | |")
-    lines.append(f"| server resident memory | {h['server_rss_mb']} MB | | index on disk {r['index_mb']} MB |")
+    lines.append(f"| server resident memory | {h['server_rss_mb']} MB | | index on disk {r['index_mb']} MB, {r['index_bytes_per_sentence']:,} bytes a sentence beyond the text |")
     if "http_squad" in r:
         hs, chunks = r["http_squad"], r["question_path_squad"]["chunks"]
         row(f"POST /api/ask, SQuAD index ({chunks} chunks), ms", hs["latency_ms"],
