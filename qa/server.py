@@ -60,7 +60,6 @@ def create_app(config: Config, qa: QA | None = None) -> Flask:
                          examples=Examples(live), limiter=limiter)
     app = Flask(__name__, static_folder=None)
     app.extensions["qa"] = served
-    app.extensions["qa.indexer"] = served.indexer  # as tests and tools have reached it
     # "/api/documents//etc/passwd" must be a 404 for that id, not a redirect to a tidied path.
     app.url_map.merge_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes

@@ -27,7 +27,7 @@ def served(tmp_path, encoder, reader, monkeypatch):
     build_index(config, encoder)
     app = create_app(config, QA.load(config, encoder, reader))
     yield app.test_client(), corpus
-    app.extensions["qa.indexer"].stop()
+    app.extensions["qa"].indexer.stop()
 
 
 def upload(client, *files):

@@ -289,4 +289,4 @@ def test_uploads_through_the_server_are_indexed_and_removed_on_either_backend(ba
         time.sleep(0.1)
         assert sorted(indexed_sources(config, _expected(config, encoder))) == sorted([*NAMES, jobs[0]["doc_id"]])
     finally:
-        app.extensions["qa.indexer"].stop()
+        app.extensions["qa"].indexer.stop()
