@@ -19,7 +19,6 @@ from .chunk import OverBudget, chunk_document, tiktoken_count
 from .config import Config
 from .embed import Encoder
 from .embedded import Embedded, Progress, embed_documents
-from .fileswrite import dense_index, index_kind  # noqa: F401 - `qa.lab.scaling` studies the files' dense index
 from .formats import Limits
 from .ingest import CorpusReadResult, file_hash, read_corpus, read_document
 from .manifest import built_at

@@ -1,5 +1,5 @@
 """How the dense index behaves as it grows (`qa bench`'s scaling section): build time,
-single-query latency and recall@10 of the index `qa.index.dense_index` chooses, against
+single-query latency and recall@10 of the index `qa.fileswrite.dense_index` chooses, against
 exact search on the same vectors, for vector counts no real corpus here reaches."""
 
 from __future__ import annotations
@@ -39,11 +39,11 @@ def synthetic_vectors(n: int, dim: int, seed: int, topics: int = 1024, subtopics
 
 def scaling(config: Config, sizes: Sequence[int], kinds: Sequence[str] = ("auto",), queries: int = 200,
             dim: int = 384, say: Say = print) -> list[dict]:
-    """Per size (and per index kind asked for; "auto" is what `index.dense_index` chooses):
+    """Per size (and per index kind asked for; "auto" is what `fileswrite.dense_index` chooses):
     build time, single-query latency and recall@10 against exact search on the same vectors."""
     import faiss
 
-    from ..index import dense_index
+    from ..fileswrite import dense_index
 
     rows = []
     for n in sizes:
