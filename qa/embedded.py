@@ -50,7 +50,7 @@ def embed_documents(docs: list[tuple[Document, tuple]], encoder: Encoder, with_t
     tick(0)
     if with_tokens:
         sent_vecs, tokens = encoder.encode_tokens(sentence_texts, tick)
-        tokens = [small(t) for t in tokens]
+        tokens = [small(t, encoder.weights_sha256) for t in tokens]
     else:
         sent_vecs, tokens = encoder.encode(sentence_texts, tick), []
     chunk_vecs = encoder.encode(chunk_texts, tick)
@@ -90,7 +90,8 @@ def assemble(docs: list[Document], embedded: dict[str, Embedded], old: Index | N
         if store_tokens and old.tokens is not None:
             token_rows += [old.tokens.get(i) for i in old_ids]
         elif store_tokens:  # the old index was too large to keep them
-            token_rows += [small(t) for t in encoder.encode_tokens([old.sentence_text(i) for i in old_ids])[1]]
+            remade = encoder.encode_tokens([old.sentence_text(i) for i in old_ids])[1]
+            token_rows += [small(t, encoder.weights_sha256) for t in remade]
         for ci in old_chunks_of[doc.doc_id]:
             c = old.chunks[ci]
             chunks.append(Chunk(c.doc_id, c.start, c.end, tuple(remap[i] for i in c.sentence_ids)))

@@ -29,7 +29,7 @@ import numpy as np
 from .embed import TokenVectors
 from .manifest import check_compatible
 from .text import Lexicon
-from .tokens import decoded, dims as small_dims, quantised
+from .tokens import decoded, quantised
 from .types import Chunk, Document, IndexBusyError, IndexMissingError, QAError, Sentence, StaleIndexError
 
 if TYPE_CHECKING:  # the files backend's libraries load with it, not with a server on an engine
@@ -59,7 +59,8 @@ class TokenStore:
     def of(cls, tokens: list[TokenVectors]) -> TokenStore:
         """From `qa.tokens.small` rows (their codes are taken again, exactly)."""
         sizes = [len(t.content) for t in tokens]
-        codes = np.empty((sum(sizes), small_dims()), dtype=np.int8)
+        width = tokens[0].vectors.shape[1] if tokens else 0
+        codes = np.empty((sum(sizes), width), dtype=np.int8)
         scales = np.empty(sum(sizes), dtype=np.float32)
         spans = np.zeros((sum(sizes), 4), dtype=np.int32)
         spans[:, 0] = np.repeat(np.arange(len(tokens)), sizes)
@@ -353,7 +354,7 @@ def _validate(index: Index, folder: Path) -> None:
     if any(c.doc_id not in index.documents for c in index.chunks):
         problems.append("chunks of unknown documents")
     t = index.tokens
-    if t is not None and (t.codes.shape != (t.rows, small_dims()) or t.scales.shape != (t.rows,)
+    if t is not None and (t.codes.ndim != 2 or len(t.codes) != t.rows or t.scales.shape != (t.rows,)
                           or int(t.offsets[-1]) != t.rows
                           or (len(t.spans) and not 0 <= t.spans[-1, 0] < len(index.sentences))):
         problems.append("token vectors")

@@ -37,7 +37,7 @@ def expected_settings(config: Config, model_id: str, weights_sha256: str, dim: i
     return {
         "format_version": FORMAT_VERSION,
         "model": {"id": model_id, "weights_sha256": weights_sha256, "dim": dim},
-        "token_basis": tokens.basis_id(),  # stored token vectors are read in its space
+        "token_basis": tokens.basis_id(weights_sha256),  # stored token vectors are read in its space
         "chunking": {
             "tokenizer": "cl100k_base",
             "chunk_tokens": config.chunk_tokens,

@@ -61,6 +61,8 @@ def prepare(asked, history, lexicon: Lexicon, encoder: Encoder, config: Config,
     queries = [resolution.query, *([resolution.alternative] if resolution.alternative else [])]
     watch.lap("prepare")
     vectors, tokens = encoder.encode_tokens(queries)  # both readings in one forward pass
+    # compared with the sentences' tokens as they are kept
+    tokens = [small(t, encoder.weights_sha256, content_only=False) for t in tokens]
     watch.lap("embed")
     questions = [_facts(asked, query, vector, toks, lexicon) for query, vector, toks in zip(queries, vectors, tokens)]
     watch.lap("prepare")
@@ -68,7 +70,6 @@ def prepare(asked, history, lexicon: Lexicon, encoder: Encoder, config: Config,
 
 
 def _facts(asked: str, query: str, vector: np.ndarray, tokens: TokenVectors, lexicon: Lexicon) -> Question:
-    tokens = small(tokens, content_only=False)  # compared with sentences' tokens as they are kept
     q_terms = lexicon.query_terms(query)
     named = [(span, frozenset(lexicon.query_terms(query[span[0]:span[1]]))) for span in named_spans(query)]
     named = [(span, ts) for span, ts in named if ts]

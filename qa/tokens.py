@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import DEFAULT_MODEL_SHA256
 from .embed import TokenVectors
 from .types import ConfigError
 
@@ -34,15 +35,20 @@ def _basis() -> tuple[np.ndarray, np.ndarray]:
     return rows[0], np.ascontiguousarray(rows[1:].T)
 
 
+def projected(model: str) -> bool:
+    """Whether token vectors of this model (by its weights' sha256) are projected: the basis
+    was fitted on the default embedder's; another model's are kept whole, int8 only."""
+    return model == DEFAULT_MODEL_SHA256
+
+
 @functools.cache
-def basis_id() -> str:
-    """The basis's own hash: an index keeps its tokens in this space, and is rebuilt in another."""
+def basis_id(model: str) -> str:
+    """The space an index keeps this model's tokens in: the basis's own hash, or "whole".
+    An index built in another space is rebuilt."""
+    if not projected(model):
+        return "whole"
     _basis()  # says what to do when the file is missing
     return hashlib.sha256(BASIS_FILE.read_bytes()).hexdigest()[:16]
-
-
-def dims() -> int:
-    return _basis()[1].shape[1]
 
 
 def quantised(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -57,12 +63,14 @@ def decoded(codes: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return codes.astype(np.float32) * scale[:, None]
 
 
-def small(tokens: TokenVectors, content_only: bool = True) -> TokenVectors:
-    """The tokens as stored: projected, renormalised and quantised, content word pieces
-    only (all of them where a text has none, or for a question, whose other tokens the
-    features skip anyway)."""
+def small(tokens: TokenVectors, model: str, content_only: bool = True) -> TokenVectors:
+    """The tokens as stored: projected (for the default embedder, `model` being its weights'
+    sha256), renormalised and quantised; content word pieces only (all of them where a text
+    has none, or for a question, whose other tokens the features skip anyway)."""
     keep = tokens.content if content_only and tokens.content.any() else np.ones(len(tokens.content), bool)
-    mean, basis = _basis()
-    z = (np.asarray(tokens.vectors[keep], np.float32) - mean) @ basis
-    z /= np.linalg.norm(z, axis=1, keepdims=True) + 1e-9
+    z = np.asarray(tokens.vectors[keep], np.float32)
+    if projected(model):
+        mean, basis = _basis()
+        z = (z - mean) @ basis
+    z = z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-9)
     return TokenVectors(decoded(*quantised(z)), tokens.content[keep], tokens.spans[keep])

@@ -37,7 +37,8 @@ from qa.tokens import dims, small  # noqa: E402
 def small_tokens(qa):
     """Patch one QA to read its sentences' token vectors as `qa.tokens` keeps them."""
     full = qa.answerer._sentence_tokens
-    qa.answerer._sentence_tokens = lambda sids: [small(t) for t in full(sids)]
+    model = qa.encoder.weights_sha256
+    qa.answerer._sentence_tokens = lambda sids: [small(t, model) for t in full(sids)]
 
 
 def main(squad: str) -> None:
@@ -57,7 +58,7 @@ def main(squad: str) -> None:
         for qa, _ in runs:
             small_tokens(qa)
         question_module._facts = lambda asked, query, vector, toks, lexicon: facts(
-            asked, query, vector, small(toks, content_only=False), lexicon)
+            asked, query, vector, small(toks, encoder.weights_sha256, content_only=False), lexicon)
         started = time.perf_counter()
         results = evaluate_runs(runs)
         out[f"small{dims()}"] = _figures(results, base, time.perf_counter() - started)

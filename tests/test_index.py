@@ -173,7 +173,7 @@ def _same_tokens(index, sid, encoder) -> bool:
     codes, for the model's float noise between a batch and one text)."""
     stored = index.tokens.get(sid)
     _, (made,) = encoder.encode_tokens([index.sentence_text(sid)])
-    kept = small(made)
+    kept = small(made, encoder.weights_sha256)
     return (np.array_equal(stored.spans, kept.spans) and np.array_equal(stored.content, kept.content)
             and stored.vectors.shape == (len(kept.spans), 64) and np.allclose(stored.vectors, kept.vectors, atol=1e-2))
 
@@ -339,21 +339,23 @@ def test_tokens_kept_in_another_basis_are_refused_with_what_to_do(small_corpus, 
     from qa import tokens
 
     build_index(small_corpus, encoder)
-    monkeypatch.setattr(tokens, "basis_id", lambda: "another")
+    monkeypatch.setattr(tokens, "basis_id", lambda model: "another")
     with pytest.raises(StaleIndexError, match="token basis .*Re-run `qa ingest`"):
         load_index(small_corpus.index_dir, expected(small_corpus, encoder))
 
 
 def test_small_tokens_are_stored_exactly():
     """What `small` makes, quantised again, is itself: stored codes read back unchanged."""
+    from qa.config import DEFAULT_MODEL_SHA256
     from qa.embed import TokenVectors
     from qa.tokens import decoded, quantised
 
     rng = np.random.default_rng(0)
     made = TokenVectors(rng.normal(size=(9, 384)).astype(np.float32), np.array([1, 0, 1] * 3, bool),
                         np.arange(18, dtype=np.int32).reshape(9, 2))
-    kept = small(made)
+    kept = small(made, DEFAULT_MODEL_SHA256)
     assert kept.vectors.shape == (6, 64) and kept.content.all()
     assert np.allclose(np.linalg.norm(kept.vectors, axis=1), 1, atol=0.02)
     assert np.array_equal(decoded(*quantised(kept.vectors)), kept.vectors)
-    assert small(made, content_only=False).vectors.shape == (9, 64)
+    assert small(made, DEFAULT_MODEL_SHA256, content_only=False).vectors.shape == (9, 64)
+    assert small(made, "another model's weights").vectors.shape == (6, 384)  # not projected: the basis is MiniLM's
