@@ -174,7 +174,7 @@ _KINDS = (
     # Contact details: "What website has more about LHP?", "What number do I call?"
     ("contact", re.compile(r"\b(?:web ?sites?|web (?:address|page)|url|e-?mail(?: address)?|(?:tele)?phone(?: number)?|number (?:do|can|should) (?:i|we|you) (?:call|ring|dial))\b", re.I)),
     ("money", re.compile(r"\bhow much (?:money|funding|cash|investment)\b|\bhow much (?:\w+ ){0,6}(?:cost|spend|spent|earn|pay|paid|worth|raise|raised|give|gave|invest|invested)\b|\bwhat (?:\w+ )?(?:budget|salary|price|cost|revenue|income|funding)\b", re.I)),
-    ("count", re.compile(r"\bhow (?:many|much|old|long|large|big|far|often)\b|\bwhat (?:number|percentage|proportion|amount|size)\b", re.I)),
+    ("count", re.compile(r"\bhow (?:many|much|old|long|large|big|far|often)\b|\bwhat (?:number(?! (?:do|can|should) (?:i|we|you) (?:call|ring|dial))|percentage|proportion|amount|size)\b", re.I)),
     # "When" asks for a date where it opens the question or is asked after a preposition
     # ("until when?"); inside a clause ("what does water turn into when heated?") it does
     # not, nor where it opens a clause that another question word follows ("When forces act
