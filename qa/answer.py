@@ -45,7 +45,7 @@ from .read import Reader, Span
 from .scoring import CHECKS, SENTENCE_FEATURES, SENTENCE_WEIGHTS, ReaderModel, span_margins
 from .store import Store
 from .text import Lexicon, match_text
-from .tokens import small
+from .tokens import projected, small
 from .types import Answer, AnswerSentence, Citation, Passage, Reading, Stopwatch
 
 REDUNDANT_COSINE = 0.9
@@ -62,6 +62,7 @@ COUNTED_WINDOW = 3  # content word pieces either side of a number that may name 
 # the decisions 0.5 made with the full vectors, against 88.6% at 0.5, over the SQuAD select
 # split's "how many" questions (studies/count_check_space.py).
 COUNTED_MIN_COSINE = 0.625
+COUNTED_MIN_COSINE_WHOLE = 0.5  # another embedder's tokens, kept whole: the floor chosen with full vectors
 _YEAR = re.compile(r"^(?:1[0-9]{3}|20[0-9]{2})$")
 _MONEY = re.compile(r"[£$€¥]\s?\d|\d[\d,.]*\s?(?:bn|m|k|million|billion|thousand|pounds|dollars|euros)\b|\b(?:million|billion) (?:pounds|dollars|euros)\b", re.I)
 _MONTH = r"jan(?:uary)?|feb(?:ruary)?|march|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
@@ -332,7 +333,8 @@ class Answerer:
         words = np.flatnonzero(tokens.content)  # "over twenty of the city's largest anchor institutions"
         at = [n for n, i in enumerate(words) if any(tokens.spans[i][0] < end and tokens.spans[i][1] > start for start, end in numbers)]
         near = sorted({words[m] for n in at for m in range(max(0, n - COUNTED_WINDOW), min(len(words), n + COUNTED_WINDOW + 1))})
-        return bool(near) and float((q.counted @ tokens.vectors[near].T.astype(np.float32)).max()) >= COUNTED_MIN_COSINE
+        floor = COUNTED_MIN_COSINE if projected(self.encoder.weights_sha256) else COUNTED_MIN_COSINE_WHOLE
+        return bool(near) and float((q.counted @ tokens.vectors[near].T.astype(np.float32)).max()) >= floor
 
     def lead_in(self, sid: int) -> int | None:
         """The sentence whose words this one inherits (`Sentence.lead_in`), if any."""

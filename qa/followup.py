@@ -68,9 +68,12 @@ def resolve(question: str, history: list[dict] | None) -> Resolution:
     if (said := _ellipsis(question)) is not None:  # the last question asked again of what it names, or of this
         new = [re.sub(r"^.*?\b(the\s+)?(?=" + re.escape(n) + ")", r"\1", said, flags=re.I) if n in said else n
                for n in names(said)][:1]  # "the Leeds Academic Health Partnership", its article kept
-        if new and not said.split()[-1].islower():  # "And NHS organisations?" names no new thing
-            return Resolution(_asked_of(previous, new), f"{question} ({subject})" if subject else None)
-        return Resolution(f"{question} ({subject})" if subject else question)
+        borrowed = f"{question} ({subject})" if subject else question
+        if new and said.split()[-1].islower():  # "And NHS organisations?" may name no new thing: read both ways
+            return Resolution(borrowed, _asked_of(previous, new))
+        if new:
+            return Resolution(_asked_of(previous, new), borrowed if subject else None)
+        return Resolution(borrowed)
     if _PERSONAL.search(question) and person and person.lower() not in question.lower():
         return Resolution(f"{question} ({person})")
     pointing = _POINTING_PRONOUN if names(question) else _POINTING

@@ -155,3 +155,14 @@ def test_they_may_be_the_organisations_the_last_answer_named(qa):
                                                    "Leicestershire Partnership NHS Trust)")
     answer = qa.ask(asked, history)
     assert not answer.abstained and "since 2021" in answer.answer
+
+
+def test_an_ellipsis_ending_in_a_common_noun_is_read_both_ways():
+    """"And NHS organisations?" names NHS as a kind of organisation, not a new subject;
+    "What about Bradford Council projects?" names a new one. Both are read both ways."""
+    history = turns(("How many universities are in the Leeds Academic Health Partnership?", "x [1]"))
+    got = resolve("And NHS organisations?", history)
+    assert got.query == "And NHS organisations? (Leeds Academic Health Partnership)"
+    assert got.alternative == "How many universities are in NHS organisations?"
+    got = resolve("What about Bradford Council projects?", history)
+    assert got.alternative == "How many universities are in Bradford Council projects?"
