@@ -71,6 +71,17 @@ def copy_documents(folder: Path, documents: int) -> list[str]:
     return names
 
 
+def indexed_corpus(root: Path, encoder, *names: str) -> Config:
+    """A corpus of these default documents (by file name) in `root/corpus`, indexed in
+    `root/index` with the real encoder: its config."""
+    (root / "corpus").mkdir(parents=True)
+    for name in names:
+        shutil.copy(CORPUS / name, root / "corpus")
+    config = Config(corpus_dir=str(root / "corpus"), index_dir=str(root / "index"))
+    build_index(config, encoder)
+    return config
+
+
 class CountingEncoder:
     """The real encoder, counting the texts it is asked to embed."""
 

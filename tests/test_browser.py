@@ -11,7 +11,7 @@ from playwright.sync_api import expect, sync_playwright
 from qa.config import Config
 from qa.index import build_index
 
-from conftest import CORPUS, post_json, running_server
+from conftest import CORPUS, indexed_corpus, post_json, running_server
 from docgen import paragraph, report_pdf, word_of
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -592,11 +592,7 @@ def test_a_list_answer_shows_one_item_to_a_line_with_its_marker_after_it(page):
 
 def test_the_page_keeps_to_the_servers_history_limit(browser, tmp_path, encoder):
     # The page sent its own ten turns: a server set to keep two refused the third follow-up.
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    shutil.copy(CORPUS / "001_576bfebf929a5f1e.txt", corpus)
-    config = Config(corpus_dir=str(corpus), index_dir=str(tmp_path / "index"))
-    build_index(config, encoder)
+    config = indexed_corpus(tmp_path, encoder, "001_576bfebf929a5f1e.txt")
     env = {"QA_MAX_HISTORY_TURNS": "2", "QA_MAX_QUESTION_CHARS": "300"}
     with running_server(config, tmp_path, env=env) as (base, _):
         page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -613,11 +609,7 @@ def test_the_page_refuses_an_upload_over_the_servers_limits_in_its_words(browser
     # The page knew no upload limit: a file over it was sent whole, then refused.
     import requests
 
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    shutil.copy(CORPUS / "001_576bfebf929a5f1e.txt", corpus)
-    config = Config(corpus_dir=str(corpus), index_dir=str(tmp_path / "index"))
-    build_index(config, encoder)
+    config = indexed_corpus(tmp_path, encoder, "001_576bfebf929a5f1e.txt")
     files = {"big.txt": "The Kestrel Fund pays wardens. " * 100, "table.csv": "a,b\n1,2\n",
              "small.md": "# Small\n\nThe Kestrel Fund pays two wardens.\n", "other.md": "# Other\n\nOther words.\n"}
     for name, text in files.items():

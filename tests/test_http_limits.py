@@ -5,7 +5,6 @@ a refusal read by every client, however much body it goes on sending, and none o
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import time
 import urllib.error
@@ -18,10 +17,7 @@ import openai
 import pytest
 import requests
 
-from qa.config import Config
-from qa.index import build_index
-
-from conftest import CORPUS, running_server
+from conftest import indexed_corpus, running_server
 
 TOKEN = "door-token"
 MAX_BODY, MAX_UPLOAD, MAX_FILES = 65536, 200_000, 2
@@ -30,10 +26,7 @@ MAX_BODY, MAX_UPLOAD, MAX_FILES = 65536, 200_000, 2
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, encoder):
     root = tmp_path_factory.mktemp("door")
-    (root / "corpus").mkdir()
-    shutil.copy(CORPUS / "000_203956cee7abdc96.txt", root / "corpus")
-    config = Config(corpus_dir=str(root / "corpus"), index_dir=str(root / "index"))
-    build_index(config, encoder)
+    config = indexed_corpus(root, encoder, "000_203956cee7abdc96.txt")
     # A write killed mid-way left files the manifest does not name; the server's start removes them.
     (root / "index" / "dense-20260101000000abcdef.faiss").write_bytes(b"x" * 1000)
     # Its own temporary folder, which nothing refused may reach (waitress spools large bodies there).

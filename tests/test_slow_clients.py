@@ -9,7 +9,6 @@ docs/reliability.md): `QA_TEST_SLOW_SECONDS=30 .venv/bin/python -m pytest -s tes
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import threading
 import time
@@ -19,9 +18,8 @@ from urllib.parse import urlparse
 import pytest
 
 from qa.config import Config
-from qa.index import build_index
 
-from conftest import CORPUS, running_server
+from conftest import indexed_corpus, running_server
 
 DEFAULTS = Config()
 SLOW_SECONDS = float(os.environ.get("QA_TEST_SLOW_SECONDS", "15"))
@@ -31,10 +29,7 @@ LINGER = 3  # seconds; lowered here so that its bound is seen quickly (the defau
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, encoder):
     root = tmp_path_factory.mktemp("slow")
-    (root / "corpus").mkdir()
-    shutil.copy(CORPUS / "000_203956cee7abdc96.txt", root / "corpus")
-    config = Config(corpus_dir=str(root / "corpus"), index_dir=str(root / "index"))
-    build_index(config, encoder)
+    config = indexed_corpus(root, encoder, "000_203956cee7abdc96.txt")
     with running_server(config, root, env={"QA_LINGER_SECONDS": str(LINGER)}) as (base, _):
         yield urlparse(base)
 
