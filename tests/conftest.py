@@ -14,6 +14,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from qa.config import Config
@@ -25,6 +26,18 @@ from qa.read import load_reader
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
+
+# Under xdist (`scripts/test --quick`) the workers share the cores: each model gets its share
+# rather than every core, in the workers and in the servers and commands they start
+# (onnxruntime and torch read these when a model is first loaded). Two workers each running
+# the reader on both of two cores took a fifth more CPU a question.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    for _name in ("OMP_NUM_THREADS", "QA_EMBED_THREADS", "QA_READER_THREADS"):
+        os.environ.setdefault(_name, _share)
+# What the model fixtures load with: a test's own Config() reads no environment.
+THREADS = {"embed_threads": int(os.environ.get("QA_EMBED_THREADS", "0")),
+           "reader_threads": int(os.environ.get("QA_READER_THREADS", "0"))}
 
 # Test tiers (docs/testing.md), as markers given at collection, so that no test has to
 # remember its own: `bash scripts/test --quick` leaves out browser, engine and wheel.
@@ -41,6 +54,7 @@ MODEL_TESTS = frozenset({
     ("test_cli", "test_ingest_ask_and_search"),
     ("test_cli", "test_errors_are_one_line_with_non_zero_exit"),
     ("test_cli", "test_fit_collects_readings_through_the_product_then_fits_again_from_them"),
+    ("test_embed", "test_onnx_encoder_is_safe_to_share_between_threads"),
     ("test_eval", "test_qa_eval_on_tiny_squad_writes_reports"),
     ("test_hostile", "test_qa_ingest_skips_a_bad_file_with_a_warning_and_builds_the_rest"),
     ("test_onnx", "test_without_onnxruntime_the_encoder_falls_back_to_torch"),
@@ -103,19 +117,44 @@ class CountingEncoder:
         return self.inner.count_tokens(text)
 
 
+def memoised(encoder):
+    """The real encoder, whose network outputs for each text are kept for the session. Many
+    tests index the default documents afresh in folders of their own: 88% of the texts one
+    worker embedded were repeats. Batches, progress and cancellation between batches are as
+    they were; only the repeated rows of a batch skip the network."""
+    forward, memo = encoder._forward, {}
+
+    def cached(encodings: list) -> tuple:
+        keys = [tuple(e.ids) for e in encodings]
+        new = [j for j, key in enumerate(keys) if key not in memo]
+        if new:
+            pooled, hidden, _ = forward([encodings[j] for j in new])
+            for row, j in enumerate(new):
+                memo[keys[j]] = (pooled[row], hidden[row, :len(keys[j])])
+        mask = np.zeros((len(keys), max(map(len, keys))), dtype=np.int64)
+        hidden = np.zeros((*mask.shape, encoder.dim), dtype=np.float32)
+        for j, key in enumerate(keys):
+            mask[j, :len(key)] = 1
+            hidden[j, :len(key)] = memo[key][1]
+        return np.stack([memo[key][0] for key in keys]), hidden, mask
+
+    encoder._forward = cached
+    return encoder
+
+
 @pytest.fixture(scope="session")
 def encoder():
-    return load_encoder(Config())
+    return memoised(load_encoder(Config(**THREADS)))
 
 
 @pytest.fixture(scope="session")
 def torch_encoder():
-    return load_encoder(Config(encoder_runtime="torch"))
+    return load_encoder(Config(encoder_runtime="torch", **THREADS))
 
 
 @pytest.fixture(scope="session")
 def reader():
-    return load_reader(Config())
+    return load_reader(Config(**THREADS))
 
 
 @pytest.fixture(scope="session")
@@ -123,7 +162,7 @@ def msmarco_reader():
     """The MS MARCO cross-encoder as it ships, before `qa train` (still selectable)."""
     from qa.config import MSMARCO_READER
 
-    return load_reader(Config(reader=MSMARCO_READER))
+    return load_reader(Config(reader=MSMARCO_READER, **THREADS))
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,8 @@ from qa.embed import load_encoder, resolve_model_path
 from qa.modelfiles import checked_hash, weights_hash
 from qa.types import ConfigError
 
+from conftest import THREADS
+
 
 def test_packaged_model_matches_its_pinned_hash(encoder):
     assert weights_hash(resolve_model_path("all-MiniLM-L6-v2")) == DEFAULT_MODEL_SHA256
@@ -98,8 +100,10 @@ def test_concurrent_callers_never_share_the_tokenizer(torch_encoder, monkeypatch
     assert spy.most == 1
 
 
-def test_onnx_encoder_is_safe_to_share_between_threads(encoder):
-    # Its tokenizer's settings are fixed at load and batches are padded outside it.
+def test_onnx_encoder_is_safe_to_share_between_threads():
+    # Its tokenizer's settings are fixed at load and batches are padded outside it. Loaded
+    # here: the session's encoder keeps what it has embedded, and would not run these again.
+    encoder = load_encoder(Config(**THREADS))
     texts = [" ".join(["word"] * n) + " end." for n in range(1, 30, 4)]
     assert _concurrently(encoder, texts, encoder.encode(texts))
 

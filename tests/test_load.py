@@ -58,12 +58,12 @@ def _load(base: str, pid: int, seconds: float, during=None) -> tuple[list[float]
 
 
 def _warm_up(base: str, pid: int, phases: int = 5) -> None:
-    """Load until a 4 s phase adds under 5 MB: each of the 8 server threads (and the allocator's
+    """Load until a 4 s phase (or SECONDS if shorter) adds under 5 MB: each of the 8 server threads (and the allocator's
     arena for it) takes its buffers once, sooner or later by scheduling; CI once measured that
     step (400 -> 432 MB) after a single fixed phase. A leak never settles, so the measured phase
     after the last warm-up phase still catches it."""
     for _ in range(phases):
-        rss = _load(base, pid, 4)[2]
+        rss = _load(base, pid, min(4.0, SECONDS))[2]
         if max(rss) - rss[0] < 5:
             return
 

@@ -182,7 +182,7 @@ def test_sigterm_during_a_build_exits_cleanly_and_costs_the_upload_nothing(paper
     corpus, index = papers
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    data = prose(100)
+    data = prose(20)
     job = None
     for _ in range(2):  # two ordinary restarts while it is being indexed
         with serving(index, elsewhere, tmp_path) as (base, proc, log):
@@ -290,7 +290,7 @@ def test_an_upload_waits_out_a_full_index_disk_and_is_indexed_once_there_is_room
         client = create_app(config, QA.load(Config(corpus_dir=str(corpus), index_dir=str(index)), encoder,
                                             reader)).test_client()
         reply = client.post("/api/documents", headers=AUTH, content_type="multipart/form-data",
-                            data={"file": [(io.BytesIO(prose(60)), "wards.txt")]})
+                            data={"file": [(io.BytesIO(prose(10)), "wards.txt")]})
         [job] = reply.get_json()["documents"]
 
         def listed():

@@ -266,6 +266,10 @@ def test_uploads_through_the_server_are_indexed_and_removed_on_either_backend(ba
     from qa.server import create_app
 
     monkeypatch.setattr(qa.indexer, "RETRY_SECONDS", 0.2)
+    # The large uploads' lane from 16 KB rather than 256 KB: the same path, a fifteenth of the embedding.
+    monkeypatch.setattr(qa.indexer, "BIG_BYTES", 16 * 1024)
+    lane, prepare = [], qa.indexer.prepare_document
+    monkeypatch.setattr(qa.indexer, "prepare_document", lambda *args, **kwargs: lane.append(args[2]) or prepare(*args, **kwargs))
     config = _store_config(backend, tmp_path, request, api_token=TOKEN, rate_limit_per_minute=0,
                            max_upload_bytes=600_000, index_check_seconds=0)
     build_index(config, encoder)
@@ -273,7 +277,7 @@ def test_uploads_through_the_server_are_indexed_and_removed_on_either_backend(ba
     client = app.test_client()
     try:
         # A large upload is embedded ahead on a lane of its own (`prepare_document`), a small one in the build.
-        files = [(io.BytesIO(prose(300)), "wards.txt"),
+        files = [(io.BytesIO(prose(20)), "wards.txt"),
                  (io.BytesIO(b"# Heron Trust\n\nThe Heron Trust funds river surveys on the Mersey.\n"), "heron.md")]
         jobs = client.post("/api/documents", headers=AUTH, content_type="multipart/form-data",
                            data={"file": files}).get_json()["documents"]
@@ -282,6 +286,7 @@ def test_uploads_through_the_server_are_indexed_and_removed_on_either_backend(ba
             return {d["doc_id"]: d["state"] for d in client.get("/api/documents").get_json()["documents"]}
 
         wait_for(lambda: all(states().get(j["doc_id"]) == "ready" for j in jobs), timeout=300)
+        assert len(lane) == 1 and jobs[0]["doc_id"] in str(lane[0])
         answer = client.post("/api/ask", json={"question": "What does the Heron Trust fund?"}).get_json()
         assert "river surveys" in answer["answer"] and answer["citations"][0]["doc_id"] == jobs[1]["doc_id"]
         assert client.delete(f"/api/documents/{jobs[1]['doc_id']}", headers=AUTH).status_code == 202

@@ -266,9 +266,12 @@ def uploads(config: Config, files: Sequence[str], rounds: int = 3) -> list[dict]
         for name in files:
             data = Path(name).read_bytes()
             suffix = check(Upload(Path(name).name, data), copy.max_upload_bytes)
-            started = time.perf_counter()
-            doc = read_document(Path(name), "x", Path(name).name, [], data)
-            read_s = time.perf_counter() - started
+            doc = read_document(Path(name), "x", Path(name).name, [], data)  # its reader's imports, untimed
+            reads = []
+            for _ in range(rounds):
+                started = time.perf_counter()
+                read_document(Path(name), "x", Path(name).name, [], data)
+                reads.append(time.perf_counter() - started)
             seconds = []
             for _ in range(rounds):
                 started = time.perf_counter()
@@ -284,7 +287,7 @@ def uploads(config: Config, files: Sequence[str], rounds: int = 3) -> list[dict]
                 while _state(client, doc_id) is not None:
                     time.sleep(0.01)
             out.append({"file": Path(name).name, "type": suffix, "bytes": len(data), "pages": len(doc.pages) or None,
-                        "read_s": round(read_s, 3), "upload_to_ready_s": round(float(np.median(seconds)), 3),
+                        "read_s": round(float(np.median(reads)), 3), "upload_to_ready_s": round(float(np.median(seconds)), 3),
                         "all_s": [round(x, 3) for x in seconds]})
     return out
 
