@@ -329,12 +329,9 @@ class Answerer:
         organisations" does not answer "how many staff", "10,000 troops" answers "how many
         soldiers". (On SQuAD 2.0 dev's "how many" questions it refuses the top sentence of
         26% of the unanswerable ones and of 2% of those answered right.)"""
-        numbers = [m.span() for m in _new_counts(text, q.text.lower())]
-        words = np.flatnonzero(tokens.content)  # "over twenty of the city's largest anchor institutions"
-        at = [n for n, i in enumerate(words) if any(tokens.spans[i][0] < end and tokens.spans[i][1] > start for start, end in numbers)]
-        near = sorted({words[m] for n in at for m in range(max(0, n - COUNTED_WINDOW), min(len(words), n + COUNTED_WINDOW + 1))})
         floor = COUNTED_MIN_COSINE if projected(self.encoder.weights_sha256) else COUNTED_MIN_COSINE_WHOLE
-        return bool(near) and float((q.counted @ tokens.vectors[near].T.astype(np.float32)).max()) >= floor
+        best = counted_cosine(q.counted, text, tokens, q.text)
+        return best is not None and best >= floor
 
     def lead_in(self, sid: int) -> int | None:
         """The sentence whose words this one inherits (`Sentence.lead_in`), if any."""
@@ -369,6 +366,18 @@ def _new(m: re.Match, asked: str) -> bool:
     """Whether a value found in the text is not one the (lower-case) question already says, as
     words: "two" is new to "How many types of networks …?", though "networks" spells it."""
     return not re.search(rf"(?<!\w){re.escape(m.group().lower())}(?!\w)", asked)
+
+
+def counted_cosine(counted: np.ndarray, text: str, tokens: TokenVectors, asked: str,
+                   window: int = COUNTED_WINDOW) -> float | None:
+    """The best cosine of what a "how many" question counts (its token vectors) with a
+    content word piece at most `window` of them from a number in the sentence (`text` as
+    `match_text` gives it) that the question does not say itself; None without one."""
+    numbers = [m.span() for m in _new_counts(text, asked.lower())]
+    words = np.flatnonzero(tokens.content)  # "over twenty of the city's largest anchor institutions"
+    at = [n for n, i in enumerate(words) if any(tokens.spans[i][0] < end and tokens.spans[i][1] > start for start, end in numbers)]
+    near = sorted({words[m] for n in at for m in range(max(0, n - window), min(len(words), n + window + 1))})
+    return float((counted @ tokens.vectors[near].T.astype(np.float32)).max()) if near else None
 
 
 def _new_counts(text: str, asked: str) -> Iterator[re.Match]:

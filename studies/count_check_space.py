@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from qa.answer import COUNTED_WINDOW, _new_counts  # noqa: E402
+from qa.answer import _new_counts, counted_cosine  # noqa: E402
 from qa.chunk import split_sentences  # noqa: E402
 from qa.config import Config  # noqa: E402
 from qa.embed import load_encoder  # noqa: E402
@@ -30,37 +30,34 @@ from qa.tokens import small  # noqa: E402
 FULL_FLOOR = 0.5  # the floor chosen with the full vectors
 
 
-def best_cosine(counted: np.ndarray, text: str, tokens, asked: str) -> float | None:
-    numbers = [m.span() for m in _new_counts(match_text(text), asked.lower())]
-    words = np.flatnonzero(tokens.content)
-    at = [n for n, i in enumerate(words) if any(tokens.spans[i][0] < e and tokens.spans[i][1] > s for s, e in numbers)]
-    near = sorted({words[m] for n in at for m in range(max(0, n - COUNTED_WINDOW), min(len(words), n + COUNTED_WINDOW + 1))})
-    return float((counted @ tokens.vectors[near].T).max()) if near else None
+def how_many_paragraphs(encoder, squad: str, split: str):
+    """Per paragraph of the split with "how many" questions: those questions (SQuAD's
+    dicts) with their token vectors, and its sentences that hold a number, with theirs."""
+    for article in squad_articles(squad, split):
+        for para in article["paragraphs"]:
+            asked = [q for q in para["qas"] if "how many" in q["question"].lower()]
+            texts = [para["context"][a:b] for a, b in split_sentences(para["context"])]
+            texts = [t for t in texts if any(True for _ in _new_counts(match_text(t), ""))]
+            if asked and texts:
+                yield (asked, encoder.encode_tokens([q["question"] for q in asked])[1], texts,
+                       encoder.encode_tokens(texts)[1])
 
 
 def main(squad: str) -> None:
     encoder = load_encoder(Config())
     model = encoder.weights_sha256
     pairs = []
-    for article in squad_articles(squad, "select"):
-        for para in article["paragraphs"]:
-            asked = [q["question"] for q in para["qas"] if "how many" in q["question"].lower()]
-            if not asked:
+    for asked, q_tokens, texts, s_tokens in how_many_paragraphs(encoder, squad, "select"):
+        for q, qt in zip(asked, q_tokens):
+            question = q["question"]
+            full_q, small_q = _counted(question, qt), _counted(question, small(qt, model, content_only=False))
+            if full_q is None:
                 continue
-            texts = [para["context"][a:b] for a, b in split_sentences(para["context"])]
-            texts = [t for t in texts if any(True for _ in _new_counts(match_text(t), ""))]
-            if not texts:
-                continue
-            _, q_tokens = encoder.encode_tokens(asked)
-            _, s_tokens = encoder.encode_tokens(texts)
-            for question, qt in zip(asked, q_tokens):
-                full_q, small_q = _counted(question, qt), _counted(question, small(qt, model, content_only=False))
-                if full_q is None:
-                    continue
-                for text, st in zip(texts, s_tokens):
-                    a, b = best_cosine(full_q, text, st, question), best_cosine(small_q, text, small(st, model), question)
-                    if a is not None and b is not None:
-                        pairs.append((a, b))
+            for text, st in zip(texts, s_tokens):
+                a = counted_cosine(full_q, match_text(text), st, question)
+                b = counted_cosine(small_q, match_text(text), small(st, model), question)
+                if a is not None and b is not None:
+                    pairs.append((a, b))
     full, kept = np.array(pairs).T
     yes = full >= FULL_FLOOR
     print(f"{len(pairs)} (question, sentence) pairs; the full check passes {yes.mean():.1%}")

@@ -21,12 +21,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from qa.answer import COUNTED_MIN_COSINE, _new_counts  # noqa: E402
-from qa.chunk import split_sentences  # noqa: E402
+from count_check_space import how_many_paragraphs  # noqa: E402
+
+from qa.answer import COUNTED_MIN_COSINE, counted_cosine  # noqa: E402
 from qa.config import Config  # noqa: E402
 from qa.embed import load_encoder  # noqa: E402
 from qa.lab.eval import holds  # noqa: E402
-from qa.lab.squad import squad_articles  # noqa: E402
 from qa.question import _counted  # noqa: E402
 from qa.text import match_text  # noqa: E402
 from qa.tokens import small  # noqa: E402
@@ -34,41 +34,21 @@ from qa.tokens import small  # noqa: E402
 WINDOWS = (2, 3, 4, 5, 6, 8)
 
 
-def best_cosine(counted: np.ndarray, text: str, tokens, asked: str, window: int) -> float | None:
-    numbers = [m.span() for m in _new_counts(match_text(text), asked.lower())]
-    words = np.flatnonzero(tokens.content)
-    at = [n for n, i in enumerate(words) if any(tokens.spans[i][0] < e and tokens.spans[i][1] > s for s, e in numbers)]
-    near = sorted({words[m] for n in at for m in range(max(0, n - window), min(len(words), n + window + 1))})
-    return float((counted @ tokens.vectors[near].T.astype(np.float32)).max()) if near else None
-
-
 def main(squad: str, split: str = "select") -> None:
     encoder = load_encoder(Config())
     model = encoder.weights_sha256
     rows = []  # (holds the answer, {window: passes})
-    for article in squad_articles(squad, split):
-        for para in article["paragraphs"]:
-            asked = [q for q in para["qas"] if "how many" in q["question"].lower()]
-            if not asked:
+    for asked, q_tokens, texts, s_tokens in how_many_paragraphs(encoder, squad, split):
+        for q, qt in zip(asked, q_tokens):
+            counted = _counted(q["question"], small(qt, model, content_only=False))
+            if counted is None:
                 continue
-            texts = [para["context"][a:b] for a, b in split_sentences(para["context"])]
-            texts = [t for t in texts if any(True for _ in _new_counts(match_text(t), ""))]
-            if not texts:
-                continue
-            _, q_tokens = encoder.encode_tokens([q["question"] for q in asked])
-            _, s_tokens = encoder.encode_tokens(texts)
-            for q, qt in zip(asked, q_tokens):
-                counted = _counted(q["question"], small(qt, model, content_only=False))
-                if counted is None:
-                    continue
-                gold = [a["text"] for a in q["answers"]] if not q.get("is_impossible") else []
-                for text, st in zip(texts, s_tokens):
-                    kept = small(st, model)
-                    passes = {}
-                    for w in WINDOWS:
-                        c = best_cosine(counted, text, kept, q["question"], w)
-                        passes[w] = c is not None and c >= COUNTED_MIN_COSINE
-                    rows.append((bool(gold) and holds(text, gold), passes))
+            gold = [a["text"] for a in q["answers"]] if not q.get("is_impossible") else []
+            for text, st in zip(texts, s_tokens):
+                kept = small(st, model)
+                cosines = {w: counted_cosine(counted, match_text(text), kept, q["question"], w) for w in WINDOWS}
+                rows.append((bool(gold) and holds(text, gold),
+                             {w: c is not None and c >= COUNTED_MIN_COSINE for w, c in cosines.items()}))
     good = [p for ok, p in rows if ok]
     bad = [p for ok, p in rows if not ok]
     print(f"{split}: {len(good)} (question, sentence) pairs holding the answer, {len(bad)} not")
