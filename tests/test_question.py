@@ -120,7 +120,7 @@ def test_history_is_checked_turn_by_turn():
 
 def test_a_question_is_put_plainly(lexicon):
     assert plain("Can you tell me who chairs the liverpol stratgic partnership", lexicon) == \
-        "who chairs the Liverpool Strategic Partnership?"
+        "Who chairs the Liverpool Strategic Partnership?"
     assert plain("Who chairs the LSP?", lexicon) == "Who chairs the LSP?"
     assert plain("Who chairs the LSP!", lexicon) == "Who chairs the LSP!"  # an end mark is kept
     assert plain("How many staff work in Leeds  ", lexicon) == "How many staff work in Leeds?"
@@ -179,8 +179,8 @@ def test_prepare_works_out_the_facts_of_a_question(lexicon):
     [q] = prepare("  Can you tell me how many staff the Leeds Academic Health Partnership employs ", None,
                   lexicon, encoder, Config(), watch)
     assert q.asked == "Can you tell me how many staff the Leeds Academic Health Partnership employs"
-    assert q.query == "how many staff the Leeds Academic Health Partnership employs?"
-    assert q.read_as == "how many staff the Leeds Academic Health Partnership (LAHP) employs?"
+    assert q.query == "How many staff the Leeds Academic Health Partnership employs?"
+    assert q.read_as == "How many staff the Leeds Academic Health Partnership (LAHP) employs?"
     assert encoder.asked == [[q.query]]  # embedded once
     assert q.kind == "count" and not q.yes_no
     assert {"staff", "lahp", "employ"} <= q.terms  # the long form folded into its acronym
@@ -220,5 +220,5 @@ def test_prepare_refuses_what_the_config_does_not_allow(lexicon):
 
 def test_terms_of_a_question_match_the_corpus_terms(lexicon):
     [q] = prepare("who chairs the liverpol stratgic partnership", None, lexicon, WordEncoder(), Config())
-    assert q.query == "who chairs the Liverpool Strategic Partnership?"
+    assert q.query == "Who chairs the Liverpool Strategic Partnership?"
     assert q.terms == {"lsp", *terms("chairs")}
