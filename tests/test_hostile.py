@@ -33,24 +33,26 @@ def _laughs() -> bytes:
     return out.getvalue()
 
 
-# file name -> (its bytes, words its reason must hold)
+# file name -> (what makes its bytes, words its reason must hold). Made when the corpus
+# fixture runs, not at import: deflating 500 MB of spaces takes 2 s, and every pytest
+# worker imports this module.
 HOSTILE = {
-    "malformed.docx": (word_of(paragraph("An unclosed run")[:-12]), "XMLSyntaxError"),
-    "laughs.docx": (_laughs(), "entity amplification"),
-    "inflated.docx": (word_of(paragraph("a" * 1_500_000)), "over the 1 MB limit (extract_inflated_mb)"),
-    "encrypted.docx": (word_of(paragraph("secret"), encrypted=True), "is encrypted"),
-    "lzma.docx": (word_of(paragraph("odd"), method=zipfile.ZIP_LZMA), "compressed with method 14"),
-    "long.pdf": (pages_pdf(5), "more than 3 pages (extract_pages)"),
-    "inflating.pdf": (inflating_pdf(500), "more than 400 MB (extract_memory_mb)"),
-    "nested.pdf": (nested_pdf(8), "took over 2 s"),
+    "malformed.docx": (lambda: word_of(paragraph("An unclosed run")[:-12]), "XMLSyntaxError"),
+    "laughs.docx": (_laughs, "entity amplification"),
+    "inflated.docx": (lambda: word_of(paragraph("a" * 1_500_000)), "over the 1 MB limit (extract_inflated_mb)"),
+    "encrypted.docx": (lambda: word_of(paragraph("secret"), encrypted=True), "is encrypted"),
+    "lzma.docx": (lambda: word_of(paragraph("odd"), method=zipfile.ZIP_LZMA), "compressed with method 14"),
+    "long.pdf": (lambda: pages_pdf(5), "more than 3 pages (extract_pages)"),
+    "inflating.pdf": (lambda: inflating_pdf(500), "more than 400 MB (extract_memory_mb)"),
+    "nested.pdf": (lambda: nested_pdf(8), "took over 2 s"),
 }
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hostile")
-    for name, (data, _) in HOSTILE.items():
-        (folder / name).write_bytes(data)
+    for name, (make, _) in HOSTILE.items():
+        (folder / name).write_bytes(make())
     (folder / "good.txt").write_text(GOOD)
     (folder / "fine.docx").write_bytes(word_of(paragraph("The fine Word file names the Otter Trust as its funder.")))
     (folder / "fine.pdf").write_bytes(pages_pdf(2))
