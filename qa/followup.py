@@ -11,7 +11,8 @@ the product's own answer) and says what to search:
 * "it", "its", "they", "this" … point at the subject of the conversation: the things the
   latest question that named any named;
 * "And in Leeds?", "What about Leicester?": the previous question asked again of the new
-  subject;
+  subject; "And the annual spending?", naming its thing in common words, is read with the
+  conversation's subject and, as a fragment is, after the last question;
 * a question that names nothing and points at nothing ("Who is the chair elect?") may
   lean on the conversation or stand alone: both readings are offered, and the answer the
   reader is surer of is kept (`qa.pipeline.QA.ask`); a fragment of a few words ("At which
@@ -73,7 +74,8 @@ def resolve(question: str, history: list[dict] | None) -> Resolution:
             return Resolution(borrowed, _asked_of(previous, new))
         if new:
             return Resolution(_asked_of(previous, new), borrowed if subject else None)
-        return Resolution(borrowed)
+        # "And the annual spending?": a thing named in common words, read as a fragment is.
+        return Resolution(borrowed, _carried_on(previous, question))
     if _PERSONAL.search(question) and person and person.lower() not in question.lower():
         return Resolution(f"{question} ({person})")
     pointing = _POINTING_PRONOUN if names(question) else _POINTING
@@ -87,7 +89,7 @@ def resolve(question: str, history: list[dict] | None) -> Resolution:
         return Resolution(question)
     if len(re.findall(r"[\w'’-]+", question)) <= FRAGMENT_WORDS:
         # "At which meeting?", "Aimed at whom?": a fragment that carries on the last question.
-        return Resolution(f"{question} ({subject})", f"{previous.split(' (')[0]} {question}")
+        return Resolution(f"{question} ({subject})", _carried_on(previous, question))
     return Resolution(question, f"{question} ({subject})")
 
 
@@ -162,6 +164,11 @@ def _asked_of(previous: str, new: list[str]) -> str:
         return f"{bare} ({', '.join(new)})"
     named = re.search(r"\b(?:the\s+)?" + re.escape(said[0]), bare, re.I).group()  # with its article
     return bare.replace(named, new[0], 1)
+
+
+def _carried_on(previous: str, question: str) -> str:
+    """The last question, without the subject it borrowed, and then this one."""
+    return f"{previous.split(' (')[0]} {question}"
 
 
 def _mentions(question: str, subject: str) -> bool:

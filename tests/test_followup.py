@@ -51,6 +51,16 @@ def test_an_ellipsis_asks_the_last_question_again_of_what_it_names(question, que
     assert got.query == query and got.alternative == f"{question} (Liverpool Health Partners)"
 
 
+def test_an_ellipsis_naming_a_thing_in_common_words_is_also_read_after_the_last_question():
+    # "And the annual spending?" names no new subject to ask the last question of: it is read
+    # with the conversation's subject, and after the last question, as a fragment is.
+    history = turns(("How many staff work for the Liverpool Strategic Partnership's members?", "60,000 [1]"))
+    got = resolve("And the annual spending?", history)
+    assert got.query.startswith("And the annual spending? (Liverpool Strategic Partnership")
+    assert got.alternative == ("How many staff work for the Liverpool Strategic Partnership's members? "
+                               "And the annual spending?")
+
+
 def test_a_question_that_names_nothing_and_points_nowhere_is_read_both_ways():
     history = turns(("What is Harbour Valley Clinic?", "Harbour Valley Clinic is a clinic. [1]"))
     got = resolve("Who is the garden coordinator?", history)
