@@ -71,11 +71,14 @@ MODULE_MARKS = {"test_browser": "browser", "test_engine": "engine", "test_engine
 # own order, one worker ran 29 s longer than the next. `--no-loadscope-reorder` keeps it.
 LONGEST_FIRST = ("test_eval", "test_regressions", "test_slow_clients", "test_train", "test_own_corpus",  # 50-21 s
                  "test_onnx", "test_answer", "test_bench", "test_fuzz", "test_index", "test_documents")  # 20-13 s
-# Modules run on one worker under `--dist loadfile`: both ask the eval sets, and 78 of the
-# typo set's 99 questions read as the default set's once respelled, so on the worker whose
-# session encoder and reader have read those (`memoised`, `memoised_reader`) they cost
-# nothing (the typo set cost 11 s of CPU on another).
-SAME_WORKER = {"tests/test_regressions.py": "tests/test_eval.py"}
+# Modules run on one worker under `--dist loadfile`, as one unit of work:
+# - eval and regressions both ask the eval sets, and 78 of the typo set's 99 questions read
+#   as the default set's once respelled, so on the worker whose session encoder and reader
+#   have read those (`memoised`, `memoised_reader`) they cost nothing (11 s of CPU on another);
+# - train, onnx and embed each import PyTorch, and onnx and embed load the torch encoder
+#   (6 s of CPU on each worker that does).
+SAME_WORKER = {"tests/test_regressions.py": "tests/test_eval.py",
+               "tests/test_onnx.py": "tests/test_train.py", "tests/test_embed.py": "tests/test_train.py"}
 
 
 def pytest_xdist_make_scheduler(config, log):
