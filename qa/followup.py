@@ -52,6 +52,7 @@ _BODIES = {"university", "universities", "trust", "trusts", "partnership", "part
            "innovation", "programme", "leeds", "liverpool", "england", "uk"}
 
 
+_POSSESSIVE = re.compile(r"['’]s$")
 FRAGMENT_WORDS = 4  # a follow-up this short, naming nothing, carries on the last question
 
 
@@ -115,7 +116,7 @@ def names(text: str) -> list[str]:
         name = text[a:b]
         if a == len(text) - len(text.lstrip()) and " " not in name and is_common_word(name.lower()):
             continue
-        out.append(name)
+        out.append(_POSSESSIVE.sub("", name))  # "the LSP's members" names the LSP
     return out
 
 
