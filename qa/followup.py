@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .text import is_common_word, named_spans
+from .text import STOPWORDS, is_common_word, named_spans
 
 _PERSONAL = re.compile(r"\b(?:he|she|his|her|hers|him|himself|herself)\b", re.I)
 _POINTING = re.compile(r"\b(?:it|its|it's|they|their|them|theirs|this|that|these|those|there|the same)\b", re.I)
@@ -53,6 +53,7 @@ _BODIES = {"university", "universities", "trust", "trusts", "partnership", "part
 
 
 _POSSESSIVE = re.compile(r"['’]s$")
+_BORROWED = re.compile(r" \([^()]*\)$")
 FRAGMENT_WORDS = 4  # a follow-up this short, naming nothing, carries on the last question
 
 
@@ -116,7 +117,11 @@ def names(text: str) -> list[str]:
         name = text[a:b]
         if a == len(text) - len(text.lstrip()) and " " not in name and is_common_word(name.lower()):
             continue
-        out.append(_POSSESSIVE.sub("", name))  # "the LSP's members" names the LSP
+        # "the LSP's members" names the LSP; "Is Alder Hey Children's a partner?" names it whole.
+        if _POSSESSIVE.search(name) and (owned := re.match(r"\s+([a-z]+)", text[b:])) and \
+                owned.group(1) not in STOPWORDS:
+            name = _POSSESSIVE.sub("", name)
+        out.append(name)
     return out
 
 
@@ -159,7 +164,7 @@ def _named_in(answer: str, subject: str, person: str) -> str:
 def _asked_of(previous: str, new: list[str]) -> str:
     """The previous question asked of the new subject: its names replaced, or the new one
     added where it named none."""
-    bare = previous.split(" (")[0]  # without the subject a follow-up borrowed
+    bare = _bare(previous)
     said = names(bare)
     if not said:
         return f"{bare} ({', '.join(new)})"
@@ -167,9 +172,15 @@ def _asked_of(previous: str, new: list[str]) -> str:
     return bare.replace(named, new[0], 1)
 
 
-def _carried_on(previous: str, question: str) -> str:
+def _carried_on(previous: str, question: str) -> str | None:
     """The last question, without the subject it borrowed, and then this one."""
-    return f"{previous.split(' (')[0]} {question}"
+    return f"{_bare(previous)} {question}" if previous else None
+
+
+def _bare(previous: str) -> str:
+    """A question without the subject `resolve` added after it ("… have? (Leeds)"); a
+    bracket the user typed inside it ("the Partnership (LAHP) do?") stays."""
+    return _BORROWED.sub("", previous)
 
 
 def _mentions(question: str, subject: str) -> bool:

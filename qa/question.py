@@ -160,9 +160,18 @@ def check_history(history, limit: int) -> list[dict]:
 def plain(question: str, lexicon: Lexicon) -> str:
     """The question as the model and the name checks should read it: no polite frame,
     typos mended, a question typed in lower case given the corpus's capitals for its
-    names, an end mark."""
-    question = lexicon.respell(unframed(question))
+    names, a capital to open it, an end mark."""
+    question = _opened(lexicon.respell(unframed(question)))
     return question if question.rstrip()[-1:] in ("?", ".", "!") else question.rstrip() + "?"
+
+
+def _opened(question: str) -> str:
+    """A question opened by a function word in lower case ("who runs …", "how many …", left
+    so by a polite frame taken off) given its capital, as the reader was taught on questions
+    written so. Only a function word: "iphone …" or "chair of …" capitalised would read as
+    a name."""
+    first = re.match(r"[a-z]+\b", question)
+    return question[0].upper() + question[1:] if first and first.group() in STOPWORDS else question
 
 
 # The kinds of value a question may ask for; see `question_kind`.

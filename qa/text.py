@@ -307,8 +307,7 @@ class Lexicon:
         as the corpus writes them ("who runs the liverpool stratgic partnership" -> "who runs
         the Liverpool Strategic Partnership"): names tie a question to its document
         (`named_spans`), and only capitals mark them. A question with capitals of its own
-        is left as typed; its first letter is given a capital ("Who runs …"), as the
-        reader was taught on questions written that way."""
+        is left as typed."""
         if any(c.isupper() for c in question[1:]):
             return question
         found = list(_CASED_WORD.finditer(question))
@@ -323,8 +322,7 @@ class Lexicon:
         for m, word in zip(found, cased):
             out.append(question[at:m.start()] + word)
             at = m.end()
-        cased = "".join(out) + question[at:]
-        return cased[:1].upper() + cased[1:]
+        return "".join(out) + question[at:]
 
     def query_terms(self, text: str) -> set[str]:
         return self.canonical({self.correct(w) for w in words(text)})
@@ -409,9 +407,8 @@ _FRAME = re.compile(
 
 def unframed(question: str) -> str:
     """The question without a polite frame around it: "Can you tell me who chairs the LAHP?"
-    -> "Who chairs the LAHP?", with the capital the reader was taught on."""
-    bare = _FRAME.sub("", question, count=1)
-    return bare[:1].upper() + bare[1:] if bare != question else bare
+    -> "who chairs the LAHP?"."""
+    return _FRAME.sub("", question, count=1)
 
 
 _NAME_JOINS = re.compile(r"\s+(?:and|&)\s+|'s\s+")

@@ -81,6 +81,7 @@ SAME_WORKER = {"tests/test_regressions.py": "tests/test_eval.py",
                "tests/test_onnx.py": "tests/test_train.py", "tests/test_embed.py": "tests/test_train.py"}
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest run without xdist (`-p no:xdist`) knows no such hook
 def pytest_xdist_make_scheduler(config, log):
     if config.getoption("dist") != "loadfile":
         return None
@@ -197,6 +198,7 @@ def memoised_reader(reader):
             memo[key] = forward(pairs, spans)
         return memo[key]
 
+    cached.__wrapped__ = forward  # for a test of the reader under concurrent callers
     reader.forward = cached
     return reader
 

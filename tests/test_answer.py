@@ -400,6 +400,8 @@ def test_token_cache_stays_bounded_and_keeps_what_a_question_needs(qa, monkeypat
     # A cache smaller than one question's candidates, shared by concurrent requests as in `qa serve`.
     monkeypatch.setattr(answer, "TOKEN_CACHE_SENTENCES", 3)
     qa.answerer._tokens.clear()  # cold, so every question encodes and evicts
+    # and the reader really read by concurrent callers, not answered from the session's memo
+    monkeypatch.setattr(qa.answerer.reader, "forward", qa.answerer.reader.forward.__wrapped__)
     with ThreadPoolExecutor(4) as pool:
         assert list(pool.map(lambda q: qa.ask(q).answer, questions * 3)) == expected * 3
     assert len(qa.answerer._tokens) <= 3
@@ -414,8 +416,8 @@ def test_a_question_typed_in_lower_case_gets_the_corpus_capitals_for_its_names()
     lex = Lexicon(sentences, [" ".join(sentences)])
     # Names of several words (a sentence's first word too, if never written in lower case),
     # spelled as the corpus spells them; single words that stand as names on their own.
-    assert lex.truecase("who founded wigan rowng club with kate lodge?") == "Who founded Wigan Rowing Club with Kate Lodge?"
-    assert lex.truecase("when does the wrc row in wigan") == "When does the WRC row in Wigan"
+    assert lex.truecase("who founded wigan rowng club with kate lodge?") == "who founded Wigan Rowing Club with Kate Lodge?"
+    assert lex.truecase("when does the wrc row in wigan") == "when does the WRC row in Wigan"
     # "hope" is a name only inside one; "many" only starts sentences; a question in
     # sentence case is lower case; one with capitals of its own is left as typed.
     assert lex.truecase("Do many rowers hope to join the club of rowers?") == "Do many rowers hope to join the Club of Rowers?"
@@ -429,8 +431,8 @@ def test_truecasing_changes_letters_only():
     lex = Lexicon(sentences, [" ".join(sentences)])
     # What stands between a name's words stays, and letters inside a word are no word
     # ("St" is a name here; the "st" of "21st" is not).
-    assert lex.truecase("who rows in the st. mary's crew") == "Who rows in the St. Mary's crew"
-    assert lex.truecase("who rowed in the 21st century") == "Who rowed in the 21st century"
+    assert lex.truecase("who rows in the st. mary's crew") == "who rows in the St. Mary's crew"
+    assert lex.truecase("who rowed in the 21st century") == "who rowed in the 21st century"
 
 
 def test_a_misspelt_word_is_spelled_as_the_corpus_spells_it():
@@ -442,7 +444,7 @@ def test_a_misspelt_word_is_spelled_as_the_corpus_spells_it():
     # Swapped, dropped and doubled letters; a stop word too, since the model reads it.
     assert lex.respell("Who fuonded the Wigan Rowign Club?") == "Who founded the Wigan Rowing Club?"
     assert lex.respell("Does she row there hersellf?") == "Does she row there herself?"
-    assert lex.respell("how many coaches will kate lodge emlpoy") == "How many coaches will Kate Lodge employ"
+    assert lex.respell("how many coaches will kate lodge emlpoy") == "how many coaches will Kate Lodge employ"
     # Other forms of the corpus's words, and words it never uses nor resembles, stay.
     assert lex.respell("When did she start rowing with the club?") == "When did she start rowing with the club?"
     # Four letters, one typo: a dropped letter, a changed one; a stop word wins over a corpus word.
@@ -493,8 +495,8 @@ def test_i_d_is_no_name(qa):
 def test_a_polite_frame_is_not_part_of_the_question():
     from qa.text import unframed
 
-    assert unframed("Can you please tell me how many staff the LSP has?") == "How many staff the LSP has?"
-    assert unframed("I'd like to know, on what date was it endorsed") == "On what date was it endorsed"
+    assert unframed("Can you please tell me how many staff the LSP has?") == "how many staff the LSP has?"
+    assert unframed("I'd like to know, on what date was it endorsed") == "on what date was it endorsed"
     assert unframed("do you know whether the LSP delivers services") == "do you know whether the LSP delivers services"
     assert unframed("Tell me about Health Innovation Leeds") == "Tell me about Health Innovation Leeds"
 

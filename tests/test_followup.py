@@ -52,13 +52,25 @@ def test_an_ellipsis_asks_the_last_question_again_of_what_it_names(question, que
 
 
 def test_an_ellipsis_naming_a_thing_in_common_words_is_also_read_after_the_last_question():
-    # "And the annual spending?" names no new subject to ask the last question of: it is read
-    # with the conversation's subject, and after the last question, as a fragment is.
-    history = turns(("How many staff work for the Liverpool Strategic Partnership's members?", "60,000 [1]"))
-    got = resolve("And the annual spending?", history)
-    assert got.query == "And the annual spending? (Liverpool Strategic Partnership)"
-    assert got.alternative == ("How many staff work for the Liverpool Strategic Partnership's members? "
-                               "And the annual spending?")
+    # "And the yearly budget?" names no new subject to ask the last question of: it is read
+    # with the conversation's subject, and after the last question, as a fragment is. Only
+    # the subject the last question borrowed is taken off it, not a bracket typed in it.
+    history = turns(("How many rowers does the Wigan Rowing Club's coach train?", "forty [1]"))
+    got = resolve("And the yearly budget?", history)
+    assert got.query == "And the yearly budget? (Wigan Rowing Club)"
+    assert got.alternative == "How many rowers does the Wigan Rowing Club's coach train? And the yearly budget?"
+    history = turns(("What does the Wigan Rowing Club (WRC) do?", "It rows. [1]"), ("Who coaches it?", "Kate Lodge [1]"))
+    assert resolve("And the yearly budget?", history).alternative == \
+        "Who coaches it? And the yearly budget?"
+    history = turns(("What does the Wigan Rowing Club (WRC) do?", "It rows. [1]"))
+    assert resolve("And the yearly budget?", history).alternative == \
+        "What does the Wigan Rowing Club (WRC) do? And the yearly budget?"
+
+
+def test_a_possessive_names_its_owner_unless_it_ends_the_name():
+    assert names("How many staff does the LSP's board have?") == ["LSP"]
+    assert names("Is Alder Hey Children's a partner?") == ["Alder Hey Children's"]
+    assert names("Who runs St Mary's?") == ["St Mary's"]
 
 
 def test_a_question_that_names_nothing_and_points_nowhere_is_read_both_ways():

@@ -122,6 +122,11 @@ def test_a_question_is_put_plainly(lexicon):
     assert plain("Can you tell me who chairs the liverpol stratgic partnership", lexicon) == \
         "Who chairs the Liverpool Strategic Partnership?"
     assert plain("Who chairs the LSP?", lexicon) == "Who chairs the LSP?"
+    # A function word opening it gets its capital, as the reader was taught; another word
+    # would then read as a name.
+    assert plain("who chairs the LSP?", lexicon) == "Who chairs the LSP?"
+    assert plain("chair of the lsp?", lexicon) == "chair of the LSP?"
+    assert plain("iphone use in the lsp", lexicon) == "iphone use in the LSP?"
     assert plain("Who chairs the LSP!", lexicon) == "Who chairs the LSP!"  # an end mark is kept
     assert plain("How many staff work in Leeds  ", lexicon) == "How many staff work in Leeds?"
 

@@ -88,11 +88,11 @@ def test_spell_out_gives_a_defined_name_in_both_forms():
 
 
 @pytest.mark.parametrize("asked, plain", [
-    ("Can you tell me who chairs the LAHP?", "Who chairs the LAHP?"),
-    ("Could you please tell me how many staff work there?", "How many staff work there?"),
-    ("I'd like to know when it started", "When it started"),
-    ("Please tell me, where is it?", "Where is it?"),
-    ("Do you know in what year it began?", "In what year it began?"),
+    ("Can you tell me who chairs the LAHP?", "who chairs the LAHP?"),
+    ("Could you please tell me how many staff work there?", "how many staff work there?"),
+    ("I'd like to know when it started", "when it started"),
+    ("Please tell me, where is it?", "where is it?"),
+    ("Do you know in what year it began?", "in what year it began?"),
     ("Can you swim?", "Can you swim?"),  # a question, not a frame
     ("Tell me about Leeds", "Tell me about Leeds"),  # no question inside the frame
 ])
@@ -160,9 +160,9 @@ def test_a_word_the_corpus_never_uses_is_corrected_to_one_it_does(lexicon):
 
 def test_a_question_typed_in_lower_case_gets_the_corpus_capitals(lexicon):
     assert lexicon.truecase("who chairs the liverpool strategic partnership") == \
-        "Who chairs the Liverpool Strategic Partnership"
-    assert lexicon.truecase("who is kate lodge?") == "Who is Kate Lodge?"
-    assert lexicon.truecase("what does the lsp do") == "What does the LSP do"
+        "who chairs the Liverpool Strategic Partnership"
+    assert lexicon.truecase("who is kate lodge?") == "who is Kate Lodge?"
+    assert lexicon.truecase("what does the lsp do") == "what does the LSP do"
     # A question with capitals of its own is left as typed.
     assert lexicon.truecase("Who chairs the lsp in Liverpool?") == "Who chairs the lsp in Liverpool?"
 

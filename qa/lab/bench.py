@@ -340,7 +340,7 @@ def run(config: Config, eval_set: str, squad: str | None, documents: int, sizes:
     results["cold_ask"] = cold_ask(config, questions[0])
     say("question path over HTTP, and qa serve's cold start")
     results["http"] = over_http(config, questions, follow_ups=unsure_follow_ups(Path(eval_set).with_name(
-        "conversations.jsonl"), min(20, questions_limit)))
+        "conversations.jsonl")))
     results["index_mb"] = folder_mb(config.index_dir)
     results["index_bytes_per_sentence"] = bytes_per_sentence(config.index_dir)
     with tempfile.TemporaryDirectory(prefix="qa-bench-") as work:
