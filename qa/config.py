@@ -74,7 +74,7 @@ class Config:
     reader: str = DEFAULT_READER
     reader_sha256: str = ""  # the hash a reader folder's weights must have; a named reader's is pinned above
     reader_max_tokens: int = 256  # question and sentence together; the sentence is cut, never the question
-    reader_threads: int = 0  # onnxruntime intra-op threads; 0 lets it use every core
+    reader_threads: int = 0  # pairs read at once, each alone on one core; 0: as many as there are cores
     reader_candidates: int = 10  # best sentences by the linear score that the reader reads
 
     # Chunking, in tiktoken cl100k_base tokens.

@@ -17,11 +17,13 @@ model fine-tuned on SQuAD 1.1 train with a span head (`qa train`, `models/reader
 from __future__ import annotations
 
 import importlib.util
+import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -29,6 +31,9 @@ from .config import MSMARCO_READER, READER_SHA256, TRAINED_READER, Config, shipp
 from .embed import hash_memo
 from .modelfiles import checked_hash, onnx_session
 from .types import ConfigError
+
+if TYPE_CHECKING:
+    from tokenizers import Encoding
 
 
 @dataclass(frozen=True)
@@ -79,14 +84,20 @@ class OnnxCrossEncoder:
                 raise ConfigError(f"The reader model folder {folder} has no {name}. {remedy}")
         self.weights_sha256 = checked_hash(folder, expected_sha256, "the reader", remedy, memo)
         self.model_id = model_id
-        self._session = onnx_session(folder / "model.onnx", threads)
+        # Each pair is read alone, one core each, `threads` pairs at a time. The int8 graph
+        # scales its activations per batch, so a pair read in a batch scored by what sat beside
+        # it (a logit moved 0.12 on average) and was padded to the longest; alone, a pair scores
+        # the same in any company, and the default questions' reading took 38 instead of 67 ms
+        # p50 and a third less CPU (docs/studies.md, "Each pair read alone").
+        self._session = onnx_session(folder / "model.onnx", 1)
+        self._pool = ThreadPoolExecutor(threads or os.cpu_count() or 1, "reader") if threads != 1 else None
         self._inputs = {i.name for i in self._session.get_inputs()}
         # A trained reader (`qa train`) also gives start and end logits over the tokens.
         self._outputs = [o.name for o in self._session.get_outputs()]
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         # The sentence is cut, never the question: the question says what to look for.
         self._tokenizer.enable_truncation(max_tokens, strategy="only_second")
-        self._tokenizer.enable_padding()
+        self._tokenizer.no_padding()
         self._question_tokens = max_tokens // 2
         # Measures the question: as it is, no special tokens, no padding (the file may ask for
         # padding to 512), no truncation.
@@ -108,30 +119,32 @@ class OnnxCrossEncoder:
     def score(self, question: str, texts: Sequence[str]) -> np.ndarray:
         return self.read(question, texts, spans=False)[0]
 
-    def forward(self, pairs: Sequence[tuple[str, str]], spans: bool = True) -> tuple[list, list[np.ndarray]]:
-        """The network on (first, second) text pairs as given: their encodings, and its raw
-        outputs (the logits, then the start and end logits where it has a span head and
-        `spans` asks for them)."""
+    def forward(self, pairs: Sequence[tuple[str, str]], spans: bool = True) -> list[tuple[Encoding, list[np.ndarray]]]:
+        """The network on (first, second) text pairs as given, each read alone: per pair its
+        encoding and the raw outputs (the logit, then the start and end logits where it has a
+        span head and `spans` asks for them)."""
+        if self._pool is None or len(pairs) < 2:
+            return [self.forward_pair(pair, spans) for pair in pairs]
+        return list(self._pool.map(lambda pair: self.forward_pair(pair, spans), pairs))
+
+    def forward_pair(self, pair: tuple[str, str], spans: bool = True) -> tuple[Encoding, list[np.ndarray]]:
         with self._lock:
-            encoded = self._tokenizer.encode_batch(list(pairs))
-        feeds = {
-            "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64),
-        }
+            encoded = self._tokenizer.encode(*pair)
+        feeds = {"input_ids": encoded.ids, "attention_mask": encoded.attention_mask, "token_type_ids": encoded.type_ids}
         wanted = self._outputs if spans else self._outputs[:1]
-        return encoded, self._session.run(wanted, {k: v for k, v in feeds.items() if k in self._inputs})
+        outputs = self._session.run(wanted, {k: np.array([v], dtype=np.int64) for k, v in feeds.items() if k in self._inputs})
+        return encoded, [o[0] for o in outputs]
 
     def read(self, question: str, texts: Sequence[str], spans: bool = True) -> tuple[np.ndarray, list[Span | None]]:
         if not texts:
             return np.zeros(0, dtype=np.float32), []
         with self._lock:
             question = self._fitted(question)
-        encoded, outputs = self.forward([(question, t) for t in texts], spans)
-        logits = outputs[0].reshape(len(texts), -1)[:, 0].astype(np.float32)
-        if len(outputs) < 3:
+        pairs_read = self.forward([(question, t) for t in texts], spans)
+        logits = np.array([outputs[0].reshape(-1)[0] for _, outputs in pairs_read], dtype=np.float32)
+        if len(pairs_read[0][1]) < 3:
             return logits, [None] * len(texts)
-        return logits, [best_span(e.sequence_ids, e.offsets, s, t) for e, s, t in zip(encoded, outputs[1], outputs[2])]
+        return logits, [best_span(e.sequence_ids, e.offsets, s, t) for e, (_, s, t) in pairs_read]
 
 
 class SentenceTransformersCrossEncoder:

@@ -116,10 +116,7 @@ def test_a_chosen_list_introduction_brings_its_items_in_order(qa):
     quoted = [s.text for s in answer.sentences]
     assert quoted[:3] == ["Our partner organisations", "Have a spending power of over £6bn per year",
                           "Employ more than 60,000 People (FTE)"]
-    # "Our partners" (21 items) came too: 8 quoted, the rest said to be in the source.
-    at = quoted.index("Our partners")
-    assert quoted[at + 1: at + 3] == ["Liverpool City Council", "University of Liverpool"]
-    assert len(quoted) - at - 1 == 8 and answer.more_items == 13
+    assert answer.more_items == 0  # both of its items quoted (a longer list's cap: the otter test above)
 
 
 def test_a_question_that_opens_with_a_greeting_is_still_answered(qa):
@@ -401,7 +398,7 @@ def test_token_cache_stays_bounded_and_keeps_what_a_question_needs(qa, monkeypat
     monkeypatch.setattr(answer, "TOKEN_CACHE_SENTENCES", 3)
     qa.answerer._tokens.clear()  # cold, so every question encodes and evicts
     # and the reader really read by concurrent callers, not answered from the session's memo
-    monkeypatch.setattr(qa.answerer.reader, "forward", qa.answerer.reader.forward.__wrapped__)
+    monkeypatch.setattr(qa.answerer.reader, "forward_pair", qa.answerer.reader.forward_pair.__wrapped__)
     with ThreadPoolExecutor(4) as pool:
         assert list(pool.map(lambda q: qa.ask(q).answer, questions * 3)) == expected * 3
     assert len(qa.answerer._tokens) <= 3

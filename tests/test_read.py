@@ -32,6 +32,23 @@ def test_the_reader_prefers_the_sentence_that_answers_to_the_topic_sentence(read
     assert logits.shape == (2,) and logits[1] > logits[0] + 1.0
 
 
+def test_a_pair_scores_the_same_whatever_is_read_beside_it():
+    # Read in one batch, the int8 graph's activation scale (and the padding) came from every
+    # pair in it, so a sentence's logit moved with its company and its answers with it.
+    reader = load_reader(Config(reader_threads=2))  # its own: the session reader keeps what it read
+    question = "Who chairs the Leeds Academic Health Partnership?"
+    texts = ["Sir Alan Langlands is the Chair of the Leeds Academic Health Partnership.",
+             "The partnership brings together the city's universities, its NHS organisations and Leeds City Council, "
+             "and its ten partners share one ambition for the health of the people of the city and the region.",
+             "It was founded in 2013."]
+    logits, spans = reader.read(question, texts)
+    alone = [reader.read(question, [t]) for t in texts]
+    reversed_logits, reversed_spans = reader.read(question, texts[::-1])
+    assert logits.tolist() == [a[0][0] for a in alone] == reversed_logits[::-1].tolist()
+    assert spans == [a[1][0] for a in alone] == reversed_spans[::-1]
+    assert texts[0][spans[0].start:spans[0].end].endswith("Alan Langlands")
+
+
 def test_the_reader_reads_each_candidate_once(qa, monkeypatch):
     # One reading per question: a second (the question with its names replaced by "it")
     # cost a third of `/api/ask` and earned nothing held out (docs/reader.md).
