@@ -79,8 +79,9 @@ def onnx_session(path: Path, threads: int = 0, optimise: bool = True):
     _shared_arena()
     options = ort.SessionOptions()
     options.add_session_config_entry("session.use_env_allocators", "1")
-    # Idle worker threads must not spin: the embedder's and the reader's pools share two
-    # cores, and spinning ones slowed the other model by a third (read 125 -> 83 ms p50).
+    # Idle worker threads must not spin: the embedder's pool shares the cores with the
+    # reader's pairs, and spinning ones slowed the other model by a third (read 125 -> 83 ms
+    # p50, measured when the reader had an intra-op pool of its own).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.intra_op_num_threads = threads
     if not optimise:

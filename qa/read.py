@@ -73,6 +73,11 @@ def packaged_reader_folder() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "models" / "data" / "reranker_en"
 
 
+def _cores() -> int:
+    """The cores this process may run on (its affinity, where the system says)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 class OnnxCrossEncoder:
     def __init__(self, folder: Path, model_id: str, expected_sha256: str = "", max_tokens: int = 256,
                  threads: int = 0, memo: Path | None = None, remedy: str = "Point `reader` at a folder with "
@@ -87,10 +92,14 @@ class OnnxCrossEncoder:
         # Each pair is read alone, one core each, `threads` pairs at a time. The int8 graph
         # scales its activations per batch, so a pair read in a batch scored by what sat beside
         # it (a logit moved 0.12 on average) and was padded to the longest; alone, a pair scores
-        # the same in any company, and the default questions' reading took 38 instead of 67 ms
-        # p50 and a third less CPU (docs/studies.md, "Each pair read alone").
+        # the same in any company, and the default questions' reading took 39-57 instead of
+        # 64-75 ms p50, about a quarter less CPU (docs/studies.md, "Each pair read alone").
+        if threads < 0:
+            raise ConfigError(f"Setting 'reader_threads' is {threads}: give the number of pairs to read at once, "
+                              "or 0 for one per core.")
         self._session = onnx_session(folder / "model.onnx", 1)
-        self._pool = ThreadPoolExecutor(threads or os.cpu_count() or 1, "reader") if threads != 1 else None
+        at_once = threads or _cores()
+        self._pool = ThreadPoolExecutor(at_once, "reader") if at_once > 1 else None
         self._inputs = {i.name for i in self._session.get_inputs()}
         # A trained reader (`qa train`) also gives start and end logits over the tokens.
         self._outputs = [o.name for o in self._session.get_outputs()]

@@ -86,7 +86,7 @@ def alone(readings: Path, folders: list[Path]) -> None:
                 qs, ts, _ = context_first([r.question] * len(texts), texts, [None] * len(texts))
             else:
                 qs, ts = [r.question] * len(texts), [t.partition(MARK)[2] or t for t in texts]
-            logits = reader.forward(list(zip(qs, ts)), spans=False)[1][0].reshape(len(texts), -1)[:, 0]
+            logits = np.array([outputs[0].reshape(-1)[0] for _, outputs in reader.forward(list(zip(qs, ts)), spans=False)])
             if r.kind == "yes" and r.labels[:10].any():
                 top.append(bool(r.labels[int(np.argmax(logits))]))
             elif r.kind in refused:

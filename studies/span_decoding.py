@@ -58,9 +58,9 @@ def main(folder: Path) -> None:
         found = leads(folder / f"readings-{split}.jsonl", model)
         scores = {name: [] for name in VARIANTS}
         for question, text, answers in found:
-            encoded, (_, start, end) = reader.forward([(reader._fitted(question), text)])
+            encoded, (_, start, end) = reader.forward_pair((reader._fitted(question), text))
             for name, how in VARIANTS.items():
-                span = decode(encoded[0], start[0], end[0], **how)
+                span = decode(encoded, start, end, **how)
                 scores[name].append(phrase_scores(text[span[0]:span[1]] if span else "", answers))
         print(f"{split} ({len(found)} leads holding the answer): EM / F1")
         for name, rows in scores.items():

@@ -391,14 +391,17 @@ def test_token_cache_stays_bounded_and_keeps_what_a_question_needs(qa, monkeypat
     from concurrent.futures import ThreadPoolExecutor
 
     import qa.answer as answer
+    from qa.config import Config
+    from qa.read import load_reader
 
     questions = [q for q, _, _ in FACTS[:8]]
     expected = [qa.ask(q).answer for q in questions]
     # A cache smaller than one question's candidates, shared by concurrent requests as in `qa serve`.
     monkeypatch.setattr(answer, "TOKEN_CACHE_SENTENCES", 3)
     qa.answerer._tokens.clear()  # cold, so every question encodes and evicts
-    # and the reader really read by concurrent callers, not answered from the session's memo
-    monkeypatch.setattr(qa.answerer.reader, "forward_pair", qa.answerer.reader.forward_pair.__wrapped__)
+    # and a reader of its own, two pairs at a time, really read by concurrent callers (not
+    # answered from the session reader's memo): the same answers as the session's one thread
+    monkeypatch.setattr(qa.answerer, "reader", load_reader(Config(reader_threads=2)))
     with ThreadPoolExecutor(4) as pool:
         assert list(pool.map(lambda q: qa.ask(q).answer, questions * 3)) == expected * 3
     assert len(qa.answerer._tokens) <= 3

@@ -49,6 +49,11 @@ def test_a_pair_scores_the_same_whatever_is_read_beside_it():
     assert texts[0][spans[0].start:spans[0].end].endswith("Alan Langlands")
 
 
+def test_a_negative_number_of_pairs_at_once_is_a_clear_error():
+    with pytest.raises(ConfigError, match="'reader_threads' is -1.*0 for one per core"):
+        load_reader(Config(reader_threads=-1))
+
+
 def test_the_reader_reads_each_candidate_once(qa, monkeypatch):
     # One reading per question: a second (the question with its names replaced by "it")
     # cost a third of `/api/ask` and earned nothing held out (docs/reader.md).
