@@ -11,7 +11,8 @@ the product's own answer) and says what to search:
 * "it", "its", "they", "this" … point at the subject of the conversation: the things the
   latest question that named any named;
 * "And in Leeds?", "What about Leicester?": the previous question asked again of the new
-  subject; "And the annual spending?", naming its thing in common words, is read with the
+  subject, or the question as typed (never the old subject borrowed into a question that
+  names its own); "And the annual spending?", naming its thing in common words, is read with the
   conversation's subject and, as a fragment is, after the last question;
 * a question that names nothing and points at nothing ("Who is the chair elect?") may
   lean on the conversation or stand alone: both readings are offered, and the answer the
@@ -75,7 +76,7 @@ def resolve(question: str, history: list[dict] | None) -> Resolution:
         if new and said.split()[-1].islower():  # "And NHS organisations?" may name no new thing: read both ways
             return Resolution(borrowed, _asked_of(previous, new))
         if new:
-            return Resolution(_asked_of(previous, new), borrowed if subject else None)
+            return Resolution(_asked_of(previous, new), question if subject else None)
         # "And the annual spending?": a thing named in common words, read as a fragment is.
         return Resolution(borrowed, _carried_on(previous, question))
     if _PERSONAL.search(question) and person and person.lower() not in question.lower():
