@@ -67,7 +67,7 @@ class Config:
     # "torch": sentence-transformers. Both give the same vectors (cosine ≥ 0.9999).
     encoder_runtime: str = "onnx"
     embed_threads: int = 0  # onnxruntime intra-op threads of the embedder; 0: every core
-    cache_dir: str = ""  # where the export is kept; default $XDG_CACHE_HOME/qa or ~/.cache/qa
+    cache_dir: str = ""  # where the embedder's export and the reader's optimised graph are kept; default $XDG_CACHE_HOME/qa or ~/.cache/qa
 
     # Reader: the cross-encoder that reads question and sentence together: one of
     # READER_SHA256's names, or a folder (ONNX, or a sentence-transformers CrossEncoder).

@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
-import logging
 import os
 import re
 import shutil
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .bm25 import Bm25
 from .embed import TokenVectors
 from .manifest import check_compatible
 from .text import Lexicon
@@ -33,7 +33,6 @@ from .tokens import decoded, quantised
 from .types import Chunk, Document, IndexBusyError, IndexMissingError, QAError, Sentence, StaleIndexError
 
 if TYPE_CHECKING:  # the files backend's libraries load with it, not with a server on an engine
-    import bm25s
     import faiss
 
 MANIFEST = "manifest.json"
@@ -102,7 +101,7 @@ class Index:
     chunks: list[Chunk]
     sentence_vectors: np.ndarray  # one L2-normalised row per sentence
     dense: faiss.Index  # inner product over L2-normalised chunk vectors
-    bm25: bm25s.BM25  # over chunk texts, as `qa.text.terms`
+    bm25: Bm25  # over chunk texts, as `qa.text.terms`
     tokens: TokenStore | None = None  # absent above `token_vectors_max_sentences`
     # Above `ann_threshold` sentences, an approximate index over `sentence_vectors` for the
     # best-sentence ranking; below it that ranking is exact, over the array.
@@ -281,18 +280,9 @@ def read_manifest(folder: str | Path) -> dict:
     return manifest
 
 
-def bm25s_module():
-    """bm25s, imported when the files backend needs it (it sets its logger to DEBUG on import)."""
-    import bm25s
-
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
-    return bm25s
-
-
 def load_index(folder: str | Path, expected: dict) -> Index:
     import faiss
 
-    bm25s = bm25s_module()
     folder = Path(folder)
     manifest = read_manifest(folder)
     check_compatible(manifest, expected, folder)
@@ -314,7 +304,7 @@ def load_index(folder: str | Path, expected: dict) -> Index:
         sentence_vectors = np.load(folder / files["sentence_vectors"], allow_pickle=False,
                                    mmap_mode="r" if manifest.get("sentence_index", {}).get("kind", "flat") != "flat" else None)
         dense = faiss.read_index(str(folder / files["dense"]))
-        bm25 = bm25s.BM25.load(str(folder / files["bm25"]), show_progress=False)
+        bm25 = Bm25.load(folder / files["bm25"])
         sentence_dense = faiss.read_index(str(folder / files["sentence_dense"])) if "sentence_dense" in stored else None
         tokens = None
         if manifest.get("token_vectors"):

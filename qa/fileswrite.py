@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .bm25 import Bm25
 from .config import Config
 from .embedded import Embedded, assemble
 from .files import (
@@ -23,7 +24,6 @@ from .files import (
     MANIFEST,
     Index,
     TokenStore,
-    bm25s_module,
     load_index,
     read_manifest,
     remove_other_generations,
@@ -100,8 +100,7 @@ def new_index(config: Config, manifest: dict, documents: list[Document], sentenc
     if index_kind(len(sentence_vectors), config) != "flat":
         sentence_dense, sentence_kind = dense_index(sentence_vectors, config)
     by_id = {d.doc_id: d for d in documents}
-    bm25 = bm25s_module().BM25()
-    bm25.index([terms(by_id[c.doc_id].text[c.start:c.end]) for c in chunks], show_progress=False)
+    bm25 = Bm25.build([terms(by_id[c.doc_id].text[c.start:c.end]) for c in chunks])
     manifest = {
         **manifest,
         "counts": {"documents": len(by_id), "chunks": len(chunks), "sentences": len(sentences)},
@@ -228,8 +227,8 @@ def _write_generation(folder: Path, index: Index, gen: str) -> dict[str, str]:
     if index.sentence_dense is not None:
         files["sentence_dense"] = f"sentence_dense-{gen}.faiss"
         faiss.write_index(index.sentence_dense, str(folder / files["sentence_dense"]))
-    index.bm25.save(str(folder / files["bm25"]), show_progress=False)
-    # faiss and bm25s write by path: everything the manifest will name reaches the disk
+    index.bm25.save(folder / files["bm25"])
+    # faiss and Bm25 write by path: everything the manifest will name reaches the disk
     # before the manifest does, or a power cut could leave it naming files never written.
     for name in ("dense", "sentence_dense", "bm25"):
         if name in files:

@@ -97,7 +97,7 @@ class OnnxCrossEncoder:
         if threads < 0:
             raise ConfigError(f"Setting 'reader_threads' is {threads}: give the number of pairs to read at once, "
                               "or 0 for one per core.")
-        self._session = onnx_session(folder / "model.onnx", 1)
+        self._session = onnx_session(folder / "model.onnx", 1, keep=(memo.parent, self.weights_sha256) if memo else None)
         at_once = threads or _cores()
         self._pool = ThreadPoolExecutor(at_once, "reader") if at_once > 1 else None
         self._inputs = {i.name for i in self._session.get_inputs()}

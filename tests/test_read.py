@@ -49,6 +49,20 @@ def test_a_pair_scores_the_same_whatever_is_read_beside_it():
     assert texts[0][spans[0].start:spans[0].end].endswith("Alan Langlands")
 
 
+def test_the_optimised_graph_is_kept_and_read_back_with_the_same_logits(tmp_path):
+    question, texts = "Who chairs the partnership?", ["Sir Alan Langlands chairs it.", "It was founded in 2013."]
+    first = load_reader(Config(cache_dir=str(tmp_path)))
+    (kept,) = tmp_path.glob("optimised-model-*.onnx")
+    stamp = kept.stat().st_mtime_ns
+    again = load_reader(Config(cache_dir=str(tmp_path)))  # loads the kept graph as it is
+    assert kept.stat().st_mtime_ns == stamp
+    assert first.read(question, texts)[0].tolist() == again.read(question, texts)[0].tolist()
+    kept.write_bytes(b"not a graph")  # damaged: optimised again, and kept again
+    mended = load_reader(Config(cache_dir=str(tmp_path)))
+    assert mended.read(question, texts)[0].tolist() == first.read(question, texts)[0].tolist()
+    assert kept.stat().st_size > 1_000_000 and not list(tmp_path.glob("*.tmp"))
+
+
 def test_a_negative_number_of_pairs_at_once_is_a_clear_error():
     with pytest.raises(ConfigError, match="'reader_threads' is -1.*0 for one per core"):
         load_reader(Config(reader_threads=-1))
