@@ -23,7 +23,7 @@ ARRAYS = ("data", "indices", "indptr")
 METHODS = ("lucene", "robertson", "atire")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: no field-wise equality
 class Bm25:
     vocab: dict[str, int]
     data: np.ndarray  # each (term, chunk) pair's score, column by column
@@ -48,15 +48,26 @@ class Bm25:
     def load(cls, folder: Path) -> Bm25:
         """What `save` (or bm25s's own `BM25.save`) wrote; ValueError where it is not that."""
         params = json.loads((folder / "params.index.json").read_text(encoding="utf-8"))
+        vocab = json.loads((folder / "vocab.index.json").read_text(encoding="utf-8"))
+        if not isinstance(params, dict) or not isinstance(vocab, dict):
+            raise ValueError("its parameters or vocabulary are not JSON objects")
         if params.get("method") not in METHODS:
             raise ValueError(f"BM25 method {params.get('method')!r} is not one of {', '.join(METHODS)}")
-        vocab = json.loads((folder / "vocab.index.json").read_text(encoding="utf-8"))
-        arrays = [np.load(folder / f"{name}.csc.index.npy", allow_pickle=False) for name in ARRAYS]
-        data, indices, indptr = arrays
-        if len(data) != len(indices) or not len(indptr) or indptr[-1] != len(data) or \
-                max(vocab.values(), default=0) >= len(indptr):
-            raise ValueError("its arrays do not match its vocabulary")
-        return cls(vocab, *arrays, params)
+        try:
+            documents = int(params["num_docs"])
+            np.dtype(params["dtype"])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError("its parameters lack a number of chunks or a dtype") from None
+        data, indices, indptr = (np.load(folder / f"{name}.csc.index.npy", allow_pickle=False) for name in ARRAYS)
+        if {data.ndim, indices.ndim, indptr.ndim} != {1} or len(data) != len(indices) or not len(indptr) or \
+                indptr[-1] != len(data) or max(vocab.values(), default=0) >= len(indptr) or \
+                indices.max(initial=-1) >= documents:
+            raise ValueError("its arrays do not match its vocabulary and its number of chunks")
+        return cls(vocab, data, indices, indptr, params)
+
+    @property
+    def documents(self) -> int:
+        return int(self.params["num_docs"])
 
     def save(self, folder: Path) -> None:
         """The files bm25s's `BM25.save` writes (no corpus), readable by either."""
@@ -68,7 +79,7 @@ class Bm25:
 
     def get_scores(self, terms: list[str]) -> np.ndarray:
         """Each chunk's BM25 score for these terms (a term given twice counts twice)."""
-        scores = np.zeros(int(self.params["num_docs"]), dtype=np.dtype(self.params["dtype"]))
+        scores = np.zeros(self.documents, dtype=np.dtype(self.params["dtype"]))
         for term in terms:
             # bm25s gives the empty term the last id, with no column of its own
             if (t := self.vocab.get(term)) is not None and t + 1 < len(self.indptr):

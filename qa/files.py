@@ -312,7 +312,7 @@ def load_index(folder: str | Path, expected: dict) -> Index:
                                             np.load(folder / files["token_scales"], allow_pickle=False),
                                             np.load(folder / files["token_spans"], allow_pickle=False),
                                             len(tables["sentences"]))
-    except (ValueError, KeyError, TypeError, RuntimeError, OSError) as exc:
+    except (ValueError, KeyError, TypeError, RuntimeError, OSError, EOFError) as exc:  # EOFError: an empty .npy
         raise StaleIndexError(f"The index in {folder} cannot be read ({exc}). Re-run `qa ingest` to rebuild it.") from None
 
     index = Index(
@@ -336,7 +336,8 @@ def _validate(index: Index, folder: Path) -> None:
     problems = []
     if counts.get("documents") != len(index.documents):
         problems.append("document count")
-    if counts.get("chunks") != len(index.chunks) or index.dense.ntotal != len(index.chunks):
+    if counts.get("chunks") != len(index.chunks) or index.dense.ntotal != len(index.chunks) or \
+            index.bm25.documents != len(index.chunks):
         problems.append("chunk count")
     if index.sentence_vectors.shape != (len(index.sentences), index.dense.d) or (
             index.sentence_dense is not None and index.sentence_dense.ntotal != len(index.sentences)):

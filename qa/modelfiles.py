@@ -82,6 +82,17 @@ def onnx_session(path: Path, threads: int = 0, optimise: bool = True, keep: tupl
     import onnxruntime as ort
 
     _shared_arena()
+    if optimise and keep is not None:
+        return _kept_session(path, threads, *keep)
+    return ort.InferenceSession(str(path), _options(threads, optimise), providers=CPU)
+
+
+CPU = ["CPUExecutionProvider"]
+
+
+def _options(threads: int, optimise: bool = True):
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.add_session_config_entry("session.use_env_allocators", "1")
     # Idle worker threads must not spin: the embedder's pool shares the cores with the
@@ -91,46 +102,59 @@ def onnx_session(path: Path, threads: int = 0, optimise: bool = True, keep: tupl
     options.intra_op_num_threads = threads
     if not optimise:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    elif keep is not None:
-        return _kept_session(path, options, *keep)
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return options
 
 
-def _kept_session(path: Path, options, folder: Path, weights_sha256: str):
+def _kept_session(path: Path, threads: int, folder: Path, weights_sha256: str):
+    """The session from the graph kept in `folder`, or made and kept there. Whatever goes
+    wrong with the kept copy (damaged, unreadable, a cache folder that cannot be written or
+    is full) costs only the optimising; a model that cannot load fails as it would have."""
     import onnxruntime as ort
-    from onnxruntime.capi import onnxruntime_pybind11_state as state
 
-    # The optimised graph may be laid out for this CPU's kernels: kept per CPU and version.
-    key = hashlib.sha256(f"{weights_sha256} {ort.__version__} {_cpu()}".encode()).hexdigest()[:16]
-    kept = folder / f"optimised-{path.stem}-{key}.onnx"
+    # The optimised graph may be laid out for this CPU's kernels: kept per CPU and version,
+    # and per file (a folder's weights hash may be another file's). Threads do not change it.
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()} {stat.st_size} {stat.st_mtime_ns} {ort.__version__} {_cpu()}"
+                         .encode()).hexdigest()[:16]
+    kept = folder / f"optimised-{weights_sha256[:16]}-{key}.onnx"
     if kept.is_file():
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
-            return ort.InferenceSession(str(kept), options, providers=["CPUExecutionProvider"])
-        except (state.Fail, state.InvalidProtobuf, state.InvalidGraph, state.NoSuchFile, state.InvalidArgument):
-            kept.unlink(missing_ok=True)  # damaged: optimised again below
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            return ort.InferenceSession(str(kept), _options(threads, optimise=False), providers=CPU)
+        except Exception:  # onnxruntime's errors (Fail, InvalidGraph, …) share no narrower base
+            with contextlib.suppress(OSError):
+                kept.unlink()
     work = kept.with_name(f"{kept.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    options = _options(threads)
+    options.optimized_model_filepath = str(work)
+    options.log_severity_level = 3  # its warning that the graph suits this CPU: it is kept per CPU
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        options.optimized_model_filepath = str(work)
-        options.log_severity_level = 3  # its warning that the graph suits this CPU: it is kept per CPU
-    except OSError:  # a read-only cache only costs each start the optimising
-        pass
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    with contextlib.suppress(OSError):
+        session = ort.InferenceSession(str(path), options, providers=CPU)
+    except Exception:
+        with contextlib.suppress(OSError):
+            work.unlink()
+        return ort.InferenceSession(str(path), _options(threads), providers=CPU)
+    try:
         os.replace(work, kept)
+    except OSError:
+        with contextlib.suppress(OSError):
+            work.unlink()
+        return session
+    for old in folder.glob(f"optimised-{weights_sha256[:16]}-*.onnx"):  # another version's or CPU's
+        if old != kept:
+            with contextlib.suppress(OSError):
+                old.unlink()
     return session
 
 
 @functools.cache
 def _cpu() -> str:
-    """What the optimised graph may depend on: the machine and its CPU's model and flags."""
+    """What the optimised graph may depend on: the machine and its CPU's model and features."""
     import platform
 
     try:
         info = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         info = []
-    lines = [line for line in info if line.startswith(("model name", "flags"))]
+    lines = [line for line in info if line.startswith(("model name", "flags", "Features", "CPU part"))]
     return " ".join([platform.machine(), platform.processor(), *dict.fromkeys(lines)])

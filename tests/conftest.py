@@ -60,6 +60,7 @@ MODEL_TESTS = frozenset({
     ("test_onnx", "test_without_onnxruntime_the_encoder_falls_back_to_torch"),
     ("test_read", "test_a_pair_scores_the_same_whatever_is_read_beside_it"),
     ("test_read", "test_the_optimised_graph_is_kept_and_read_back_with_the_same_logits"),
+    ("test_read", "test_a_cache_folder_that_cannot_keep_the_graph_costs_only_the_optimising"),
     ("test_own_corpus", "test_qa_ingest_on_a_full_disk_says_so_in_one_line_and_leaves_no_partial_files"),
     ("test_own_corpus", "test_qa_ingest_on_a_full_disk_simulated"),
     ("test_engine", "test_qa_remove_works_on_the_engine_as_on_the_files"),

@@ -31,7 +31,8 @@ def test_scores_are_bm25s_scores_to_the_bit(corpus):
     theirs.index(corpus, show_progress=False)
     for q in queries():
         expected = theirs.get_scores([t for t in q if t]) if any(q) else np.zeros(len(corpus), np.float32)
-        assert np.array_equal(ours.get_scores(q), expected), q
+        got = ours.get_scores(q)
+        assert got.dtype == expected.dtype and np.array_equal(got, expected), q
 
 
 def test_either_side_reads_the_others_files(corpus, tmp_path):
@@ -48,7 +49,7 @@ def test_either_side_reads_the_others_files(corpus, tmp_path):
         assert np.array_equal(again.get_scores(q), ours.get_scores(q))
 
 
-@pytest.mark.parametrize("damage", ["method", "short indptr", "vocabulary"])
+@pytest.mark.parametrize("damage", ["method", "short indptr", "vocabulary", "chunk count", "no dtype", "a list"])
 def test_files_that_do_not_hold_together_are_refused(corpus, tmp_path, damage):
     Bm25.build(corpus).save(tmp_path)
     if damage == "method":
@@ -56,8 +57,33 @@ def test_files_that_do_not_hold_together_are_refused(corpus, tmp_path, damage):
         (tmp_path / "params.index.json").write_text(json.dumps({**params, "method": "bm25+"}))
     elif damage == "short indptr":
         np.save(tmp_path / "indptr.csc.index.npy", np.load(tmp_path / "indptr.csc.index.npy")[:-5])
-    else:
+    elif damage == "vocabulary":
         vocab = json.loads((tmp_path / "vocab.index.json").read_text())
         (tmp_path / "vocab.index.json").write_text(json.dumps({**vocab, "new": len(vocab) + 10}))
+    elif damage in ("chunk count", "no dtype"):
+        params = json.loads((tmp_path / "params.index.json").read_text())
+        changed = {"num_docs": params["num_docs"] - 5} if damage == "chunk count" else {"dtype": "float3"}
+        (tmp_path / "params.index.json").write_text(json.dumps({**params, **changed}))
+    else:
+        (tmp_path / "vocab.index.json").write_text("[1, 2]")
     with pytest.raises(ValueError):
         Bm25.load(tmp_path)
+
+
+def test_an_empty_bm25_file_in_an_index_says_to_rebuild_it(tmp_path, encoder):
+    from qa.config import Config
+    from qa.files import load_index
+    from qa.index import build_index, expected_settings
+    from qa.types import StaleIndexError
+
+    from conftest import copy_documents
+
+    copy_documents(tmp_path / "corpus", 1)
+    config = Config(corpus_dir=str(tmp_path / "corpus"), index_dir=str(tmp_path / "index"))
+    build_index(config, encoder)
+    (bm25,) = (tmp_path / "index").glob("bm25-*")
+    (bm25 / "data.csc.index.npy").write_bytes(b"")
+    expected = expected_settings(config, encoder.model_id, encoder.weights_sha256, encoder.dim)
+    with pytest.raises(StaleIndexError, match="cannot be read.*Re-run `qa ingest`"):
+        load_index(config.index_dir, expected)
+
