@@ -9,7 +9,8 @@ the product's own answer) and says what to search:
 * "he", "she", "his", "her" point at the person the latest answer named ("Professor Phil
   Wood, … said" after "Who said …?"), not at an organisation that answer also names;
 * "it", "its", "they", "this" … point at the subject of the conversation: the things the
-  latest question that named any named;
+  latest question that named any named; "that partnership" may point at the Leeds Academic
+  Health Partnership the last answer named instead, so it is read that way too;
 * "And in Leeds?", "What about Leicester?": the previous question asked again of the new
   subject, or the question as typed (never the old subject borrowed into a question that
   names its own); "And the annual spending?", naming its thing in common words, is read with the
@@ -34,6 +35,7 @@ _POINTING = re.compile(r"\b(?:it|its|it's|they|their|them|theirs|this|that|these
 # In a question that names things itself, "that" and "there" are seldom pointers ("Are there
 # nine…?", "Who said that…?"): only these are.
 _PLURAL = re.compile(r"\b(?:they|their|them|theirs)\b", re.I)
+_DEMONSTRATIVE = re.compile(r"\b(?:that|this|these|those)\s+([a-z]{3,})\b", re.I)
 _POINTING_PRONOUN = re.compile(r"\b(?:it|its|it's|they|their|them|theirs)\b", re.I)
 # "And in Leeds?", "What about the University of Leicester?": a few words, no verb. Matched
 # by words in Python, not by one regular expression: nested repeats there backtracked for
@@ -87,7 +89,8 @@ def resolve(question: str, history: list[dict] | None) -> Resolution:
         # was first announced"): read as typed too. "they" after "Which trusts …?" may be
         # the trusts the answer named: read that way too.
         return Resolution(f"{question} ({subject})", question if names(question) else
-                          f"{question} ({answered})" if answered and _PLURAL.search(question) else None)
+                          f"{question} ({answered})" if answered and _PLURAL.search(question) else
+                          _demonstrated(question, answered))
     if names(question) or not subject or _mentions(question, subject):
         return Resolution(question)
     if len(re.findall(r"[\w'’-]+", question)) <= FRAGMENT_WORDS:
@@ -160,6 +163,18 @@ def _named_in(answer: str, subject: str, person: str) -> str:
     known = {part.strip().lower() for part in subject.split(",")} | {person.lower()}
     found = [n for n in names(first) if n.lower() not in known and len(n.split()) > 1]
     return ", ".join(found[:3])
+
+
+def _demonstrated(question: str, answered: str) -> str | None:
+    """"How many partners does that partnership have?" after an answer naming the Leeds
+    Academic Health Partnership: the question read of the name in the last answer whose
+    last word is the thing pointed at, or None."""
+    pointed = _DEMONSTRATIVE.search(question)
+    if not pointed or not answered:
+        return None
+    thing = pointed.group(1).lower().rstrip("s")
+    named = next((n for n in answered.split(", ") if n.split()[-1].lower().rstrip("s") == thing), None)
+    return f"{question} ({named})" if named else None
 
 
 def _asked_of(previous: str, new: list[str]) -> str:

@@ -190,3 +190,13 @@ def test_an_ellipsis_ending_in_a_common_noun_is_read_both_ways():
     assert got.alternative == "How many universities are in NHS organisations?"
     got = resolve("What about Bradford Council projects?", history)
     assert got.alternative == "How many universities are in Bradford Council projects?"
+
+
+def test_that_thing_is_also_read_as_the_name_in_the_last_answer_it_points_at():
+    # "that club" after an answer naming the Wigan Rowing Club: the regatta was the subject,
+    # but the club is what the question points at; read both ways, the surer answer kept.
+    history = turns(("Who runs the Wigan Regatta?", "The Wigan Regatta is run by the Wigan Rowing Club. [1]"))
+    got = resolve("When was that club founded?", history)
+    assert got.query == "When was that club founded? (Wigan Regatta)"
+    assert got.alternative == "When was that club founded? (Wigan Rowing Club)"
+    assert resolve("When was that race first held?", history).alternative is None  # nothing named a race
