@@ -45,11 +45,17 @@ def _read_memo(memo: Path | None) -> dict:
 def _write_memo(memo: Path, data: dict) -> None:
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_name(f"{memo.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp = _beside(memo)
         tmp.write_text(json.dumps(data), encoding="utf-8")
         os.replace(tmp, memo)
     except OSError:  # a read-only cache only costs the next start a hash
         pass
+
+
+def _beside(path: Path) -> Path:
+    """A file to write before it replaces `path`, this process's and thread's own: two
+    starts writing at once each replace `path` whole."""
+    return path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
 
 def checked_hash(folder: Path, expected: str, what: str, remedy: str, memo: Path | None = None) -> str:
@@ -123,7 +129,7 @@ def _kept_session(path: Path, threads: int, folder: Path, weights_sha256: str):
         except Exception:  # onnxruntime's errors (Fail, InvalidGraph, …) share no narrower base
             with contextlib.suppress(OSError):
                 kept.unlink()
-    work = kept.with_name(f"{kept.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    work = _beside(kept)
     options = _options(threads)
     options.optimized_model_filepath = str(work)
     options.log_severity_level = 3  # its warning that the graph suits this CPU: it is kept per CPU
