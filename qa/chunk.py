@@ -9,7 +9,7 @@ text is always `doc.text[start:end]`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from .text import cl100k, match_text
 from .types import Document, Sentence
@@ -57,13 +57,16 @@ def is_list_item(text: str, start: int) -> bool:
     return bool(_BULLET.fullmatch(prefix))
 
 
-def split_sentences(text: str, masked: tuple[Span, ...] = ()) -> list[Span]:
-    """Sentence spans of the text outside the masked spans, in order."""
+def split_sentences(text: str, masked: tuple[Span, ...] = (), limit: int | None = None) -> list[Span]:
+    """Sentence spans of the text outside the masked spans, in order; past `limit` of them
+    it stops (a document over its budget is refused without splitting the rest of it)."""
     norm = match_text(text)
     spans: list[Span] = []
     for seg_start, seg_end in _unmasked(len(text), masked):
         for b_start, b_end in _blocks(norm, seg_start, seg_end):
             spans.extend(_sentences_in_block(norm, b_start, b_end))
+            if limit is not None and len(spans) > limit:
+                return spans
     return spans
 
 
@@ -78,9 +81,9 @@ def _unmasked(length: int, masked: tuple[Span, ...]) -> list[Span]:
     return out
 
 
-def _blocks(norm: str, start: int, end: int) -> list[Span]:
+def _blocks(norm: str, start: int, end: int) -> Iterator[Span]:
     """Lines, except that a hard-wrapped line continuing a sentence joins the one before."""
-    blocks: list[list[int]] = []
+    block: Span | None = None  # the last line seen, held until the next shows it is complete
     pos = start
     prev_open = False  # the previous line may continue on the next one
     while pos < end:
@@ -90,14 +93,16 @@ def _blocks(norm: str, start: int, end: int) -> list[Span]:
         if not line:
             prev_open = False
         else:
-            is_item = starts_item(line)
-            if prev_open and not is_item and line[0].islower():
-                blocks[-1][1] = line_end
+            if block and prev_open and not starts_item(line) and line[0].islower():
+                block = (block[0], line_end)
             else:
-                blocks.append([pos, line_end])
+                if block:
+                    yield block
+                block = (pos, line_end)
             prev_open = not line.endswith((".", "!", "?", ":", '"', "'"))
         pos = line_end + 1
-    return [(s, e) for s, e in blocks]
+    if block:
+        yield block
 
 
 def _sentences_in_block(norm: str, start: int, end: int) -> list[Span]:
@@ -188,9 +193,10 @@ def chunk_document(
 ) -> tuple[list[Sentence], list[tuple[int, int, tuple[int, ...]]]]:
     """The document's sentences, and its chunks as (start, end, sentence indexes). Over
     `max_sentences` it raises `OverBudget` before any chunk is made."""
-    spans = [p for sp in split_sentences(doc.text, doc.masked) for p in split_long(doc.text, sp, count, chunk_tokens)]
+    spans = [p for sp in split_sentences(doc.text, doc.masked, max_sentences)
+             for p in split_long(doc.text, sp, count, chunk_tokens)]
     if max_sentences is not None and len(spans) > max_sentences:
-        raise OverBudget(f"it has {len(spans):,} sentences; the limit is {max_sentences:,} "
+        raise OverBudget(f"it has more than {max_sentences:,} sentences; the limit is {max_sentences:,} "
                          "(max_document_sentences): split it into smaller files")
     sizes = [count(doc.text[s:e]) for s, e in spans]
     hard = [i == 0 or _crosses(doc, spans[i - 1][1], spans[i][0]) for i in range(len(spans))]

@@ -70,10 +70,12 @@ MODULE_MARKS = {"test_browser": "browser", "test_engine": "engine", "test_engine
 
 
 # Under xdist the modules longest in wall-clock time go first (seconds, quick tier,
-# 2026-12-07), so that no worker is left alone at the end with one of them: on xdist's
-# own order, one worker ran 29 s longer than the next. `--no-loadscope-reorder` keeps it.
-LONGEST_FIRST = ("test_eval", "test_regressions", "test_slow_clients", "test_train", "test_own_corpus",  # 50-21 s
-                 "test_onnx", "test_answer", "test_bench", "test_fuzz", "test_index", "test_documents")  # 20-13 s
+# 2026-12-07, a module run on another's worker counted with it), so that no worker is left
+# alone at the end with one of them: on xdist's own order, one worker ran 29 s longer than
+# the next. `--no-loadscope-reorder` keeps it.
+LONGEST_FIRST = ("test_slow_clients", "test_eval", "test_regressions", "test_train", "test_onnx",  # 46-36 s
+                 "test_bench", "test_own_corpus", "test_budgets", "test_answer", "test_documents",  # 32-14 s
+                 "test_hostile", "test_load", "test_fuzz", "test_index", "test_cli")  # 14-11 s
 # Modules run on one worker under `--dist loadfile`, as one unit of work:
 # - eval and regressions both ask the eval sets, and 78 of the typo set's 99 questions read
 #   as the default set's once respelled, so on the worker whose session encoder and reader

@@ -39,7 +39,7 @@ def test_quick_bench_measures_every_section(qa, corpus_config, tmp_path, capsys)
     assert small["vectors"] == 1000 and small["index"] == {"kind": "flat"} and small["recall_at_10"] == 1.0
     assert large["vectors"] == 20000 and large["search_ms"]["p50"] > 0
     (added,) = r["uploads"]
-    assert added["pages"] == 4 and 0 < added["read_s"] < added["upload_to_ready_s"]
+    assert added["pages"] == 4 and 0 < added["read_s"] < added["upload_to_ready_s"] and len(added["all_s"]) == 1
     for line in ("POST /api/ask", "cold `qa ask`", "ingest 5 documents", "search 1,000 × 384 (flat)",
                  "add report.pdf"):
         assert line in printed

@@ -1,6 +1,6 @@
 import pytest
 
-from qa.chunk import chunk_document, is_list_item, split_sentences, tiktoken_count
+from qa.chunk import OverBudget, chunk_document, is_list_item, split_sentences, tiktoken_count
 from qa.config import Config
 from qa.ingest import read_corpus
 from qa.types import Document
@@ -144,3 +144,11 @@ def test_chunking_reads_the_text_a_bounded_number_of_times_however_long_its_line
     sentences, _ = chunk_document(Document("d", "t", text, "d.txt"), tiktoken_count, 160, 40)
     assert len(sentences) == 4001
     assert CountingText.covered < 20 * len(text), CountingText.covered / len(text)
+
+
+def test_a_document_over_its_sentence_budget_is_refused_without_splitting_the_rest():
+    text = "One line of a list.\n" * 100_000 + "Hard-wrapped words that go\non past the budget."
+    assert len(split_sentences(text, limit=5)) == 6  # one past the budget is enough to know
+    assert sentences(text)[-1] == "Hard-wrapped words that go\non past the budget."  # held until the next line shows it ends
+    with pytest.raises(OverBudget, match=r"more than 50 sentences; the limit is 50 \(max_document_sentences\)"):
+        chunk_document(Document("d", "d", text, "d.txt"), tiktoken_count, 200, 0, max_sentences=50)

@@ -328,7 +328,8 @@ def unsure_follow_ups(path: Path, limit: int = 20) -> list[tuple[str, str]]:
 
 
 def run(config: Config, eval_set: str, squad: str | None, documents: int, sizes: Sequence[int],
-        kinds: Sequence[str], questions_limit: int, say: Say = print, upload_files: Sequence[str] = ()) -> dict:
+        kinds: Sequence[str], questions_limit: int, say: Say = print, upload_files: Sequence[str] = (),
+        upload_rounds: int = 3) -> dict:
     """Every section, in an order that keeps one model-heavy process running at a time."""
     questions = [item.question for item in load_eval_set(eval_set)][:questions_limit]
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
@@ -370,7 +371,7 @@ def run(config: Config, eval_set: str, squad: str | None, documents: int, sizes:
             results["http_squad"] = over_http(squad_config, sample)
     if upload_files:
         say("adding files to a running server")
-        results["uploads"] = uploads(config, upload_files)
+        results["uploads"] = uploads(config, upload_files, upload_rounds)
     return results
 
 

@@ -71,7 +71,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--uploads", default=BENCH_UPLOAD,
                    help="files (comma-separated) to add to a running server, timed to ready ('' to skip; "
                         "a missing default is skipped)")
-    p.add_argument("--quick", action="store_true", help="small sizes and no SQuAD: about a minute, to check it runs")
+    p.add_argument("--quick", action="store_true", help="small sizes, one upload round and no SQuAD: about a minute, to check it runs")
     p.add_argument("--report", default="reports", help="folder for bench.json (default reports/)")
     p.add_argument("--store", help="a search engine's URI (its own: it is emptied): measure replicas behind HAProxy, "
                                    "ingest workers and replica memory at --sizes synthetic chunks (engine-bench.json)")
@@ -199,7 +199,8 @@ def cmd_bench(config: Config, args) -> int:
     if missing and args.uploads != BENCH_UPLOAD:
         raise QAError(f"No file at {', '.join(missing)}. Pass --uploads FILE[,FILE], or --uploads '' to skip that part.")
     results = bench.run(config, args.eval_set, squad, args.documents, sizes, args.kinds.split(","),
-                        8 if args.quick else args.questions, say, [f for f in files if f not in missing])
+                        8 if args.quick else args.questions, say, [f for f in files if f not in missing],
+                        1 if args.quick else 3)
     print(bench.table(results))
     return _report(results, Path(args.report) / "bench.json")
 
