@@ -28,15 +28,19 @@ def _rss_mb(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-def _load(base: str, pid: int, seconds: float, during=None) -> tuple[list[float], list[str], list[float]]:
-    latencies, errors, rss, stop = [], [], [], threading.Event()
+def _load(base: str, pid: int, seconds: float, during=None,
+          until_version: str | None = None) -> tuple[list[float], list[str], list[float], set[str]]:
+    """Eight clients asking for `seconds`; after `during` (run as they start), and for as long
+    as it takes (60 s at most) until a reply comes from an index other than `until_version`,
+    so that a swap is always made under load, however short the phase."""
+    latencies, errors, rss, versions, stop = [], [], [], set(), threading.Event()
 
     def client(n: int):
         i = n
         while not stop.is_set():
             started = time.perf_counter()
             try:
-                post_json(f"{base}/api/ask", {"question": QUESTIONS[i % len(QUESTIONS)]})
+                versions.add(post_json(f"{base}/api/ask", {"question": QUESTIONS[i % len(QUESTIONS)]})["index_version"])
                 latencies.append(time.perf_counter() - started)
             except (urllib.error.URLError, OSError) as exc:
                 errors.append(repr(exc))
@@ -48,13 +52,14 @@ def _load(base: str, pid: int, seconds: float, during=None) -> tuple[list[float]
     deadline = time.monotonic() + seconds
     if during:
         during()
-    while time.monotonic() < deadline:
+    swapped = deadline + 60
+    while time.monotonic() < deadline or (until_version and versions <= {until_version} and time.monotonic() < swapped):
         rss.append(_rss_mb(pid))
         time.sleep(0.5)
     stop.set()
     for t in threads:
         t.join()
-    return latencies, errors, rss
+    return latencies, errors, rss, versions
 
 
 def _warm_up(base: str, pid: int, phases: int = 5) -> None:
@@ -76,7 +81,7 @@ def test_eight_clients_no_errors_flat_memory_also_across_an_index_swap(tmp_path,
     env = {"QA_RATE_LIMIT_PER_MINUTE": "0", "QA_INDEX_CHECK_SECONDS": "0.2", "QA_THREADS": "8"}
     with running_server(config, tmp_path, env) as (base, proc):
         _warm_up(base, proc.pid)
-        latencies, errors, rss = _load(base, proc.pid, SECONDS)
+        latencies, errors, rss, versions = _load(base, proc.pid, SECONDS)
         assert not errors and len(latencies) >= CLIENTS
         p50, p95 = statistics.median(latencies), statistics.quantiles(latencies, n=20)[-1]
         print(f"\nload: {len(latencies)} answers in {SECONDS:.0f} s, p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
@@ -88,8 +93,9 @@ def test_eight_clients_no_errors_flat_memory_also_across_an_index_swap(tmp_path,
             (corpus / "extra.txt").write_text("The Extra Board met in March to review the partnership.\n")
             build_index(config, encoder)
 
-        latencies, errors, rss = _load(base, proc.pid, SECONDS, during=ingest)
-        assert not errors and latencies
+        (first,) = versions
+        latencies, errors, rss, versions = _load(base, proc.pid, SECONDS, during=ingest, until_version=first)
+        assert not errors and latencies and len(versions - {first}) == 1  # the new index answered, under load
         print(f"load with a swap: {len(latencies)} answers, p50 {statistics.median(latencies) * 1000:.0f} ms, "
               f"RSS {rss[0]:.0f} -> {rss[-1]:.0f} MB")
         assert max(rss) - before_swap < 60  # the new index is small; the old one is let go
