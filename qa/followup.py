@@ -12,9 +12,10 @@ the product's own answer) and says what to search:
   latest question that named any named; "that partnership" may point at the Leeds Academic
   Health Partnership the last answer named instead, so it is read that way too;
 * "And in Leeds?", "What about Leicester?": the previous question asked again of the new
-  subject, or the question as typed (never the old subject borrowed into a question that
-  names its own); "And the annual spending?", naming its thing in common words, is read with the
-  conversation's subject and, as a fragment is, after the last question;
+  subject, and only that. As typed, the fragment matches any sentence about Leicester
+  surely; where the question asked again finds nothing, the documents have no such answer
+  about Leicester. "And the annual spending?", naming its thing in common words, is read
+  with the conversation's subject and, as a fragment is, after the last question;
 * a question that names nothing and points at nothing ("Who is the chair elect?") may
   lean on the conversation or stand alone: both readings are offered, and the answer the
   reader is surer of is kept (`qa.pipeline.QA.ask`); a fragment of a few words ("At which
@@ -77,8 +78,8 @@ def resolve(question: str, history: list[dict] | None) -> Resolution:
         borrowed = f"{question} ({subject})" if subject else question
         if new and said.split()[-1].islower():  # "And NHS organisations?" may name no new thing: read both ways
             return Resolution(borrowed, _asked_of(previous, new))
-        if new:
-            return Resolution(_asked_of(previous, new), question if subject else None)
+        if new:  # not also as typed: "What about the LAHP?" matches any sentence about it surely
+            return Resolution(_asked_of(previous, new))
         # "And the annual spending?": a thing named in common words, read as a fragment is.
         return Resolution(borrowed, _carried_on(previous, question))
     if _PERSONAL.search(question) and person and person.lower() not in question.lower():

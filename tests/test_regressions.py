@@ -98,3 +98,19 @@ def test_the_liverpool_strategic_partnerships_partners_are_its_list_of_partners(
     # the topic sentence alone, and nothing failed. Strict: it fails loudly once mended.
     answer = qa.ask("Who are the Liverpool Strategic Partnership's partners?")
     assert answer.sentences[0].text == "Our partners" and "Liverpool City Council" in answer.answer
+
+
+def test_an_ellipsis_naming_another_subject_asks_the_last_question_of_it_or_refuses(qa):
+    # From a new user's dialogues (2026-12-07): "What about the LAHP?" was also read as typed,
+    # and that reading won, surely, with a sentence that merely names the LAHP ("sure", 0.78);
+    # "And in the LSP?" after a count of Leeds's universities answered "over twenty … anchor
+    # institutions", surely too. The question asked again of the new subject is the reading.
+    chairs = [{"question": "Who chairs the Leeds Health and Wellbeing Board?",
+               "answer": qa.ask("Who chairs the Leeds Health and Wellbeing Board?").answer}]
+    answer = qa.ask("What about the Leeds Academic Health Partnership?", chairs)
+    assert answer.query == "Who chairs the Leeds Academic Health Partnership?"
+    assert "Sir Alan Langlands, Chair of the Leeds Academic Health Partnership" in answer.sentences[0].text
+    universities = [{"question": "How many universities are in the Leeds Academic Health Partnership?",
+                     "answer": qa.ask("How many universities are in the Leeds Academic Health Partnership?").answer}]
+    answer = qa.ask("And in the Liverpool Strategic Partnership?", universities)
+    assert answer.query == "How many universities are in the Liverpool Strategic Partnership?" and answer.abstained
