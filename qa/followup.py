@@ -73,8 +73,7 @@ def resolve(question: str, history: list[dict] | None) -> Resolution:
     previous, subject, person = _walk(history)
     answered = _named_in(history[-1].get("answer", ""), subject, person)
     if (said := _ellipsis(question)) is not None:  # the last question asked again of what it names, or of this
-        new = [re.sub(r"^.*?\b(the\s+)?(?=" + re.escape(n) + ")", r"\1", said, flags=re.I) if n in said else n
-               for n in names(said)][:1]  # "the Leeds Academic Health Partnership", its article kept
+        new = _named_anew(said)
         borrowed = f"{question} ({subject})" if subject else question
         if new and said.split()[-1].islower():  # "And NHS organisations?" may name no new thing: read both ways
             return Resolution(borrowed, _asked_of(previous, new))
@@ -114,6 +113,12 @@ def _ellipsis(question: str) -> str | None:
     return rest
 
 
+def _named_anew(said: str) -> list[str]:
+    """What an ellipsis names, with its article ("the Leeds Academic Health Partnership"), or nothing."""
+    return [re.sub(r"^.*?\b(the\s+)?(?=" + re.escape(n) + ")", r"\1", said, flags=re.I) if n in said else n
+            for n in names(said)][:1]
+
+
 def names(text: str) -> list[str]:
     """The capitalised names a question uses, bar a first word that is an ordinary word
     capitalised only because it opens the sentence ("Since", "Where")."""
@@ -148,7 +153,10 @@ def _walk(history: list[dict]) -> tuple[str, str, str]:
     previous = subject = person = ""
     for turn in history:
         asked = turn.get("question", "")
-        if _PERSONAL.search(asked) and person and person.lower() not in asked.lower():
+        said = _ellipsis(asked)
+        if said is not None and previous and (new := _named_anew(said)) and not said.split()[-1].islower():
+            asked = _asked_of(previous, new)  # "And in Leeds?" was "How many partners does Leeds have?"
+        elif _PERSONAL.search(asked) and person and person.lower() not in asked.lower():
             asked = f"{asked} ({person})"
         elif subject and not names(asked) and not _mentions(asked, subject):
             asked = f"{asked} ({subject})"

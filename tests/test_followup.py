@@ -201,3 +201,12 @@ def test_that_thing_is_also_read_as_the_name_in_the_last_answer_it_points_at():
     assert got.query == "When was that club founded? (Wigan Regatta)"
     assert got.alternative == "When was that club founded? (Wigan Rowing Club)"
     assert resolve("When was that race first held?", history).alternative is None  # nothing named a race
+
+
+def test_an_ellipsis_after_an_ellipsis_asks_the_question_the_last_one_stood_for():
+    # "And in Bolton?" stood for "How many rowers does Bolton have?": the next "What about …?"
+    # asks that of the society, not "And in the Bolton Sculling Society?", which any sentence
+    # naming the society would answer surely (found in a dialogue of my own, 2026-12-07).
+    history = turns(("How many rowers does the Wigan Rowing Club have?", "forty [1]"), ("And in Bolton?", "twelve [1]"))
+    got = resolve("What about the Bolton Sculling Society?", history)
+    assert got.query == "How many rowers does the Bolton Sculling Society have?" and got.alternative is None
