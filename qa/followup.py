@@ -78,7 +78,7 @@ def resolve(question: str, history: list[dict] | None) -> Resolution:
         if new and said.split()[-1].islower():  # "And NHS organisations?" may name no new thing: read both ways
             return Resolution(borrowed, _asked_of(previous, new))
         if new:  # not also as typed: "What about the LAHP?" matches any sentence about it surely
-            return Resolution(_asked_of(previous, new))
+            return _asked_of_either(previous, new)
         # "And the annual spending?": a thing named in common words, read as a fragment is.
         return Resolution(borrowed, _carried_on(previous, question))
     if _PERSONAL.search(question) and person and person.lower() not in question.lower():
@@ -186,15 +186,23 @@ def _demonstrated(question: str, answered: str) -> str | None:
     return f"{question} ({named})" if named else None
 
 
-def _asked_of(previous: str, new: list[str]) -> str:
-    """The previous question asked of the new subject: its names replaced, or the new one
-    added where it named none."""
+def _asked_of(previous: str, new: list[str], which: int = 0) -> str:
+    """The previous question asked of the new subject: its first name (or `which`) replaced,
+    or the new one added where it named none."""
     bare = _bare(previous)
     said = names(bare)
     if not said:
         return f"{bare} ({', '.join(new)})"
-    named = re.search(r"\b(?:the\s+)?" + re.escape(said[0]), bare, re.I).group()  # with its article
+    named = re.search(r"\b(?:the\s+)?" + re.escape(said[which]), bare, re.I).group()  # with its article
     return bare.replace(named, new[0], 1)
+
+
+def _asked_of_either(previous: str, new: list[str]) -> Resolution:
+    """The previous question asked of the new subject in place of its first name, and where
+    it named more than one, in place of its last too, to be read both ways: after "Does the
+    LSP include Merseyside Police?", "What about Torus?" asks of Torus in place of the police."""
+    first, last = _asked_of(previous, new), _asked_of(previous, new, -1)
+    return Resolution(first, last if last != first else None)
 
 
 def _carried_on(previous: str, question: str) -> str | None:

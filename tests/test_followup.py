@@ -210,3 +210,14 @@ def test_an_ellipsis_after_an_ellipsis_asks_the_question_the_last_one_stood_for(
     history = turns(("How many rowers does the Wigan Rowing Club have?", "forty [1]"), ("And in Bolton?", "twelve [1]"))
     got = resolve("What about the Bolton Sculling Society?", history)
     assert got.query == "How many rowers does the Bolton Sculling Society have?" and got.alternative is None
+
+
+def test_an_ellipsis_after_a_question_naming_two_things_asks_it_in_place_of_either():
+    # Which one "What about the Otter Crew?" replaces is the reader's to say: the club's
+    # crews are asked about in turn, though the club is named first.
+    history = turns(("Does the Wigan Rowing Club include the Heron Crew?", "- Heron Crew [1]"))
+    got = resolve("What about the Otter Crew?", history)
+    assert got.query == "Does the Otter Crew include the Heron Crew?"
+    assert got.alternative == "Does the Wigan Rowing Club include the Otter Crew?"
+    one = turns(("How many rowers does the Wigan Rowing Club have?", "forty [1]"))
+    assert resolve("What about the Otter Crew?", one).alternative is None  # one name: one reading

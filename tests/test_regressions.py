@@ -114,3 +114,12 @@ def test_an_ellipsis_naming_another_subject_asks_the_last_question_of_it_or_refu
                      "answer": qa.ask("How many universities are in the Leeds Academic Health Partnership?").answer}]
     answer = qa.ask("And in the Liverpool Strategic Partnership?", universities)
     assert answer.query == "How many universities are in the Liverpool Strategic Partnership?" and answer.abstained
+
+
+def test_what_about_a_member_after_asking_about_another_asks_of_the_member(qa):
+    # From a dialogue of my own (2026-12-07): "What about Torus?" was read "Does Torus include
+    # Merseyside Police?" and refused; it asks whether the LSP includes Torus.
+    first = "Does the Liverpool Strategic Partnership include Merseyside Police?"
+    answer = qa.ask("What about Torus?", [{"question": first, "answer": qa.ask(first).answer}])
+    assert answer.query == "Does the Liverpool Strategic Partnership include Torus?"
+    assert answer.sentences[0].text == "Torus" and not answer.abstained
