@@ -12,10 +12,13 @@ the product's own answer) and says what to search:
   latest question that named any named; "that partnership" may point at the Leeds Academic
   Health Partnership the last answer named instead, so it is read that way too;
 * "And in Leeds?", "What about Leicester?": the previous question asked again of the new
-  subject, and only that. As typed, the fragment matches any sentence about Leicester
-  surely; where the question asked again finds nothing, the documents have no such answer
-  about Leicester. "And the annual spending?", naming its thing in common words, is read
-  with the conversation's subject and, as a fragment is, after the last question;
+  subject (in place of its first name, and of its last where it named two: "Does the LSP
+  include Merseyside Police?", then "What about Torus?"), not as typed. As typed, the
+  fragment matches any sentence about Leicester surely; where the question asked again
+  finds nothing, the documents have no such answer about Leicester. An ellipsis in the
+  history stands for the reading its answer bore out. "And the annual spending?", naming
+  its thing in common words, is read with the conversation's subject and, as a fragment
+  is, after the last question;
 * a question that names nothing and points at nothing ("Who is the chair elect?") may
   lean on the conversation or stand alone: both readings are offered, and the answer the
   reader is surer of is kept (`qa.pipeline.QA.ask`); a fragment of a few words ("At which
@@ -77,6 +80,8 @@ def resolve(question: str, history: list[dict] | None) -> Resolution:
         borrowed = f"{question} ({subject})" if subject else question
         if new and said.split()[-1].islower():  # "And NHS organisations?" may name no new thing: read both ways
             return Resolution(borrowed, _asked_of(previous, new))
+        if new and _already_named(previous, new):  # "What about the LSP?" after a question about it: as typed
+            return Resolution(question)
         if new:  # not also as typed: "What about the LAHP?" matches any sentence about it surely
             return _asked_of_either(previous, new)
         # "And the annual spending?": a thing named in common words, read as a fragment is.
@@ -122,6 +127,11 @@ def _named_anew(said: str) -> list[str]:
 def names(text: str) -> list[str]:
     """The capitalised names a question uses, bar a first word that is an ordinary word
     capitalised only because it opens the sentence ("Since", "Where")."""
+    return [text[a:b] for a, b in _name_spans(text)]
+
+
+def _name_spans(text: str) -> list[tuple[int, int]]:
+    """Where each of `names` is in the text."""
     out = []
     for a, b in named_spans(text):
         name = text[a:b]
@@ -130,8 +140,8 @@ def names(text: str) -> list[str]:
         # "the LSP's members" names the LSP; "Is Alder Hey Children's a partner?" names it whole.
         if _POSSESSIVE.search(name) and (owned := re.match(r"\s+([a-z]+)", text[b:])) and \
                 owned.group(1) not in STOPWORDS:
-            name = _POSSESSIVE.sub("", name)
-        out.append(name)
+            b -= len(_POSSESSIVE.search(name).group())
+        out.append((a, b))
     return out
 
 
@@ -152,17 +162,18 @@ def _walk(history: list[dict]) -> tuple[str, str, str]:
     chain."""
     previous = subject = person = ""
     for turn in history:
-        asked = turn.get("question", "")
+        asked, answer = turn.get("question", ""), turn.get("answer", "")
         said = _ellipsis(asked)
-        if said is not None and previous and (new := _named_anew(said)) and not said.split()[-1].islower():
-            asked = _asked_of(previous, new)  # "And in Leeds?" was "How many partners does Leeds have?"
+        new = _named_anew(said) if said is not None and previous and not said.split()[-1].islower() else []
+        if new and not _already_named(previous, new):  # "And in Leeds?" was "How many partners does Leeds have?"
+            asked = _borne_out(_asked_of_either(previous, new), answer)
         elif _PERSONAL.search(asked) and person and person.lower() not in asked.lower():
             asked = f"{asked} ({person})"
         elif subject and not names(asked) and not _mentions(asked, subject):
             asked = f"{asked} ({subject})"
         previous = asked
-        subject = ", ".join(n for n in names(asked) if n != person) or subject
-        person = person_in(turn.get("answer", "")) or person
+        subject = ", ".join(names(new[0]) if new else [n for n in names(asked) if n != person]) or subject
+        person = person_in(answer) or person
     return previous, subject, person
 
 
@@ -187,22 +198,38 @@ def _demonstrated(question: str, answered: str) -> str | None:
 
 
 def _asked_of(previous: str, new: list[str], which: int = 0) -> str:
-    """The previous question asked of the new subject: its first name (or `which`) replaced,
-    or the new one added where it named none."""
+    """The previous question asked of the new subject: its first name (or `which`) replaced
+    where it stands, with its article, or the new one added where it named none."""
     bare = _bare(previous)
-    said = names(bare)
-    if not said:
+    spans = _name_spans(bare)
+    if not spans:
         return f"{bare} ({', '.join(new)})"
-    named = re.search(r"\b(?:the\s+)?" + re.escape(said[which]), bare, re.I).group()  # with its article
-    return bare.replace(named, new[0], 1)
+    a, b = spans[which]
+    if bare[:a].lower().endswith("the "):
+        a -= len("the ")
+    return bare[:a] + new[0] + bare[b:]
 
 
 def _asked_of_either(previous: str, new: list[str]) -> Resolution:
     """The previous question asked of the new subject in place of its first name, and where
     it named more than one, in place of its last too, to be read both ways: after "Does the
-    LSP include Merseyside Police?", "What about Torus?" asks of Torus in place of the police."""
+    LSP include Merseyside Police?", "What about Torus?" asks of Torus in place of the police.
+    """
     first, last = _asked_of(previous, new), _asked_of(previous, new, -1)
     return Resolution(first, last if last != first else None)
+
+
+def _borne_out(readings: Resolution, answer: str) -> str:
+    """Of an ellipsis's readings, the one whose names the answer it got quotes more of: after
+    "Does the LSP include Merseyside Police?", "What about Torus?" answered "- Torus … The
+    Liverpool Strategic Partnership (LSP) …" was read "Does the LSP include Torus?"."""
+    quoted = answer.lower()
+    return max(filter(None, (readings.query, readings.alternative)),
+               key=lambda q: sum(n.lower() in quoted for n in names(q)))
+
+
+def _already_named(previous: str, new: list[str]) -> bool:
+    return new[0].lower().removeprefix("the ") in {n.lower() for n in names(_bare(previous))}
 
 
 def _carried_on(previous: str, question: str) -> str | None:

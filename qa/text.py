@@ -426,7 +426,8 @@ def named_spans(text: str) -> list[tuple[int, int]]:
     for m in _NAMED.finditer(match_text(text)):
         start, words = m.start(), m.group().split()
         if start == 0 and words[0].lower() in _NOT_NAMES:  # sentence case, not a name
-            start = m.group().find(words[1]) if len(words) > 1 else m.end()
+            named = [w for w in words[1:] if w[:1].isupper()]  # not from a join: "A & E times at …"
+            start = m.group().find(named[0], len(words[0])) if named else m.end()
         if start < m.end():
             out.append((start, m.end()))
     return out

@@ -146,9 +146,14 @@ def test_chunking_reads_the_text_a_bounded_number_of_times_however_long_its_line
     assert CountingText.covered < 20 * len(text), CountingText.covered / len(text)
 
 
-def test_a_document_over_its_sentence_budget_is_refused_without_splitting_the_rest():
+def test_a_document_over_its_sentence_budget_is_refused_without_splitting_the_rest(monkeypatch):
+    import qa.chunk
+
     text = "One line of a list.\n" * 100_000 + "Hard-wrapped words that go\non past the budget."
     assert len(split_sentences(text, limit=5)) == 6  # one past the budget is enough to know
     assert sentences(text)[-1] == "Hard-wrapped words that go\non past the budget."  # held until the next line shows it ends
+    split = []
+    monkeypatch.setattr(qa.chunk, "split_sentences", lambda *a, **k: split.append(split_sentences(*a, **k)) or split[-1])
     with pytest.raises(OverBudget, match=r"more than 50 sentences; the limit is 50 \(max_document_sentences\)"):
         chunk_document(Document("d", "d", text, "d.txt"), tiktoken_count, 200, 0, max_sentences=50)
+    assert [len(s) for s in split] == [51]  # the rest was never split

@@ -221,3 +221,28 @@ def test_an_ellipsis_after_a_question_naming_two_things_asks_it_in_place_of_eith
     assert got.alternative == "Does the Wigan Rowing Club include the Otter Crew?"
     one = turns(("How many rowers does the Wigan Rowing Club have?", "forty [1]"))
     assert resolve("What about the Otter Crew?", one).alternative is None  # one name: one reading
+
+
+def test_a_name_is_replaced_where_it_stands_not_where_its_words_first_appear():
+    history = turns(("Is the University of Leeds based in Leeds?", "x [1]"))
+    got = resolve("What about Bradford?", history)  # "Leeds" is inside the first name too
+    assert got.alternative == "Is the University of Leeds based in Bradford?"
+    # A name's words after an article-like opening ("A & E") once made no match, and a crash
+    # in every later question, since the history is read again for each.
+    history = turns(("A & E waiting times at Leeds Teaching Hospitals?", "x [1]"), ("What about Bradford?", "y [1]"))
+    assert resolve("Who chairs the Heron Trust?", history).query == "Who chairs the Heron Trust?"
+
+
+def test_a_chain_of_ellipses_follows_the_reading_its_answers_bore_out():
+    club = "The Wigan Rowing Club has three crews."
+    history = turns(("Does the Wigan Rowing Club include the Heron Crew?", f"- Heron Crew [1] {club} [2]"),
+                    ("What about the Otter Crew?", f"- Otter Crew [1] {club} [2]"))
+    got = resolve("And the Kingfisher Crew?", history)
+    assert "Does the Wigan Rowing Club include the Kingfisher Crew?" in (got.query, got.alternative)
+    assert resolve("When did it join?", history).query == "When did it join? (Otter Crew)"  # the ellipsis's own subject
+
+
+def test_an_ellipsis_naming_what_the_last_question_named_is_read_as_typed():
+    history = turns(("Does the Wigan Rowing Club include the Heron Crew?", "- Heron Crew [1]"))
+    got = resolve("What about the Wigan Rowing Club?", history)  # not "Does the club include the club?"
+    assert got.query == "What about the Wigan Rowing Club?" and got.alternative is None
