@@ -7,7 +7,9 @@ the product's own answer) and says what to search:
 * a question that names its own subject, with no word pointing back, is searched as typed
   ("Who chairs Liverpool Health Partners?" after talk of Leeds);
 * "he", "she", "his", "her" point at the person the latest answer named ("Professor Phil
-  Wood, … said" after "Who said …?"), not at an organisation that answer also names;
+  Wood, … said" after "Who said …?"), not at an organisation that answer also names; where
+  the conversation's questions named a person too ("his thesis" after "Who was Feynman's
+  thesis advisor?"), both are read and the surer kept;
 * "it", "its", "they", "this" … point at the subject of the conversation: the things the
   latest question that named any named; "that partnership" may point at the Leeds Academic
   Health Partnership the last answer named instead, so it is read that way too;
@@ -87,7 +89,10 @@ def resolve(question: str, history: list[dict] | None) -> Resolution:
         # "And the annual spending?": a thing named in common words, read as a fragment is.
         return Resolution(borrowed, _carried_on(previous, question))
     if _PERSONAL.search(question) and person and person.lower() not in question.lower():
-        return Resolution(f"{question} ({person})")
+        # "his thesis" after "Who was Feynman's thesis advisor?" (answered "… Wheeler …") may be
+        # Feynman's: a subject that names no body is read too, and the surer kept.
+        named = [n for n in subject.split(", ") if n and not {w.lower() for w in n.split()} & _BODIES]
+        return Resolution(f"{question} ({person})", f"{question} ({named[0]})" if named else None)
     pointing = _POINTING_PRONOUN if names(question) else _POINTING
     if pointing.search(question) and subject and not _mentions(question, subject):
         # A question naming its own things may point at one of them ("… the LAHP when it

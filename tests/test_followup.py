@@ -262,3 +262,16 @@ def test_any_history_and_follow_up_resolve_to_a_query(history, opening, words):
     # A review's fuzzing found 31 crashes in 30,000 such pairs (a name no search found again).
     got = resolve(f"{opening}{words}?", turns(*((f"{q}?", f"{a} [1]") for q, a in history)))
     assert got.query.strip() and (got.alternative is None or got.alternative.strip())
+
+
+def test_he_or_she_is_also_read_as_the_person_the_last_question_named():
+    # From a walkthrough on other documents (2026-12-07): after "Who was Feynman's thesis
+    # advisor?" (answered "… John Archibald Wheeler"), "his thesis" is Feynman's; read only of
+    # Wheeler, it quoted the Wheeler sentence again. Both readings; the reader keeps the surer.
+    history = turns(("Who was Okafor's doctoral supervisor?", "Her supervisor was Professor Jane Ashdown. [1]"))
+    got = resolve("What was the title of her thesis?", history)
+    assert got.query == "What was the title of her thesis? (Professor Jane Ashdown)"
+    assert got.alternative == "What was the title of her thesis? (Okafor)"
+    # A body named by the last question is no "he": only the answer's person is read.
+    assert resolve("What did he say?", turns(("Who chairs the Wigan Rowing Club?", "Sir Tom Hale said: [1]"))) \
+        .alternative is None
