@@ -157,7 +157,10 @@ def person_in(answer: str) -> str:
     # A title alone is no one: "Dr. Helena Okafor" reads as "Dr" and then "Helena Okafor".
     titled = [n for n in found if n.split()[0].lower().rstrip(".") in _TITLES and len(n.split()) > 1]
     plain = [n for n in found if 2 <= len(n.split()) <= 3 and not {w.lower() for w in n.split()} & (_BODIES | _TITLES)]
-    return (titled or plain or [""])[0]
+    name = (titled or plain or [""])[0]
+    # A middle initial ends the capitalised run: "Robert R. Wilson" is found as "Robert R".
+    whole = re.search(re.escape(name) + r"\.(?:\s+[A-Z]\.)*\s+[A-Z][\w'’-]+", answer) if name else None
+    return whole.group() if whole else name
 
 
 def _walk(history: list[dict]) -> tuple[str, str, str]:

@@ -275,3 +275,10 @@ def test_he_or_she_is_also_read_as_the_person_the_last_question_named():
     # A body named by the last question is no "he": only the answer's person is read.
     assert resolve("What did he say?", turns(("Who chairs the Wigan Rowing Club?", "Sir Tom Hale said: [1]"))) \
         .alternative is None
+
+
+def test_a_person_with_a_middle_initial_is_named_whole():
+    # "(Robert R)" was borrowed in a walkthrough: the capitalised run stops at the initial's full stop.
+    assert person_in("Feynman worked with Robert R. Wilson on the project. [1]") == "Robert R. Wilson"
+    assert person_in("It was founded by John F. W. Herschel. [1]") == "John F. W. Herschel"
+    assert person_in("Professor Phil Wood said it. [1]") == "Professor Phil Wood"
