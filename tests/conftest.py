@@ -294,8 +294,10 @@ def live_server(tmp_path_factory, encoder):
 def running_server(config: Config, root: Path, env: dict | None = None, python: str = sys.executable):
     """`qa serve` on a free loopback port over `config.index_dir`, until the block ends:
     gives its base URL and its process (its log: `root`/replica-<port>.log). `python`: the
-    interpreter it runs under."""
-    with replica(free_port(), root, {"QA_INDEX_DIR": config.index_dir, **(env or {})}, python=python) as served:
+    interpreter it runs under. It stops at once: the drain a balancer needs (`drain_seconds`,
+    2 s of waiting at every stop) is tested with replicas, in tests/test_replicas.py."""
+    with replica(free_port(), root, {"QA_INDEX_DIR": config.index_dir, "QA_DRAIN_SECONDS": "0", **(env or {})},
+                 python=python) as served:
         yield served
 
 

@@ -28,8 +28,8 @@ def test_quick_bench_measures_every_section(qa, corpus_config, tmp_path, capsys)
     http = r["http"]
     assert http["latency_ms"]["n"] == 8 and http["server_time_ms"]["p50"] <= http["latency_ms"]["p50"]
     assert http["cold_start_to_first_answer_s"] > 0 and http["server_rss_mb"] > 50
-    assert http["follow_up_two_readings_ms"]["n"] >= 1  # follow-ups from evals/conversations.jsonl, read both ways
-    assert r["cold_ask"]["runs"] == 3 and r["cold_ask"]["median_s"] > 0
+    assert http["follow_up_two_readings_ms"]["n"] == 8  # follow-ups from evals/conversations.jsonl, read both ways
+    assert r["cold_ask"]["runs"] == 1 and r["cold_ask"]["median_s"] > 0  # --quick: each cold start once
 
     (ingest,) = r["ingest"]
     assert ingest["documents"] == 5 and ingest["texts"] == len(qa.index.sentences) + len(qa.index.chunks)

@@ -13,7 +13,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx2
-import openai
 import pytest
 import requests
 
@@ -162,6 +161,8 @@ def by_httpx(base: str, path: str, huge: bool) -> tuple[int, dict]:
 
 
 def by_openai(base: str, path: str, huge: bool) -> tuple[int, dict]:
+    import openai  # here, not at the top: a second of import for every xdist worker otherwise
+
     client = openai.OpenAI(base_url=base, api_key="not-the-token", timeout=60, max_retries=0)
     try:
         if huge:

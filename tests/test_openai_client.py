@@ -1,10 +1,14 @@
 """The official openai client, pointed at `qa serve` on loopback."""
 
 import pytest
-from openai import NotFoundError, OpenAI
+
+# openai is imported where it is used: at the top, every xdist worker paid its second of
+# import at collection, whichever worker ran these tests.
 
 
 def client(base):
+    from openai import OpenAI
+
     return OpenAI(base_url=f"{base}/v1", api_key="not-needed-locally", timeout=60, max_retries=0)
 
 
@@ -21,6 +25,8 @@ def test_openai_client_non_streaming(live_server):
 
 
 def test_an_unknown_model_is_the_clients_not_found_error(live_server):
+    from openai import NotFoundError
+
     with pytest.raises(NotFoundError, match="does not exist here"):
         client(live_server).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Who chairs LAHP?"}])
 

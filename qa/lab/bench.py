@@ -329,8 +329,10 @@ def unsure_follow_ups(path: Path, limit: int = 20) -> list[tuple[str, str]]:
 
 def run(config: Config, eval_set: str, squad: str | None, documents: int, sizes: Sequence[int],
         kinds: Sequence[str], questions_limit: int, say: Say = print, upload_files: Sequence[str] = (),
-        upload_rounds: int = 3) -> dict:
-    """Every section, in an order that keeps one model-heavy process running at a time."""
+        repeats: int = 3) -> dict:
+    """Every section, in an order that keeps one model-heavy process running at a time.
+    `repeats`: cold starts and uploads each measured that many times (`--quick`: once),
+    and at most `questions_limit` follow-ups per 20 read both ways."""
     questions = [item.question for item in load_eval_set(eval_set)][:questions_limit]
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
                      "config": {"encoder_runtime": config.encoder_runtime, "reader": config.reader,
@@ -338,10 +340,10 @@ def run(config: Config, eval_set: str, squad: str | None, documents: int, sizes:
     # Cold starts and the other processes first, then what runs in this one without a
     # loaded `QA` (which keeps BLAS to one thread), then the question paths.
     say("cold qa ask")
-    results["cold_ask"] = cold_ask(config, questions[0])
+    results["cold_ask"] = cold_ask(config, questions[0], repeats)
     say("question path over HTTP, and qa serve's cold start")
     results["http"] = over_http(config, questions, follow_ups=unsure_follow_ups(Path(eval_set).with_name(
-        "conversations.jsonl")))
+        "conversations.jsonl"), min(20, questions_limit)))
     results["index_mb"] = folder_mb(config.index_dir)
     results["index_bytes_per_sentence"] = bytes_per_sentence(config.index_dir)
     with tempfile.TemporaryDirectory(prefix="qa-bench-") as work:
@@ -371,7 +373,7 @@ def run(config: Config, eval_set: str, squad: str | None, documents: int, sizes:
             results["http_squad"] = over_http(squad_config, sample)
     if upload_files:
         say("adding files to a running server")
-        results["uploads"] = uploads(config, upload_files, upload_rounds)
+        results["uploads"] = uploads(config, upload_files, repeats)
     return results
 
 

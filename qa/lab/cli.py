@@ -71,7 +71,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--uploads", default=BENCH_UPLOAD,
                    help="files (comma-separated) to add to a running server, timed to ready ('' to skip; "
                         "a missing default is skipped)")
-    p.add_argument("--quick", action="store_true", help="small sizes, one upload round and no SQuAD: under a minute, to check it runs")
+    p.add_argument("--quick", action="store_true", help="small sizes, each cold start and upload once, no SQuAD: to check it runs")
     p.add_argument("--report", default="reports", help="folder for bench.json (default reports/)")
     p.add_argument("--store", help="a search engine's URI (its own: it is emptied): measure replicas behind HAProxy, "
                                    "ingest workers and replica memory at --sizes synthetic chunks (engine-bench.json)")
