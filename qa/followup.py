@@ -90,8 +90,9 @@ def resolve(question: str, history: list[dict] | None) -> Resolution:
         return Resolution(borrowed, _carried_on(previous, question))
     if _PERSONAL.search(question) and person and person.lower() not in question.lower():
         # "his thesis" after "Who was Feynman's thesis advisor?" (answered "… Wheeler …") may be
-        # Feynman's: a subject that names no body is read too, and the surer kept.
-        named = [n for n in subject.split(", ") if n and not {w.lower() for w in n.split()} & _BODIES]
+        # Feynman's: a subject that names no body is read too, and the surer kept. An acronym
+        # ("LAHP") names a body, never him or her.
+        named = [n for n in subject.split(", ") if n and not n.isupper() and not {w.lower() for w in n.split()} & _BODIES]
         return Resolution(f"{question} ({person})", f"{question} ({named[0]})" if named else None)
     pointing = _POINTING_PRONOUN if names(question) else _POINTING
     if pointing.search(question) and subject and not _mentions(question, subject):

@@ -205,7 +205,11 @@ class Lexicon:
         self._by_initial: dict[str, list[str]] = {}
         for w in sorted(self._words | STOPWORDS):  # "itsellf" is "itself", and the model should read it so
             self._by_initial.setdefault(w[0], []).append(w)
-        self._cased = stats["cased"]
+        # A word the corpus capitalises alone is given its capital in a question typed in lower
+        # case, unless it is a common English word and no acronym: "which college does he head?"
+        # had become "… he Head?" (of "Head of the College"), a name that a follow-up then
+        # borrowed as its subject, and "may" would become the month.
+        self._cased = {k: v for k, v in stats["cased"].items() if v.isupper() or not is_common_word(k)}
         self.defined: dict[str, str] = stats.get("defined", {})  # an index made before these were kept has none
         # Each defined name under the words a question must hold for it to be there (the
         # acronym; the long form's first word, lower-cased), so that a question looks at its

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
-from qa.followup import names, person_in, resolve
+from qa.followup import Resolution, names, person_in, resolve
 
 WOOD = "Professor Phil Wood, Leeds Teaching Hospitals NHS Trust chief executive officer and LAHP chair elect. [1]"
 
@@ -275,6 +275,11 @@ def test_he_or_she_is_also_read_as_the_person_the_last_question_named():
     # A body named by the last question is no "he": only the answer's person is read.
     assert resolve("What did he say?", turns(("Who chairs the Wigan Rowing Club?", "Sir Tom Hale said: [1]"))) \
         .alternative is None
+    # Nor is an acronym (a walkthrough, 2026-12-07: "Which organisation does he run?" after
+    # the LAHP's chair elect was read of the LAHP, surer, and answered with its members).
+    assert resolve("Which organisation does he run?", turns(("Who is the chair elect of the WRC?", "Sir Tom Hale, "
+                                                             "Wigan Rowing Club captain and WRC chair elect. [1]"))) \
+        == Resolution("Which organisation does he run? (Sir Tom Hale)")
 
 
 def test_a_person_with_a_middle_initial_is_named_whole():

@@ -167,6 +167,15 @@ def test_a_question_typed_in_lower_case_gets_the_corpus_capitals(lexicon):
     assert lexicon.truecase("Who chairs the lsp in Liverpool?") == "Who chairs the lsp in Liverpool?"
 
 
+def test_a_common_word_the_corpus_capitalises_keeps_the_case_typed():
+    # "Head" (of "Head of the College") and "May" are capitalised in the corpus, but "head"
+    # and "may" in a question are the verbs; names and acronyms still get their capitals.
+    texts = ["Professor Tom Robinson, Head of the College of Life Sciences, spoke in May.", "The NHS met in Leeds."]
+    lexicon = Lexicon(texts, {"d": " ".join(texts)}, ["d", "d"])
+    assert lexicon.truecase("which college does he head?") == "which college does he head?"
+    assert lexicon.truecase("how may the nhs help leeds?") == "how may the NHS help Leeds?"
+
+
 def test_a_lexicon_saved_as_json_answers_as_the_one_it_was_made_from(lexicon):
     stats = json.loads(json.dumps(lexicon.stats))
     loaded = Lexicon.from_stats(stats, lexicon.docs_with, lexicon.terms_of)
