@@ -44,7 +44,7 @@ from .question import Question
 from .read import Reader, Span
 from .scoring import CHECKS, SENTENCE_FEATURES, SENTENCE_WEIGHTS, ReaderModel, span_margins
 from .store import Store
-from .text import Lexicon, match_text
+from .text import Lexicon, is_common_word, match_text
 from .tokens import projected, small
 from .types import Answer, AnswerSentence, Citation, Passage, Reading, Stopwatch
 
@@ -288,8 +288,21 @@ class Answerer:
         span_scores = span_margins(spans)
         fused = self.model.fuse(rows, logits, span_scores, checks)
         confidence = self.model.confidence(fused, linear, logits, span_scores, checks, dense, bm25)
+        if not self._about_what_is_named(q, sids[int(np.argmax(fused))]):
+            confidence = 0.0
         return Reading(sids=sids, rows=rows, linear=linear, logits=logits, spans=spans, checks=checks, fused=fused,
                        dense=dense, bm25=bm25, confidence=confidence)
+
+    def _about_what_is_named(self, q: Question, sid: int) -> bool:
+        """Whether the sentence's document holds one of the things the question names (each
+        of its terms that some document holds: "Zne", a typo too short to mend, or "WWII",
+        which no document writes, tells no document from another; nor does a letter, the "X"
+        that is all `named_spans` finds of "X.25"), or the question names nothing any
+        document knows."""
+        named = [known for name, (a, b) in zip(q.names, q.name_spans) if not _opens_as_a_word(q.query, a, b)
+                 and (known := frozenset(t for t in name if len(t) > 1 and t in self.lexicon.idf))]
+        doc_id = self.index.sentence(sid).doc_id
+        return not named or any(self.lexicon.names_in(name, doc_id) for name in named)
 
     def _in_document(self, sid: int, span: Span | None) -> tuple[int, int] | None:
         """The reader's span (offsets into the text it read) as document offsets, when it
@@ -360,6 +373,12 @@ class Answerer:
 
 
 _SINCE_WHEN = re.compile(r"\bhow (?:long|old)\b")
+
+
+def _opens_as_a_word(query: str, a: int, b: int) -> bool:
+    """Whether a name found at a..b is only an ordinary word capitalised to open the question
+    ("Lots of tumor cells …")."""
+    return a == 0 and is_common_word(query[a:b].lower())
 
 
 def _new(m: re.Match, asked: str) -> bool:

@@ -27,8 +27,8 @@ from .store import StoreWriter, check_shards, committed_manifest, folder_per_mac
 from .types import Document, EmptyCorpusError, QAError
 
 # 2: sentences' token vectors stored at ingest; 3: sentences' places (`Sentence`); 4: token
-# vectors kept small (`qa.tokens`)
-FORMAT_VERSION = 4
+# vectors kept small (`qa.tokens`); 5: terms without accents (`qa.text.words`)
+FORMAT_VERSION = 5
 SPLITTER_VERSION = 1  # bump when sentence splitting or chunking changes its output
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from .config import Config
 from .embed import Encoder, TokenVectors
 from .followup import resolve
-from .text import STOPWORDS, Lexicon, match_text, named_spans, unframed
+from .text import STOPWORDS, Lexicon, match_text, named_spans
 from .tokens import small
 from .types import BadQuestion, Stopwatch
 
@@ -155,6 +155,21 @@ def check_history(history, limit: int) -> list[dict]:
     for turn in history:
         _check_unicode(turn["question"] + turn.get("answer", ""), "history")
     return history
+
+
+# "Can you tell me how many…", "I'd like to know who…": a frame around the question
+# that only dilutes what the model reads, and makes "Can you…" look like a yes/no question.
+_FRAME = re.compile(
+    r"^\s*(?:please\s+)?(?:(?:can|could|would|will)\s+you\s+(?:please\s+)?(?:tell|show|let)\s+me|tell\s+me|let\s+me\s+know|"
+    r"i(?:'d|\s+would)\s+like\s+to\s+know|i\s+(?:want|need)\s+to\s+know|i\s+wonder(?:ed)?|do\s+you\s+know)"
+    r"(?:\s+please)?\s*,?\s+(?=(?:(?:on|in|at|by|for|from|to|with|of|since|until)\s+)?(?:who|whom|whose|what|which|when|where|why|how|is|are|was|were|do|does|did|"
+    r"can|could|will|would|has|have|had|should)\b)", re.I)
+
+
+def unframed(question: str) -> str:
+    """The question without a polite frame around it: "Can you tell me who chairs the LAHP?"
+    -> "who chairs the LAHP?"."""
+    return _FRAME.sub("", question, count=1)
 
 
 def plain(question: str, lexicon: Lexicon) -> str:

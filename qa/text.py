@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -82,6 +83,9 @@ STOPWORDS = frozenset(
 )
 
 _WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
+_COMBINING = re.compile(r"[\u0300-\u036f]")  # the accents NFKD takes off their letters
+_UNDECOMPOSED = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ð": "d", "ß": "ss", "æ": "ae", "œ": "oe", "þ": "th",
+                               "ı": "i"})  # lower-case letters with no decomposition
 # From this length a word two typos away from a corpus word is mended: shorter words have
 # too many neighbours two typos away to guess which was meant.
 TWO_TYPOS_FROM = 6
@@ -101,9 +105,19 @@ def _stemmer() -> Stemmer.Stemmer:
 
 
 def words(text: str) -> list[str]:
-    """Content words, lower case, as written."""
-    found = [w.replace(",", "") for w in _WORD.findall(match_text(text).lower())]
+    """Content words, lower case, as written but for their accents ("Bolesław" is
+    "boleslaw", as a question typed without them writes it)."""
+    found = [w.replace(",", "") for w in _WORD.findall(_unaccented(match_text(text).lower()))]
     return [w for w in found if w not in STOPWORDS]
+
+
+def _unaccented(text: str) -> str:
+    """Latin letters without their accents, every other character not in ASCII a "?" (a
+    word break, as before: "Płock" was "p" and "ock", and the name never matched)."""
+    if text.isascii():
+        return text
+    decomposed = _COMBINING.sub("", unicodedata.normalize("NFKD", text.translate(_UNDECOMPOSED)))
+    return decomposed.encode("ascii", "replace").decode("ascii")
 
 
 def terms(text: str) -> list[str]:
@@ -398,21 +412,6 @@ def _name_casing(texts: list[str]) -> tuple[dict[str, str], dict[str, dict[tuple
         by_first.setdefault(key[0], {})[key] = names[key]
     return ({key: max(forms, key=forms.__getitem__) for key, forms in alone.items() if sum(forms.values()) > lower.get(key, 0)},
             by_first)
-
-
-# "Can you tell me how many…", "I'd like to know who…": a frame around the question
-# that only dilutes what the model reads, and makes "Can you…" look like a yes/no question.
-_FRAME = re.compile(
-    r"^\s*(?:please\s+)?(?:(?:can|could|would|will)\s+you\s+(?:please\s+)?(?:tell|show|let)\s+me|tell\s+me|let\s+me\s+know|"
-    r"i(?:'d|\s+would)\s+like\s+to\s+know|i\s+(?:want|need)\s+to\s+know|i\s+wonder(?:ed)?|do\s+you\s+know)"
-    r"(?:\s+please)?\s*,?\s+(?=(?:(?:on|in|at|by|for|from|to|with|of|since|until)\s+)?(?:who|whom|whose|what|which|when|where|why|how|is|are|was|were|do|does|did|"
-    r"can|could|will|would|has|have|had|should)\b)", re.I)
-
-
-def unframed(question: str) -> str:
-    """The question without a polite frame around it: "Can you tell me who chairs the LAHP?"
-    -> "who chairs the LAHP?"."""
-    return _FRAME.sub("", question, count=1)
 
 
 _NAME_JOINS = re.compile(r"\s+(?:and|&)\s+|'s\s+")

@@ -493,7 +493,7 @@ def test_i_d_is_no_name(qa):
 
 
 def test_a_polite_frame_is_not_part_of_the_question():
-    from qa.text import unframed
+    from qa.question import unframed
 
     assert unframed("Can you please tell me how many staff the LSP has?") == "how many staff the LSP has?"
     assert unframed("I'd like to know, on what date was it endorsed") == "on what date was it endorsed"

@@ -1,5 +1,5 @@
 """qa.question on its own: checks and their messages, replies to what is no question, the
-plain form of a question, the kind of value it asks for, yes/no questions, and `prepare`'s
+polite frame and the plain form of a question, the kind of value it asks for, yes/no questions, and `prepare`'s
 facts, with a stand-in encoder of one token a word. No model is loaded."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from qa.question import (
     plain,
     prepare,
     question_kind,
+    unframed,
 )
 from qa.text import STOPWORDS, Lexicon, terms
 from qa.types import BadQuestion, Stopwatch
@@ -227,3 +228,16 @@ def test_terms_of_a_question_match_the_corpus_terms(lexicon):
     [q] = prepare("who chairs the liverpol stratgic partnership", None, lexicon, WordEncoder(), Config())
     assert q.query == "Who chairs the Liverpool Strategic Partnership?"
     assert q.terms == {"lsp", *terms("chairs")}
+
+
+@pytest.mark.parametrize("asked, plain", [
+    ("Can you tell me who chairs the LAHP?", "who chairs the LAHP?"),
+    ("Could you please tell me how many staff work there?", "how many staff work there?"),
+    ("I'd like to know when it started", "when it started"),
+    ("Please tell me, where is it?", "where is it?"),
+    ("Do you know in what year it began?", "in what year it began?"),
+    ("Can you swim?", "Can you swim?"),  # a question, not a frame
+    ("Tell me about Leeds", "Tell me about Leeds"),  # no question inside the frame
+])
+def test_a_polite_frame_is_taken_off_the_question(asked, plain):
+    assert unframed(asked) == plain
