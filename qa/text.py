@@ -219,11 +219,12 @@ class Lexicon:
         self._by_initial: dict[str, list[str]] = {}
         for w in sorted(self._words | STOPWORDS):  # "itsellf" is "itself", and the model should read it so
             self._by_initial.setdefault(w[0], []).append(w)
-        # A word the corpus capitalises alone is given its capital in a question typed in lower
-        # case, unless it is a common English word and no acronym: "which college does he head?"
+        self._cased = stats["cased"]
+        # Of the words the corpus capitalises alone, the common English words (no acronym)
+        # get their capital in a question only beside a name: "which college does he head?"
         # had become "… he Head?" (of "Head of the College"), a name that a follow-up then
-        # borrowed as its subject, and "may" would become the month.
-        self._cased = {k: v for k, v in stats["cased"].items() if v.isupper() or not is_common_word(k)}
+        # borrowed as its subject, and "may" would become the month; "st. mary's" is "St. Mary's".
+        self._cased_common = {k for k, v in self._cased.items() if not v.isupper() and is_common_word(k)}
         self.defined: dict[str, str] = stats.get("defined", {})  # an index made before these were kept has none
         # Each defined name under the words a question must hold for it to be there (the
         # acronym; the long form's first word, lower-cased), so that a question looks at its
@@ -335,6 +336,9 @@ class Lexicon:
             name = next((n for n in self._names.get(spelled[i], ()) if tuple(spelled[i:i + len(n)]) == n), None)
             cased.extend(self._names[spelled[i]][name] if name else [self._cased.get(spelled[i], found[i].group())])
             i += len(name) if name else 1
+        named = [w[0].isupper() and s not in self._cased_common for w, s in zip(cased, spelled)]
+        cased = [m.group() if s in self._cased_common and not any(named[max(0, j - 1):j + 2]) else w
+                 for j, (m, w, s) in enumerate(zip(found, cased, spelled))]
         # Word by word, so what stood between the words stays: "st. mary's", not "St. Mary s".
         out, at = [], 0
         for m, word in zip(found, cased):
