@@ -1,6 +1,7 @@
 """`qa train`: training groups from the product's own prefilter, a few real training steps
 on a tiny fixture (the loss falls, a run resumes), and the int8 ONNX export it ships."""
 
+import functools
 import gzip
 import json
 from pathlib import Path
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from qa.config import Config
-from qa.lab import train, traindata
+from qa.lab import network, train, traindata
 from qa.lab.export_reader import export_reader
 from qa.lab.fit import Record
 from qa.lab.network import build_network
@@ -35,6 +36,15 @@ GROUPS = [
     Group("How many bowls does it use?", ["The instrument uses 37 glass bowls.", "It was invented in 1761.",
                                           "Franklin played it."], [1, 0, 0], [[20, 22], None, None]),
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def dequantised_once():
+    """Each run here starts from the same int8 file: its weights are dequantised once, not
+    for every run (0.34 s of CPU each, nine times a module)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(network, "dequantised", functools.cache(network.dequantised))
+        yield
 
 
 @pytest.fixture(scope="module")
