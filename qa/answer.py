@@ -294,15 +294,20 @@ class Answerer:
                        dense=dense, bm25=bm25, confidence=confidence)
 
     def _about_what_is_named(self, q: Question, sid: int) -> bool:
-        """Whether the sentence's document holds one of the things the question names (each
-        of its terms that some document holds: "Zne", a typo too short to mend, or "WWII",
-        which no document writes, tells no document from another; nor does a letter, the "X"
-        that is all `named_spans` finds of "X.25"), or the question names nothing any
-        document knows."""
-        named = [known for name, (a, b) in zip(q.names, q.name_spans) if not _opens_as_a_word(q.query, a, b)
-                 and (known := frozenset(t for t in name if len(t) > 1 and t in self.lexicon.idf))]
+        """Whether the sentence's document holds one of the things the question names, by
+        the words that tell one thing from another: its acronyms and its words that are no
+        common English word ("Liverpool" of "Liverpool Health Partners", "Langlands" of "Sir
+        Alan Langlands", "LHP" of "Describe LHP's"; a question typed in Title Case makes one
+        name of all its words), each of whose terms some document holds ("Zne", a typo too
+        short to mend, or "WWII", which no document writes, tells no document from another).
+        True where the question names nothing so told."""
+        named = [known for a, b in q.name_spans if (known := self._distinctive(q.query[a:b]))]
         doc_id = self.index.sentence(sid).doc_id
         return not named or any(self.lexicon.names_in(name, doc_id) for name in named)
+
+    def _distinctive(self, name: str) -> frozenset[str]:
+        kept = [w for w in name.split() if (w.isupper() and len(w) > 1) or not is_common_word(w.lower().strip(".,'’"))]
+        return frozenset(t for t in self.lexicon.query_terms(" ".join(kept)) if len(t) > 1 and t in self.lexicon.idf)
 
     def _in_document(self, sid: int, span: Span | None) -> tuple[int, int] | None:
         """The reader's span (offsets into the text it read) as document offsets, when it
@@ -373,12 +378,6 @@ class Answerer:
 
 
 _SINCE_WHEN = re.compile(r"\bhow (?:long|old)\b")
-
-
-def _opens_as_a_word(query: str, a: int, b: int) -> bool:
-    """Whether a name found at a..b is only an ordinary word capitalised to open the question
-    ("Lots of tumor cells …")."""
-    return a == 0 and is_common_word(query[a:b].lower())
 
 
 def _new(m: re.Match, asked: str) -> bool:

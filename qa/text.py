@@ -314,7 +314,7 @@ class Lexicon:
         def fix(m: re.Match) -> str:
             word = m.group()
             low = word.lower()
-            if not low.isalpha() or _stemmer().stemWord(low) in self.idf:
+            if not low.isalpha() or _stemmer().stemWord(_unaccented(low)) in self.idf:  # "Płock" as "plock"
                 return word
             close = self._spelled(low, context=context - {_stemmer().stemWord(low)})
             return word if close == low else close.capitalize() if word[0].isupper() else close
@@ -331,14 +331,16 @@ class Lexicon:
             return question
         found = list(_CASED_WORD.finditer(question))
         spelled = [self._spelled(m.group().lower()) for m in found]
-        cased, i = [], 0
+        cased, in_name, i = [], [], 0
         while i < len(found):
             name = next((n for n in self._names.get(spelled[i], ()) if tuple(spelled[i:i + len(n)]) == n), None)
             cased.extend(self._names[spelled[i]][name] if name else [self._cased.get(spelled[i], found[i].group())])
+            in_name.extend([bool(name)] * (len(name) if name else 1))
             i += len(name) if name else 1
-        named = [w[0].isupper() and s not in self._cased_common for w, s in zip(cased, spelled)]
-        cased = [m.group() if s in self._cased_common and not any(named[max(0, j - 1):j + 2]) else w
-                 for j, (m, w, s) in enumerate(zip(found, cased, spelled))]
+        # A common word capitalised alone stays as typed unless a name stands beside it.
+        named = [whole or (w[0].isupper() and s not in self._cased_common) for w, s, whole in zip(cased, spelled, in_name)]
+        cased = [m.group() if s in self._cased_common and not whole and not any(named[max(0, j - 1):j + 2]) else w
+                 for j, (m, w, s, whole) in enumerate(zip(found, cased, spelled, in_name))]
         # Word by word, so what stood between the words stays: "st. mary's", not "St. Mary s".
         out, at = [], 0
         for m, word in zip(found, cased):

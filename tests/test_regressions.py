@@ -10,8 +10,11 @@ import json
 import pytest
 
 from qa.cli import main
+from qa.config import Config
+from qa.index import build_index
 from qa.lab import baseline
 from qa.lab.eval import evaluate, load_eval_set
+from qa.pipeline import QA
 
 from conftest import ROOT
 
@@ -135,3 +138,23 @@ def test_a_question_about_one_body_is_not_answered_from_a_document_that_never_na
     # Named by its acronym, or with a typo, or with an opening word capitalised, still found.
     assert not qa.ask("Who chairs the LAHP?").abstained
     assert not qa.ask("What sectors will the West Yorkshire Investment Zne focus on?").abstained
+    # From the review: a question in Title Case is one name of all its words, and "Describe
+    # LHP's" one of two; only the words that tell names apart are looked for (both refused).
+    assert "nine" in qa.ask("How Many Founding Partners Does Liverpool Health Partners Have?").answer
+    assert not qa.ask("Describe LHP's vision.").abstained
+
+
+def test_a_person_borrowed_with_a_title_is_found_where_the_title_is_not_written(tmp_path, encoder, reader):
+    # From the review: "(Sir Alan Langlands)" looked for "sir" too, and the document saying
+    # where Alan Langlands studied never writes it: refused with the right answer in view.
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "e.txt").write_text("Sir Alan Langlands, Chair of the Bolton Canoe Society, opened the new boathouse.\n")
+    (corpus / "d.txt").write_text("Alan Langlands studied mathematics at the University of Glasgow.\n")
+    config = Config(corpus_dir=str(corpus), index_dir=str(tmp_path / "index"))
+    build_index(config, encoder)
+    qa = QA.load(config, encoder, reader)
+    first = "Who opened the new boathouse?"
+    answer = qa.ask("Where did he study?", [{"question": first, "answer": qa.ask(first).answer}])
+    assert answer.query == "Where did he study? (Sir Alan Langlands)"
+    assert not answer.abstained and "Glasgow" in answer.sentences[0].text

@@ -160,6 +160,12 @@ def test_a_common_word_the_corpus_capitalises_keeps_the_case_typed():
     lexicon = Lexicon(texts, {"d": " ".join(texts)}, ["d", "d"])
     assert lexicon.truecase("which college does he head?") == "which college does he head?"
     assert lexicon.truecase("how may the nhs help leeds?") == "how may the NHS help Leeds?"
+    # In a name of several words the corpus writes, a common word keeps its capital (review).
+    texts.append("The University of Leicester is in Leicester.")
+    lexicon = Lexicon(texts, {"d": " ".join(texts)}, ["d"] * 3)
+    assert lexicon.truecase("where is the university of leicester?") == "where is the University of Leicester?"
+    # A word typed with its accents is the corpus's word without them, not a typo (review).
+    assert lexicon.respell("Where is Léicester?") == "Where is Léicester?"
 
 
 def test_words_lose_their_accents_so_that_names_typed_without_them_match():
