@@ -174,8 +174,11 @@ def unframed(question: str) -> str:
 
 def plain(question: str, lexicon: Lexicon) -> str:
     """The question as the model and the name checks should read it: no polite frame,
-    typos mended, a question typed in lower case given the corpus's capitals for its
-    names, a capital to open it, an end mark."""
+    typos mended, a question typed in lower case (or all in capitals, where every word
+    would read as an acronym) given the corpus's capitals for its names, a capital to open
+    it, an end mark."""
+    if not any(c.islower() for c in question):
+        question = question.lower()
     question = _opened(lexicon.respell(unframed(question)))
     return question if question.rstrip()[-1:] in ("?", ".", "!") else question.rstrip() + "?"
 

@@ -130,6 +130,9 @@ def test_a_question_is_put_plainly(lexicon):
     assert plain("iphone use in the lsp", lexicon) == "iphone use in the LSP?"
     assert plain("Who chairs the LSP!", lexicon) == "Who chairs the LSP!"  # an end mark is kept
     assert plain("How many staff work in Leeds  ", lexicon) == "How many staff work in Leeds?"
+    # All in capitals, every word would be an acronym: read as typed in lower case (review).
+    assert plain("WHO CHAIRS THE LIVERPOOL STRATEGIC PARTNERSHIP?", lexicon) == \
+        "Who chairs the Liverpool Strategic Partnership?"
 
 
 @pytest.mark.parametrize("question, kind", [
