@@ -31,7 +31,7 @@ from .engine import (
     read_json,
 )
 from .manifest import new_generation
-from .text import Lexicon, terms
+from .text import Lexicon, terms, titled
 from .types import Document, QAError, Sentence
 
 PART_CHARS = 16_000  # a VARCHAR holds 65,535 bytes: 4 a character at worst
@@ -67,7 +67,7 @@ class EngineWriter:
     def begin(self, documents: list[Document], pieces: dict[str, tuple]) -> bool:
         """The corpus's lexicon, of every document's sentences; no token vectors (23 KB a sentence)."""
         self._lexicon = Lexicon([d.text[s.start:s.end] for d in documents for s in pieces[d.doc_id][0]],
-                                {d.doc_id: d.text for d in documents},
+                                {d.doc_id: titled(d) for d in documents},
                                 [d.doc_id for d in documents for _ in pieces[d.doc_id][0]])
         self._counts = {"documents": len(documents), "chunks": sum(len(pieces[d.doc_id][1]) for d in documents),
                         "sentences": sum(len(pieces[d.doc_id][0]) for d in documents)}

@@ -28,7 +28,7 @@ import numpy as np
 from .bm25 import Bm25
 from .embed import TokenVectors
 from .manifest import check_compatible
-from .text import Lexicon
+from .text import Lexicon, titled
 from .tokens import decoded, quantised
 from .types import Chunk, Document, IndexBusyError, IndexMissingError, QAError, Sentence, StaleIndexError
 
@@ -186,7 +186,7 @@ class Index:
     def lexicon(self) -> Lexicon:
         """Made from the loaded index: one pass over its sentences."""
         return Lexicon([self.sentence_text(i) for i in range(len(self.sentences))],
-                       {d.doc_id: d.text for d in self.documents.values()}, [s.doc_id for s in self.sentences])
+                       {d.doc_id: titled(d) for d in self.documents.values()}, [s.doc_id for s in self.sentences])
 
     def chunk_vectors(self, cids: list[int] | None = None) -> np.ndarray:
         """The vectors of the chunks `cids`, or of all of them."""

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import Stemmer
 
+from .types import Document
+
 # One character in, one character out, so offsets into the normalised copy are
 # offsets into the stored text.
 _MATCH_TABLE = str.maketrans(
@@ -118,6 +120,11 @@ def _unaccented(text: str) -> str:
         return text
     decomposed = _COMBINING.sub("", unicodedata.normalize("NFKD", text.translate(_UNDECOMPOSED)))
     return decomposed.encode("ascii", "replace").decode("ascii")
+
+
+def titled(document: Document) -> str:
+    """A document's title and text, as its terms are counted: what its title alone names it is about."""
+    return f"{document.title}\n{document.text}"
 
 
 def terms(text: str) -> list[str]:

@@ -158,3 +158,18 @@ def test_a_person_borrowed_with_a_title_is_found_where_the_title_is_not_written(
     answer = qa.ask("Where did he study?", [{"question": first, "answer": qa.ask(first).answer}])
     assert answer.query == "Where did he study? (Sir Alan Langlands)"
     assert not answer.abstained and "Glasgow" in answer.sentences[0].text
+
+
+def test_a_name_only_a_documents_title_writes_is_one_it_is_about(tmp_path, encoder, reader):
+    # From the review: an uploaded report titled "Wigan Rowing Club annual report" that never
+    # names the club in its text was refused for "How many staff does the Wigan Rowing Club
+    # employ?" (the name check read the text alone).
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("The partnership is chaired by Kate Lodge. It employs forty staff at its boathouse.\n")
+    (corpus / "a.meta.json").write_text(json.dumps({"title": "Wigan Rowing Club annual report"}))
+    (corpus / "b.txt").write_text("The Wigan Rowing Club races on the canal every spring.\n")
+    config = Config(corpus_dir=str(corpus), index_dir=str(tmp_path / "index"))
+    build_index(config, encoder)
+    answer = QA.load(config, encoder, reader).ask("How many staff does the Wigan Rowing Club employ?")
+    assert not answer.abstained and "forty staff" in answer.sentences[0].text
