@@ -331,8 +331,8 @@ def run(config: Config, eval_set: str, squad: str | None, documents: int, sizes:
         kinds: Sequence[str], questions_limit: int, say: Say = print, upload_files: Sequence[str] = (),
         repeats: int = 3) -> dict:
     """Every section, in an order that keeps one model-heavy process running at a time.
-    `repeats`: cold starts and uploads each measured that many times (`--quick`: once),
-    and at most `questions_limit` follow-ups per 20 read both ways."""
+    `repeats`: cold starts and uploads each measured that many times (`--quick`: once).
+    Follow-ups read both ways: as many as `questions_limit`, at most 20."""
     questions = [item.question for item in load_eval_set(eval_set)][:questions_limit]
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
                      "config": {"encoder_runtime": config.encoder_runtime, "reader": config.reader,
