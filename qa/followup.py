@@ -11,20 +11,23 @@ the product's own answer) and says what to search:
   the conversation's questions named a person too ("his thesis" after "Who was Feynman's
   thesis advisor?"), both are read and the surer kept;
 * "it", "its", "they", "this" … point at the subject of the conversation: the things the
-  latest question that named any named; "that partnership" may point at the Leeds Academic
+  latest question that named any named, or what the last such word pointed at ("Is it the
+  only one in Yorkshire?" leaves the subject where it was); "that partnership" may point at the Leeds Academic
   Health Partnership the last answer named instead, so it is read that way too;
 * "And in Leeds?", "What about Leicester?": the previous question asked again of the new
   subject (in place of its first name, and of its last where it named two: "Does the LSP
   include Merseyside Police?", then "What about Torus?"), not as typed. As typed, the
   fragment matches any sentence about Leicester surely; where the question asked again
-  finds nothing, the documents have no such answer about Leicester. An ellipsis in the
-  history stands for the reading its answer bore out. "And the annual spending?", naming
-  its thing in common words, is read with the conversation's subject and, as a fragment
-  is, after the last question;
+  finds nothing, the documents have no such answer about Leicester. "And the annual
+  spending?", naming its thing in common words, is read with the conversation's subject
+  and, as a fragment is, after the last question;
 * a question that names nothing and points at nothing ("Who is the chair elect?") may
   lean on the conversation or stand alone: both readings are offered, and the answer the
   reader is surer of is kept (`qa.pipeline.QA.ask`); a fragment of a few words ("At which
   meeting?") is read with the conversation's subject and after the last question.
+
+Each earlier turn is resolved as it was when asked, and stands for the reading its answer
+bore out; an ellipsis or a fragment leaves the last whole question in place for the next.
 
 The query returned is what is searched and shown ("… (Leeds Academic Health Partnership)").
 """
@@ -61,9 +64,16 @@ _BODIES = {"university", "universities", "trust", "trusts", "partnership", "part
            "innovation", "programme", "leeds", "liverpool", "england", "uk"}
 
 
+# A name after an article or an opening quote is a thing's: "a ‘Precision Medicine Catapult’".
+_THING = re.compile(r"(?:\b(?:a|an|the)\s+|[‘“\"'])$", re.I)
+# Named, but never what a conversation is about: "What's happening in June?" leaves it where it was.
+_CALENDAR = {"january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+             "november", "december", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
 _POSSESSIVE = re.compile(r"['’]s$")
 _BORROWED = re.compile(r" \([^()]*\)$")
-FRAGMENT_WORDS = 4  # a follow-up this short, naming nothing, carries on the last question
+FRAGMENT_WORDS = 4  # a follow-up this short, naming nothing and with no verb, carries on the last question
+_AUXILIARIES = {"is", "are", "was", "were", "be", "been", "do", "does", "did", "has", "have", "had", "can", "could",
+                "will", "would", "should", "may", "might", "must", "shall", "what's", "who's", "where's", "when's"}
 
 
 @dataclass(frozen=True)
@@ -72,11 +82,23 @@ class Resolution:
     alternative: str | None = None  # a second reading, where it is unsure which one is meant
 
 
+@dataclass(frozen=True)
+class _Conversation:
+    """What a conversation so far leaves a follow-up to lean on (`_walk`)."""
+
+    previous: str = ""  # the last whole question, as it was read
+    subject: str = ""  # what the latest question that named anything named, bar the person it asked about
+    person: str = ""  # the person the latest answer naming one named
+    answer: str = ""  # the latest answer
+
+
 def resolve(question: str, history: list[dict] | None) -> Resolution:
-    if not history:
-        return Resolution(question)
-    previous, subject, person = _walk(history)
-    answered = _named_in(history[-1].get("answer", ""), subject, person)
+    return _resolved(question, _walk(history)) if history else Resolution(question)
+
+
+def _resolved(question: str, talk: _Conversation) -> Resolution:
+    previous, subject, person = talk.previous, talk.subject, talk.person
+    answered = _named_in(talk.answer, subject, person)
     if (said := _ellipsis(question)) is not None:  # the last question asked again of what it names, or of this
         new = _named_anew(said)
         borrowed = f"{question} ({subject})" if subject else question
@@ -104,10 +126,19 @@ def resolve(question: str, history: list[dict] | None) -> Resolution:
                           _demonstrated(question, answered))
     if names(question) or not subject or _mentions(question, subject):
         return Resolution(question)
-    if len(re.findall(r"[\w'’-]+", question)) <= FRAGMENT_WORDS:
+    if _fragment(question):
         # "At which meeting?", "Aimed at whom?": a fragment that carries on the last question.
         return Resolution(f"{question} ({subject})", _carried_on(previous, question))
     return Resolution(question, f"{question} ({subject})")
+
+
+def _fragment(question: str) -> bool:
+    """A few words with no verb of their own, naming and pointing at nothing ("At which
+    meeting?", "Since when?"); "What is personalised medicine?" is a whole question, however
+    short, and so is "Who funds it?"."""
+    words = re.findall(r"[\w'’-]+", question.lower())
+    return len(words) <= FRAGMENT_WORDS and not set(words) & _AUXILIARIES and not names(question) and \
+        not _POINTING.search(question)
 
 
 def _ellipsis(question: str) -> str | None:
@@ -141,7 +172,8 @@ def _name_spans(text: str) -> list[tuple[int, int]]:
     out = []
     for a, b in named_spans(text):
         name = text[a:b]
-        if a == len(text) - len(text.lstrip()) and " " not in name and is_common_word(name.lower()):
+        if a == len(text) - len(text.lstrip()) and " " not in name and \
+                is_common_word(_POSSESSIVE.sub("", name).lower()):  # "What's" too
             continue
         # "the LSP's members" names the LSP; "Is Alder Hey Children's a partner?" names it whole.
         if _POSSESSIVE.search(name) and (owned := re.match(r"\s+([a-z]+)", text[b:])) and \
@@ -157,40 +189,54 @@ def person_in(answer: str) -> str:
     found = names(answer)
     # A title alone is no one: "Dr. Helena Okafor" reads as "Dr" and then "Helena Okafor".
     titled = [n for n in found if n.split()[0].lower().rstrip(".") in _TITLES and len(n.split()) > 1]
-    plain = [n for n in found if 2 <= len(n.split()) <= 3 and not {w.lower() for w in n.split()} & (_BODIES | _TITLES)]
+    plain = [n for n in found if 2 <= len(n.split()) <= 3 and not {w.lower() for w in n.split()} & (_BODIES | _TITLES)
+             and not _THING.search(answer.split(n)[0])]
     name = (titled or plain or [""])[0]
     # A middle initial ends the capitalised run: "Robert R. Wilson" is found as "Robert R".
     whole = re.search(re.escape(name) + r"\.(?:\s+[A-Z]\.)*\s+[A-Z][\w'’-]+", answer) if name else None
     return whole.group() if whole else name
 
 
-def _walk(history: list[dict]) -> tuple[str, str, str]:
-    """The latest turn's question as it was resolved, the conversation's subject (what the
-    latest question that named anything named, bar the person it asked about) and the
-    person the latest answer naming one named. Each turn is resolved in order, so follow-ups of follow-ups
-    chain."""
-    previous = subject = person = ""
+def _walk(history: list[dict]) -> _Conversation:
+    """The conversation as the next question meets it. Each turn is resolved in order, as
+    it was when asked, so follow-ups of follow-ups chain; a turn read two ways stands for
+    the reading its answer bore out ("What will they become?" for the trusts the answer
+    names, not the university the first question named). An ellipsis or a fragment leaves
+    the last whole question in place: after "Is Merseyside Police part of the LSP?" and
+    "What about the fire service?", "And Liverpool Hope University?" asks the first again."""
+    talk = _Conversation()
     for turn in history:
         asked, answer = turn.get("question", ""), turn.get("answer", "")
         said = _ellipsis(asked)
-        new = _named_anew(said) if said is not None and previous and not said.split()[-1].islower() else []
-        if new and not _already_named(previous, new):  # "And in Leeds?" was "How many partners does Leeds have?"
-            asked = _borne_out(_asked_of_either(previous, new), answer)
-        elif _PERSONAL.search(asked) and person and person.lower() not in asked.lower():
-            asked = f"{asked} ({person})"
-        elif subject and not names(asked) and not _mentions(asked, subject):
-            asked = f"{asked} ({subject})"
-        previous = asked
-        subject = ", ".join(names(new[0]) if new else [n for n in names(asked) if n != person]) or subject
-        person = person_in(answer) or person
-    return previous, subject, person
+        reading = _borne_out(_resolved(asked, talk), answer) if talk.previous else asked
+        new = _named_anew(said) if said is not None and talk.previous and not said.split()[-1].islower() else []
+        borrowed = _borrowed(reading, asked)
+        whole = not talk.previous or new or (said is None and not _fragment(asked))
+        if new:  # "And in Leeds?" was "How many partners does Leeds have?", and is about Leeds
+            subject = ", ".join(names(new[0]))
+        elif not whole:  # a fragment, read after the last question, names nothing new
+            subject = talk.subject
+        elif borrowed:  # what "it" or "they" pointed at stays the subject: "Is it the only one in Yorkshire?"
+            subject = borrowed
+        else:
+            subject = ", ".join(n for n in names(reading) if n != talk.person and n.lower() not in _CALENDAR)
+        talk = _Conversation(previous=reading if whole else talk.previous, subject=subject or talk.subject,
+                             person=person_in(answer) or talk.person, answer=answer)
+    return talk
+
+
+def _borrowed(reading: str, asked: str) -> str:
+    """What a reading added after the question as typed ("… ? (Liverpool Health Partners)"), or ""."""
+    m = _BORROWED.search(reading)
+    return m.group()[2:-1] if m and reading[:m.start()] == asked else ""
 
 
 def _named_in(answer: str, subject: str, person: str) -> str:
     """The organisations an answer's first sentence names that the conversation had not."""
     first = answer.split("[1]")[0]
     known = {part.strip().lower() for part in subject.split(",")} | {person.lower()}
-    found = [n for n in names(first) if n.lower() not in known and len(n.split()) > 1]
+    # Without a closing quote or a footnote's number: "‘Precision Medicine Catapult’2".
+    found = [n.rstrip("’'0123456789") for n in names(first) if n.lower() not in known and len(n.split()) > 1]
     return ", ".join(found[:3])
 
 
@@ -229,12 +275,22 @@ def _asked_of_either(previous: str, new: list[str]) -> Resolution:
 
 
 def _borne_out(readings: Resolution, answer: str) -> str:
-    """Of an ellipsis's readings, the one whose names the answer it got quotes more of: after
-    "Does the LSP include Merseyside Police?", "What about Torus?" answered "- Torus … The
-    Liverpool Strategic Partnership (LSP) …" was read "Does the LSP include Torus?"."""
-    quoted = answer.lower()
+    """Of a turn's readings, the one whose names' words the answer it got quotes more of
+    (the first where they tie): after "Does the LSP include Merseyside Police?", "What about
+    Torus?" answered "- Torus … The Liverpool Strategic Partnership (LSP) …" was read
+    "Does the LSP include Torus?"."""
+    quoted = set(re.findall(r"[\w'’-]+", answer.lower()))
+
+    def found(name: str) -> float:  # by the words that tell it apart: "Liverpool", not "Health Partners"
+        words = name.lower().split()
+        telling = [w for w in words if not is_common_word(w)] or words
+        return sum(w in quoted for w in telling) / len(telling)
+
+    # A name the answer does not quote counts against its reading: of "Is Leeds the only UK city
+    # …?" and the same with "(Liverpool Health Partners)" after it, an answer about Leeds and
+    # the UK bore out the first.
     return max(filter(None, (readings.query, readings.alternative)),
-               key=lambda q: sum(n.lower() in quoted for n in names(q)))
+               key=lambda q: sum(2 * found(n) - 1 for n in names(q)))
 
 
 def _already_named(previous: str, new: list[str]) -> bool:

@@ -287,3 +287,67 @@ def test_a_person_with_a_middle_initial_is_named_whole():
     assert person_in("Feynman worked with Robert R. Wilson on the project. [1]") == "Robert R. Wilson"
     assert person_in("It was founded by John F. W. Herschel. [1]") == "John F. W. Herschel"
     assert person_in("Professor Phil Wood said it. [1]") == "Professor Phil Wood"
+
+
+# From a new user's 18 fresh dialogues (2026-12-08, eighth session): each turn of the history
+# is resolved as it was when asked, and stands for the reading its answer bore out.
+
+def test_an_opening_contraction_is_no_subject():
+    # "What's" was borrowed as a name: "Is it a delivery body? (What's, Liverpool Strategic Partnership)".
+    assert names("What's the purpose of the Wigan Rowing Club?") == ["Wigan Rowing Club"]
+    history = turns(("What's the purpose of the Wigan Rowing Club?", "To row. [1]"))
+    assert resolve("Is it a charity?", history).query == "Is it a charity? (Wigan Rowing Club)"
+
+
+def test_after_an_ellipsis_in_common_words_the_next_asks_the_last_whole_question_again():
+    # "And Liverpool Hope University?" after "What about the fire service?" was read "What
+    # about the fire service? (Liverpool Hope University)", and refused.
+    history = turns(("Is the Bolton Sculling Society part of the Wigan Rowing League?", "- Bolton Sculling Society [1]"),
+                    ("What about the rescue boat crew?", "- Rescue Boat Crew [1]"))
+    got = resolve("And Preston Rowing Club?", history)
+    assert got.query == "Is Preston Rowing Club part of the Wigan Rowing League?"
+
+
+def test_a_turn_read_two_ways_stands_for_the_reading_its_answer_bore_out():
+    # "they" read as the trusts the answer named (its answer quotes them), so the next "they"
+    # is the trusts too, not the university the first question named.
+    history = turns(("Which trusts joined the University of Wigan?",
+                     "Bolton Mental Health Trust and Preston Community Trust have joined the University of Wigan. [1]"),
+                    ("What will they become?", "The Bolton and Preston Group will become a university group. [1]"))
+    got = resolve("When will they get the status?", history)
+    assert got.query == "When will they get the status? (Bolton Mental Health Trust and Preston Community Trust)"
+
+
+def test_a_name_the_answer_does_not_quote_counts_against_a_reading():
+    # "Is Leeds the only UK city …?" read with the conversation's subject after it, and as
+    # typed: answered of Leeds and the UK, it was the question as typed.
+    history = turns(("How does the Wigan Rowing Club train rowers?", "With boats. [1]"),
+                    ("Is Bolton the only town to train its rowers like this?",
+                     "Bolton joins a number of other towns that train their rowers. [1]"))
+    assert resolve("How many other towns have done the same?", history).query == \
+        "How many other towns have done the same? (Bolton)"
+
+
+def test_what_it_pointed_at_stays_the_subject_when_the_question_names_another_thing():
+    # "Is it the only one in Yorkshire?" names Yorkshire; "its" next is still the partnership.
+    history = turns(("What does the Wigan Rowing League do?", "The Wigan Rowing League runs races. [1]"),
+                    ("Is it the only one in Yorkshire?", "The Wigan Rowing League is the only one in Yorkshire. [1]"))
+    assert resolve("Who is its secretary?", history).query == "Who is its secretary? (Wigan Rowing League)"
+
+
+def test_a_short_whole_question_is_no_fragment_and_a_month_is_no_subject():
+    # "What is personalised medicine?" was read after the last question, as "At which meeting?" is.
+    history = turns(("What does the Wigan Rowing League do?", "It runs races. [1]"),
+                    ("What's happening in June?", "The Wigan Regatta is in June. [1]"))
+    got = resolve("What is sculling?", history)
+    assert got.query == "What is sculling?" and got.alternative == "What is sculling? (Wigan Rowing League)"
+    assert resolve("Who is its secretary?", history).query == "Who is its secretary? (Wigan Rowing League)"
+
+
+def test_a_name_after_an_article_or_a_quote_is_a_things_not_a_persons():
+    # "Leeds has been chosen to be a ‘Precision Medicine Catapult’" named no person, so
+    # "Who identified them?" could not be read of the catapults.
+    assert person_in("Wigan has been chosen to be a ‘Rowing Centre Hub’ for the north. [1]") == ""
+    assert person_in("The Rowing Centre Hub was opened by Kate Lodge. [1]") == "Kate Lodge"
+    history = turns(("What has Wigan been chosen to be?", "Wigan has been chosen to be a ‘Rowing Centre Hub’. [1]"))
+    assert resolve("Who picked them?", history).alternative == "Who picked them? (Rowing Centre Hub)"

@@ -173,3 +173,25 @@ def test_a_name_only_a_documents_title_writes_is_one_it_is_about(tmp_path, encod
     build_index(config, encoder)
     answer = QA.load(config, encoder, reader).ask("How many staff does the Wigan Rowing Club employ?")
     assert not answer.abstained and "forty staff" in answer.sentences[0].text
+
+
+def ask_in_turn(qa, questions: list[str]):
+    """Each question asked with the earlier ones and the product's own answers as history."""
+    history, answers = [], []
+    for question in questions:
+        answers.append(answer := qa.ask(question, history or None))
+        history.append({"question": question, "answer": answer.answer or answer.message})
+    return answers
+
+
+def test_a_new_users_follow_ups_find_what_they_lean_on(qa):
+    # From a new user's fresh dialogues (2026-12-08). "And Liverpool Hope University?" after
+    # an ellipsis in common words was read "What about the fire service? (Liverpool Hope
+    # University)" and refused; "them" after the Precision Medicine Catapult was read as Leeds
+    # (the catapult had been taken for a person's name) and refused.
+    *_, hope = ask_in_turn(qa, ["is merseyside police part of the liverpool strategic partnership?",
+                               "what about the fire service?", "And Liverpool Hope University?"])
+    assert hope.query == "Is Liverpool Hope University part of the Liverpool Strategic Partnership?"
+    assert hope.sentences[0].text == "Liverpool Hope University"
+    _, them = ask_in_turn(qa, ["what has Leeds been chosen to be?", "who identified them?"])
+    assert "identified through Innovate UK" in them.sentences[0].text
