@@ -70,6 +70,7 @@ _THING = re.compile(r"(?:\b(?:a|an|the)\s+|[‘“\"'])$", re.I)
 _CALENDAR = {"january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
              "november", "december", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
 _POSSESSIVE = re.compile(r"['’]s$")
+_OWNERS = {"its", "his", "her", "their", "our", "my", "your", "whose", "a", "an", "this", "that", "these", "those"}
 _BORROWED = re.compile(r" \([^()]*\)$")
 FRAGMENT_WORDS = 4  # a follow-up this short, naming nothing and with no verb, carries on the last question
 _AUXILIARIES = {"is", "are", "was", "were", "be", "been", "do", "does", "did", "has", "have", "had", "can", "could",
@@ -260,9 +261,13 @@ def _asked_of(previous: str, new: list[str], which: int = 0) -> str:
     if not spans:
         return f"{bare} ({', '.join(new)})"
     a, b = spans[which]
-    if bare[:a].lower().endswith("the "):
-        a -= len("the ")
-    return bare[:a] + new[0] + bare[b:]
+    article = bare[:a].lower().endswith("the ")
+    a -= len("the ") if article else 0
+    before = re.findall(r"[\w'’]+", bare[:a].lower())[-1:]
+    # Its article only where one can stand: "… does the LAHP have?", not "its first the Head of State".
+    said = new[0] if article or not before or (before[0] in STOPWORDS and before[0] not in _OWNERS) else \
+        re.sub(r"^the\s+", "", new[0], flags=re.I)
+    return bare[:a] + said + bare[b:]
 
 
 def _asked_of_either(previous: str, new: list[str]) -> Resolution:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import Stemmer
 
+from .editdistance import edits, one_edit
 from .types import Document
 
 # One character in, one character out, so offsets into the normalised copy are
@@ -294,10 +295,10 @@ class Lexicon:
         if word in self._words or len(word) < 4 or word.isdigit() or word in STOPWORDS:
             return word
         pool = self._by_initial.get(word[0], [])
-        near = [w for w in pool if _one_edit(w, word)]
+        near = [w for w in pool if one_edit(w, word)]
         if not near and len(word) >= TWO_TYPOS_FROM:
             letters = set(word)  # two typos change at most four of the letters a word has
-            near = [w for w in pool if abs(len(w) - len(word)) <= 2 and len(letters ^ set(w)) <= 4 and _edits(w, word) <= 2]
+            near = [w for w in pool if abs(len(w) - len(word)) <= 2 and len(letters ^ set(w)) <= 4 and edits(w, word) <= 2]
         # A stop word is the commonest of all ("whst" is "what", not "west"); of the rest,
         # only the most used few are weighed by their documents (each a lookup in the store).
         near = sorted(near, key=lambda w: (w in STOPWORDS, self._uses[w], w), reverse=True)[:NEAR_WEIGHED]
@@ -359,36 +360,8 @@ class Lexicon:
         return self.canonical({self.correct(w) for w in words(text)})
 
 
-_CASED_WORD = re.compile(r"\b[A-Za-z][\w&-]*")  # a word, not the "st" of "21st"
-
-
-def _edits(a: str, b: str) -> int:
-    """Typos between two words: letters dropped, added or changed, and neighbours swapped
-    (the optimal string alignment distance)."""
-    before, row = None, list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        current = [i]
-        for j, y in enumerate(b, 1):
-            cost = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + (x != y))
-            if before is not None and j > 1 and x == b[j - 2] and a[i - 2] == y:
-                cost = min(cost, before[j - 2] + 1)
-            current.append(cost)
-        before, row = row, current
-    return row[-1]
-
-
-def _one_edit(a: str, b: str) -> bool:
-    """Whether two different words are one typo apart: a letter dropped or added, one
-    changed, or two neighbours swapped."""
-    if abs(len(a) - len(b)) > 1 or a == b:
-        return False
-    if len(a) == len(b):
-        diff = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
-        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
-                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
-    short, long = (a, b) if len(a) < len(b) else (b, a)
-    i = next((i for i, (x, y) in enumerate(zip(short, long)) if x != y), len(short))
-    return short[i:] == long[i + 1:]
+# A word, not the "st" of "21st" nor the "t" of "didn't" ("didn'T" where the corpus writes "AT&T").
+_CASED_WORD = re.compile(r"\b(?!(?<=['’])(?:t|s|re|ve|ll|d|m)\b)[A-Za-z][\w&-]*")
 
 
 def _name_casing(texts: list[str]) -> tuple[dict[str, str], dict[str, dict[tuple[str, ...], tuple[str, ...]]]]:

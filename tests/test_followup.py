@@ -351,3 +351,15 @@ def test_a_name_after_an_article_or_a_quote_is_a_things_not_a_persons():
     assert person_in("The Rowing Centre Hub was opened by Kate Lodge. [1]") == "Kate Lodge"
     history = turns(("What has Wigan been chosen to be?", "Wigan has been chosen to be a ‘Rowing Centre Hub’. [1]"))
     assert resolve("Who picked them?", history).alternative == "Who picked them? (Rowing Centre Hub)"
+
+
+def test_an_ellipsis_puts_its_article_only_where_one_can_stand():
+    # "and the head of state?" after "Who was its first Prime Minister?" was searched as
+    # "Who was its first the Head of State?" (a new user's dialogue on Samoa, 2026-12-08).
+    history = turns(("Who was its first Rowing Master?", "Kate Lodge was the club's first Rowing Master. [1]"))
+    assert resolve("And the Head Coach?", history).query == "Who was its first Head Coach?"
+    history = turns(("Who chairs the Wigan Rowing Club?", "Kate Lodge [1]"))
+    assert resolve("What about the Bolton Sculling Society?", history).query == "Who chairs the Bolton Sculling Society?"
+    history = turns(("How many rowers does Wigan have?", "forty [1]"))
+    assert resolve("What about the Bolton Sculling Society?", history).query == \
+        "How many rowers does the Bolton Sculling Society have?"

@@ -168,6 +168,15 @@ def test_a_common_word_the_corpus_capitalises_keeps_the_case_typed():
     assert lexicon.respell("Where is Léicester?") == "Where is Léicester?"
 
 
+def test_a_contractions_ending_is_never_cased():
+    # A new user's "which countries didn't take part?" was searched as "Which countries
+    # didn'T take part?": the corpus wrote "AT & T", so "t" had a capital (2026-12-08).
+    texts = ["Shares of AT & T and T-Mobile fell at Comcast.", "Mary's Ltd."]
+    lexicon = Lexicon(texts, {"d": " ".join(texts)}, ["d", "d"])
+    assert lexicon.truecase("which countries didn't take part?") == "which countries didn't take part?"
+    assert lexicon.truecase("who's at comcast? they're at t-mobile") == "who's at Comcast? they're at T-Mobile"
+
+
 def test_words_lose_their_accents_so_that_names_typed_without_them_match():
     # "Bolesław" was "boles" and "aw", "Płock" "p" and "ock": no question found them.
     assert words("Bolesław II of Masovia, in Płock; Skłodowska-Curie; Zürich's Straße; 2,500") == \
