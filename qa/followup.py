@@ -61,7 +61,9 @@ _BODIES = {"university", "universities", "trust", "trusts", "partnership", "part
            "group", "institute", "foundation", "authority", "agency", "police", "service", "services", "centre",
            "center", "system", "committee", "alliance", "company", "ltd", "plc", "city", "county", "region",
            "department", "ministry", "government", "office", "association", "society", "club", "commission",
-           "innovation", "programme", "leeds", "liverpool", "england", "uk"}
+           "innovation", "programme", "leeds", "liverpool", "england", "uk", "church", "cathedral", "abbey",
+           "palace", "castle", "museum", "bridge", "street", "road", "park", "station", "square", "house", "hall",
+           "island", "islands", "river", "mountain", "war", "battle", "treaty", "pact", "act", "day", "saturday"}
 
 
 # A name after an article or an opening quote is a thing's: "a ‘Precision Medicine Catapult’".

@@ -388,10 +388,10 @@ def _name_casing(texts: list[str]) -> tuple[dict[str, str], dict[str, dict[tuple
                 starts = n == 0 and not any(c.isalnum() for c in text[:a])
                 if starts and cased and (len(cased) == 1 or cased[0].lower() in lower):
                     cased = cased[1:]
-                if len(cased) == 1:
-                    forms = alone.setdefault(cased[0].lower(), {})
-                    forms[cased[0]] = forms.get(cased[0], 0) + 1
-                elif cased:
+                for word in cased:  # "Ismay" of "General Hastings Ismay" is asked after alone too
+                    forms = alone.setdefault(word.lower(), {})
+                    forms[word] = forms.get(word, 0) + 1
+                if len(cased) > 1:
                     names.setdefault(tuple(w.lower() for w in cased), cased)
     by_first: dict[str, dict[tuple[str, ...], tuple[str, ...]]] = {}
     for key in sorted(names, key=len, reverse=True):

@@ -349,6 +349,9 @@ def test_a_name_after_an_article_or_a_quote_is_a_things_not_a_persons():
     # "Who identified them?" could not be read of the catapults.
     assert person_in("Wigan has been chosen to be a ‘Rowing Centre Hub’ for the north. [1]") == ""
     assert person_in("The Rowing Centre Hub was opened by Kate Lodge. [1]") == "Kate Lodge"
+    # Nor is a place or a day: "his" was read as "Mary Magdalene's Church", "him" as "Black Saturday".
+    assert person_in("He was christened in Mary Magdalene's Church, near Wigan. [1]") == ""
+    assert person_in("The day became known as Black Saturday. [1]") == ""
     history = turns(("What has Wigan been chosen to be?", "Wigan has been chosen to be a ‘Rowing Centre Hub’. [1]"))
     assert resolve("Who picked them?", history).alternative == "Who picked them? (Rowing Centre Hub)"
 

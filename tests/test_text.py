@@ -168,6 +168,15 @@ def test_a_common_word_the_corpus_capitalises_keeps_the_case_typed():
     assert lexicon.respell("Where is Léicester?") == "Where is Léicester?"
 
 
+def test_a_word_of_a_name_the_corpus_writes_is_cased_when_asked_alone():
+    # "when did ismay die?" kept "ismay" in lower case, so the name check could not see it:
+    # the corpus writes him only as "British General Hastings Ismay" (2026-12-08).
+    texts = ["Emblematic was the position of British General Hastings Ismay, who said so.", "The general spoke."]
+    lexicon = Lexicon(texts, {"d": " ".join(texts)}, ["d", "d"])
+    assert lexicon.truecase("when did ismay die?") == "when did Ismay die?"
+    assert lexicon.truecase("what did the general say?") == "what did the general say?"  # written in lower case too
+
+
 def test_a_contractions_ending_is_never_cased():
     # A new user's "which countries didn't take part?" was searched as "Which countries
     # didn'T take part?": the corpus wrote "AT & T", so "t" had a capital (2026-12-08).
