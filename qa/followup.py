@@ -129,6 +129,10 @@ def _resolved(question: str, talk: _Conversation) -> Resolution:
                           _demonstrated(question, answered))
     if names(question) or not subject or _mentions(question, subject):
         return Resolution(question)
+    if _fragment(question) and len(re.findall(r"[\w'’-]+", question)) == 1 and previous:
+        # "Where?" asks nothing of the subject alone ("Where? (Warsaw Pact)" found where the
+        # pact's states were): only the last question carries it.
+        return Resolution(_carried_on(previous, question))
     if _fragment(question):
         # "At which meeting?", "Aimed at whom?": a fragment that carries on the last question.
         return Resolution(f"{question} ({subject})", _carried_on(previous, question))

@@ -366,3 +366,11 @@ def test_an_ellipsis_puts_its_article_only_where_one_can_stand():
     history = turns(("How many rowers does Wigan have?", "forty [1]"))
     assert resolve("What about the Bolton Sculling Society?", history).query == \
         "How many rowers does the Bolton Sculling Society have?"
+
+
+def test_a_lone_question_word_only_carries_on_the_last_question():
+    # "Where?" after "When was it formally declared over?" was also read "Where? (Warsaw
+    # Pact)", which a sentence about where the pact's states were answered at 0.64.
+    history = turns(("Who founded the Wigan Rowing Club?", "Kate Lodge founded it. [1]"))
+    assert resolve("Where?", history) == Resolution("Who founded the Wigan Rowing Club? Where?")
+    assert resolve("Since when?", history).alternative == "Who founded the Wigan Rowing Club? Since when?"
