@@ -37,7 +37,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .text import STOPWORDS, is_common_word, named_spans
+from .text import STOPWORDS, TITLES as _TITLES, is_common_word, named_spans
 
 _PERSONAL = re.compile(r"\b(?:he|she|his|her|hers|him|himself|herself)\b", re.I)
 _POINTING = re.compile(r"\b(?:it|its|it's|they|their|them|theirs|this|that|these|those|there|the same)\b", re.I)
@@ -53,8 +53,8 @@ _ELLIPSIS_OPENINGS = ("and what about", "what about", "how about", "what of", "a
 _ELLIPSIS_MAX_WORDS = 5
 _NOT_IN_ELLIPSIS = {"is", "are", "was", "were", "do", "does", "did", "has", "have", "had", "can", "will", "would",
                     "what", "who", "whom", "whose", "how", "when", "where", "which", "why"}
-_TITLES = {"sir", "dame", "professor", "prof", "dr", "mr", "mrs", "ms", "miss", "councillor", "cllr", "lord", "lady",
-           "baroness", "mayor", "rev", "reverend"}
+_HERS = re.compile(r"\b(?:she|her|hers|herself)\b", re.I)
+_HIS_TITLES, _HER_TITLES = {"sir", "lord", "mr"}, {"dame", "lady", "mrs", "ms", "miss", "baroness"}
 # Words that make a name an organisation's or a place's, not a person's.
 _BODIES = {"university", "universities", "trust", "trusts", "partnership", "partnerships", "partners", "council",
            "nhs", "hospital", "hospitals", "health", "care", "network", "board", "fund", "zone", "college", "school",
@@ -74,6 +74,11 @@ _CALENDAR = {"january", "february", "march", "april", "may", "june", "july", "au
 _POSSESSIVE = re.compile(r"['’]s$")
 _OWNERS = {"its", "his", "her", "their", "our", "my", "your", "whose", "a", "an", "this", "that", "these", "those"}
 _BORROWED = re.compile(r" \([^()]*\)$")
+# A question that says it turns to another subject ("back to Leeds: …", "switching to the
+# LSP - …", "Liverpool Health Partners - what region does it cover?") is about what it names.
+_SWITCH = re.compile(r"^\W*(?:(?:ok(?:ay)?|right|so|now)\W+)?(?:(?:and\s+)?(?:back|switching|switch|turning|"
+                     r"going back|coming back|returning|moving on|over) to|over in|different topic|new topic|"
+                     r"changing (?:the )?subject|as for|compare with)\b|^[^?]{2,60}?\s[-–—:]\s", re.I)
 FRAGMENT_WORDS = 4  # a follow-up this short, naming nothing and with no verb, carries on the last question
 _AUXILIARIES = {"is", "are", "was", "were", "be", "been", "do", "does", "did", "has", "have", "had", "can", "could",
                 "will", "would", "should", "may", "might", "must", "shall", "what's", "who's", "where's", "when's"}
@@ -92,6 +97,7 @@ class _Conversation:
     previous: str = ""  # the last whole question, as it was read
     subject: str = ""  # what the latest question that named anything named, bar the person it asked about
     person: str = ""  # the person the latest answer naming one named
+    about_people: str = ""  # that answer
     answer: str = ""  # the latest answer
 
 
@@ -100,7 +106,10 @@ def resolve(question: str, history: list[dict] | None) -> Resolution:
 
 
 def _resolved(question: str, talk: _Conversation) -> Resolution:
-    previous, subject, person = talk.previous, talk.subject, talk.person
+    previous, subject = talk.previous, talk.subject
+    person = person_in(talk.about_people, question) if _PERSONAL.search(question) else talk.person
+    if _SWITCH.search(question) and names(question):  # "back to Leeds: who …": its own subject, said so
+        return Resolution(question)
     answered = _named_in(talk.answer, subject, person)
     if (said := _ellipsis(question)) is not None:  # the last question asked again of what it names, or of this
         new = _named_anew(said)
@@ -190,15 +199,18 @@ def _name_spans(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def person_in(answer: str) -> str:
+def person_in(answer: str, asked: str = "") -> str:
     """The person an answer names first: a name led by a title ("Professor Phil Wood"), or
-    else one of two or three words none of which is an organisation's or a place's."""
+    else one of two or three words none of which is an organisation's or a place's; for a
+    question asking after "she" or "he", the first whose title does not say otherwise ("she"
+    after "Sir Alan Langlands, … Councillor Lisa Mulherin, …" is Lisa Mulherin)."""
     found = names(answer)
     # A title alone is no one: "Dr. Helena Okafor" reads as "Dr" and then "Helena Okafor".
     titled = [n for n in found if n.split()[0].lower().rstrip(".") in _TITLES and len(n.split()) > 1]
     plain = [n for n in found if 2 <= len(n.split()) <= 3 and not {w.lower() for w in n.split()} & (_BODIES | _TITLES)
              and not _THING.search(answer.split(n)[0])]
-    name = (titled or plain or [""])[0]
+    unlike = _HIS_TITLES if _HERS.search(asked) else _HER_TITLES if _PERSONAL.search(asked) else set()
+    name = ([n for n in titled + plain if n.split()[0].lower().rstrip(".") not in unlike] or titled or plain or [""])[0]
     # A middle initial ends the capitalised run: "Robert R. Wilson" is found as "Robert R".
     whole = re.search(re.escape(name) + r"\.(?:\s+[A-Z]\.)*\s+[A-Z][\w'’-]+", answer) if name else None
     return whole.group() if whole else name
@@ -228,7 +240,8 @@ def _walk(history: list[dict]) -> _Conversation:
         else:
             subject = ", ".join(n for n in names(reading) if n != talk.person and n.lower() not in _CALENDAR)
         talk = _Conversation(previous=reading if whole else talk.previous, subject=subject or talk.subject,
-                             person=person_in(answer) or talk.person, answer=answer)
+                             person=person_in(answer) or talk.person,
+                             about_people=answer if person_in(answer) else talk.about_people, answer=answer)
     return talk
 
 

@@ -391,8 +391,10 @@ def _name_casing(texts: list[str]) -> tuple[dict[str, str], dict[str, dict[tuple
                 for word in cased:  # "Ismay" of "General Hastings Ismay" is asked after alone too
                     forms = alone.setdefault(word.lower(), {})
                     forms[word] = forms.get(word, 0) + 1
-                if len(cased) > 1:
-                    names.setdefault(tuple(w.lower() for w in cased), cased)
+                # "phil wood" is Professor Phil Wood's name, asked without his title.
+                for whole in (cased, cased[1:]) if cased and cased[0].lower().rstrip(".") in TITLES else (cased,):
+                    if len(whole) > 1:
+                        names.setdefault(tuple(w.lower() for w in whole), whole)
     by_first: dict[str, dict[tuple[str, ...], tuple[str, ...]]] = {}
     for key in sorted(names, key=len, reverse=True):
         by_first.setdefault(key[0], {})[key] = names[key]
@@ -400,6 +402,8 @@ def _name_casing(texts: list[str]) -> tuple[dict[str, str], dict[str, dict[tuple
             by_first)
 
 
+TITLES = frozenset({"sir", "dame", "professor", "prof", "dr", "mr", "mrs", "ms", "miss", "councillor", "cllr", "lord",
+                    "lady", "baroness", "mayor", "rev", "reverend"})
 _NAME_JOINS = re.compile(r"\s+(?:and|&)\s+|'s\s+")
 _NAMED = re.compile(r"\b(?:[A-Z][\w'&-]*(?:\s+(?:of|and|for|the|&)\s+|\s+)?)*[A-Z][\w'&-]*")
 _NOT_NAMES = STOPWORDS | {"tell", "list", "name", "give", "show", "please"}

@@ -374,3 +374,23 @@ def test_a_lone_question_word_only_carries_on_the_last_question():
     history = turns(("Who founded the Wigan Rowing Club?", "Kate Lodge founded it. [1]"))
     assert resolve("Where?", history) == Resolution("Who founded the Wigan Rowing Club? Where?")
     assert resolve("Since when?", history).alternative == "Who founded the Wigan Rowing Club? Since when?"
+
+
+def test_a_question_that_says_it_turns_to_another_subject_is_read_as_typed():
+    # A new user's long dialogues (2026-12-08): "switching to the 2016 leeds partnership -
+    # what was its first big project" borrowed "(University of Leicester)".
+    history = turns(("Who founded the Wigan Rowing Club?", "Kate Lodge founded the Wigan Rowing Club. [1]"))
+    for asked in ("back to Bolton: who runs its regatta?", "switching to the Bolton Sculling Society - when was it founded?",
+                  "Preston Rowing Club - what does it do?", "ok, over to Bolton, who runs it?"):
+        assert resolve(asked, history) == Resolution(asked)
+
+
+def test_she_is_not_a_sir_nor_he_a_dame():
+    # "what board does she chair" after an answer naming Sir Alan Langlands, then Councillor
+    # Lisa Mulherin, was read of Sir Alan.
+    answer = ("Sir Alan Langlands, Chair of the Wigan Rowing Club, said so. [1] Councillor Lisa Mulherin, Chair of the "
+              "Wigan Regatta Board, agreed. [2]")
+    history = turns(("Who spoke about the club?", answer))
+    assert resolve("What board does she chair?", history).query == "What board does she chair? (Councillor Lisa Mulherin)"
+    assert resolve("What does he chair?", history).query == "What does he chair? (Sir Alan Langlands)"
+    assert person_in("Dame Kate Lodge spoke, then Mr Tom Robinson. [1]", "What did he say?") == "Mr Tom Robinson"
