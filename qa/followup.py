@@ -50,6 +50,7 @@ _POINTING_PRONOUN = re.compile(r"\b(?:it|its|it's|they|their|them|theirs)\b", re
 # by words in Python, not by one regular expression: nested repeats there backtracked for
 # hours on one long word.
 _ELLIPSIS_OPENINGS = ("and what about", "what about", "how about", "what of", "and")
+_ELLIPSIS_CLOSINGS = ("too", "as well", "also")
 _ELLIPSIS_MAX_WORDS = 5
 _NOT_IN_ELLIPSIS = {"is", "are", "was", "were", "do", "does", "did", "has", "have", "had", "can", "will", "would",
                     "what", "who", "whom", "whose", "how", "when", "where", "which", "why"}
@@ -158,13 +159,15 @@ def _fragment(question: str) -> bool:
 
 
 def _ellipsis(question: str) -> str | None:
-    """What follows "And …", "What about …" in a follow-up of a few words and no verb, or None."""
+    """What follows "And …", "What about …" (or comes before "… too") in a follow-up of a few
+    words and no verb, or None."""
     said = question.strip().rstrip("?!. ").strip()
     low = said.lower()
     opening = next((o for o in _ELLIPSIS_OPENINGS if low == o or low.startswith(o + " ")), None)
-    if opening is None:
+    closing = next((c for c in _ELLIPSIS_CLOSINGS if low.endswith(" " + c)), None)  # "Police too?"
+    if opening is None and closing is None:
         return None
-    rest = said[len(opening):].strip(" ,")
+    rest = said[len(opening or ""):len(said) - len(closing or "")].strip(" ,")
     words = rest.split()
     if not 1 <= len(words) <= _ELLIPSIS_MAX_WORDS or {w.lower().strip(",") for w in words} & _NOT_IN_ELLIPSIS:
         return None
@@ -307,6 +310,8 @@ def _borne_out(readings: Resolution, answer: str) -> str:
 
     def found(name: str) -> float:  # by the words that tell it apart: "Liverpool", not "Health Partners"
         words = name.lower().split()
+        if len(words) > 1 and "".join(w[0] for w in name.split() if w[0].isupper()).lower() in quoted:
+            return 1.0  # by its initials: "LHP provides …"
         telling = [w for w in words if not is_common_word(w)] or words
         return sum(w in quoted for w in telling) / len(telling)
 

@@ -394,3 +394,14 @@ def test_she_is_not_a_sir_nor_he_a_dame():
     assert resolve("What board does she chair?", history).query == "What board does she chair? (Councillor Lisa Mulherin)"
     assert resolve("What does he chair?", history).query == "What does he chair? (Sir Alan Langlands)"
     assert person_in("Dame Kate Lodge spoke, then Mr Tom Robinson. [1]", "What did he say?") == "Mr Tom Robinson"
+
+
+def test_a_name_is_borne_out_by_its_initials_and_an_ellipsis_may_end_in_too():
+    # "who is its chief executive" after "What does it provide between the NHS and
+    # universities? (Liverpool Health Partners)", answered "LHP provides …": the subject
+    # stayed LHP, not the NHS the question also named (a new user's long dialogue).
+    history = turns(("What is Wigan Rowing Club?", "WRC is a club. [1]"),
+                    ("What does it give the NHS?", "WRC gives the NHS rowers. [1]"))
+    assert resolve("Who is its captain?", history).query == "Who is its captain? (Wigan Rowing Club)"
+    history = turns(("Is Torus a partner of the Wigan Rowing Club?", "- Torus [1]"))
+    assert resolve("Merseyside Police too?", history).query == "Is Merseyside Police a partner of the Wigan Rowing Club?"
