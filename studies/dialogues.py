@@ -6,6 +6,8 @@ a study set, not a regression set: each was written once to find follow-up bugs
 - `dialogues/default-walk8.jsonl`: 18 dialogues (72 turns) on the default corpus;
 - `dialogues/wiki5.jsonl`: 20 dialogues (80 turns) on five SQuAD 1.1 train articles
   (`dialogues/wiki5/`, CC BY-SA 4.0; no SQuAD dev article), indexed into a temporary folder.
+  The reader may have been trained on their paragraphs (with SQuAD's own questions), so
+  its figures flatter the reader: the set is for finding follow-up bugs, not for a score.
 
 A turn is right when the first quoted sentence holds one of its gold phrases, and an
 unanswerable one when it is refused.
