@@ -7,13 +7,14 @@ the product's own answer) and says what to search:
 * a question that names its own subject, with no word pointing back, is searched as typed
   ("Who chairs Liverpool Health Partners?" after talk of Leeds);
 * "he", "she", "his", "her" point at the person the latest answer named ("Professor Phil
-  Wood, … said" after "Who said …?"), not at an organisation that answer also names; where
-  the conversation's questions named a person too ("his thesis" after "Who was Feynman's
-  thesis advisor?"), both are read and the surer kept;
+  Wood, … said" after "Who said …?"; "she" never a Sir), not at an organisation that
+  answer also names; where the conversation's questions named a person too ("his thesis"
+  after "Who was Feynman's thesis advisor?"), both are read and the surer kept;
 * "it", "its", "they", "this" … point at the subject of the conversation: the things the
-  latest question that named any named, or what the last such word pointed at ("Is it the
-  only one in Yorkshire?" leaves the subject where it was); "that partnership" may point at the Leeds Academic
-  Health Partnership the last answer named instead, so it is read that way too;
+  latest question that named any named, or what the last such word pointed at ("Is it
+  the only one in Yorkshire?" leaves the subject where it was); "that partnership" may
+  point at the Leeds Academic Health Partnership the last answer named instead, so it is
+  read that way too;
 * "And in Leeds?", "What about Leicester?": the previous question asked again of the new
   subject (in place of its first name, and of its last where it named two: "Does the LSP
   include Merseyside Police?", then "What about Torus?"), not as typed. As typed, the
@@ -23,8 +24,11 @@ the product's own answer) and says what to search:
   and, as a fragment is, after the last question;
 * a question that names nothing and points at nothing ("Who is the chair elect?") may
   lean on the conversation or stand alone: both readings are offered, and the answer the
-  reader is surer of is kept (`qa.pipeline.QA.ask`); a fragment of a few words ("At which
-  meeting?") is read with the conversation's subject and after the last question.
+  reader is surer of is kept (`qa.pipeline.QA.ask`); a fragment of a few words with no
+  verb ("At which meeting?") is read with the conversation's subject and after the last
+  question; a lone question word ("Where?") only after the last question;
+* a question that says it turns to what it names ("back to Leeds: …", "Liverpool Health
+  Partners - what region does it cover?") is searched as typed.
 
 Each earlier turn is resolved as it was when asked, and stands for the reading its answer
 bore out; an ellipsis or a fragment leaves the last whole question in place for the next.
@@ -46,11 +50,12 @@ _POINTING = re.compile(r"\b(?:it|its|it's|they|their|them|theirs|this|that|these
 _PLURAL = re.compile(r"\b(?:they|their|them|theirs)\b", re.I)
 _DEMONSTRATIVE = re.compile(r"\b(?:that|this|these|those)\s+([a-z]{3,})\b", re.I)
 _POINTING_PRONOUN = re.compile(r"\b(?:it|its|it's|they|their|them|theirs)\b", re.I)
-# "And in Leeds?", "What about the University of Leicester?": a few words, no verb. Matched
+# "And in Leeds?", "What about the University of Leicester?", "Merseyside Police too?": a few words, no verb. Matched
 # by words in Python, not by one regular expression: nested repeats there backtracked for
 # hours on one long word.
 _ELLIPSIS_OPENINGS = ("and what about", "what about", "how about", "what of", "and")
 _ELLIPSIS_CLOSINGS = ("too", "as well", "also")
+_SUBJECT_PRONOUNS = {"it", "they", "he", "she", "we", "i", "you", "this", "that", "there", "these", "those"}
 _ELLIPSIS_MAX_WORDS = 5
 _NOT_IN_ELLIPSIS = {"is", "are", "was", "were", "do", "does", "did", "has", "have", "had", "can", "will", "would",
                     "what", "who", "whom", "whose", "how", "when", "where", "which", "why"}
@@ -76,10 +81,11 @@ _POSSESSIVE = re.compile(r"['’]s$")
 _OWNERS = {"its", "his", "her", "their", "our", "my", "your", "whose", "a", "an", "this", "that", "these", "those"}
 _BORROWED = re.compile(r" \([^()]*\)$")
 # A question that says it turns to another subject ("back to Leeds: …", "switching to the
-# LSP - …", "Liverpool Health Partners - what region does it cover?") is about what it names.
+# LSP - …") is about what it names; so is one headed by a name alone (`_switches`).
 _SWITCH = re.compile(r"^\W*(?:(?:ok(?:ay)?|right|so|now)\W+)?(?:(?:and\s+)?(?:back|switching|switch|turning|"
                      r"going back|coming back|returning|moving on|over) to|over in|different topic|new topic|"
-                     r"changing (?:the )?subject|as for|compare with)\b|^[^?]{2,60}?\s[-–—:]\s", re.I)
+                     r"changing (?:the )?subject|as for|compare with)\b", re.I)
+_HEADED = re.compile(r"^\s*(?:the\s+)?([^?]{2,60}?)(?:\s[-–—]|\s*:)\s")  # "Liverpool Health Partners - what …"
 FRAGMENT_WORDS = 4  # a follow-up this short, naming nothing and with no verb, carries on the last question
 _AUXILIARIES = {"is", "are", "was", "were", "be", "been", "do", "does", "did", "has", "have", "had", "can", "could",
                 "will", "would", "should", "may", "might", "must", "shall", "what's", "who's", "where's", "when's"}
@@ -96,7 +102,7 @@ class _Conversation:
     """What a conversation so far leaves a follow-up to lean on (`_walk`)."""
 
     previous: str = ""  # the last whole question, as it was read
-    subject: str = ""  # what the latest question that named anything named, bar the person it asked about
+    subject: str = ""  # what the latest question that named anything named (bar a person), or "it" pointed at
     person: str = ""  # the person the latest answer naming one named
     about_people: str = ""  # that answer
     answer: str = ""  # the latest answer
@@ -109,7 +115,7 @@ def resolve(question: str, history: list[dict] | None) -> Resolution:
 def _resolved(question: str, talk: _Conversation) -> Resolution:
     previous, subject = talk.previous, talk.subject
     person = person_in(talk.about_people, question) if _PERSONAL.search(question) else talk.person
-    if _SWITCH.search(question) and names(question):  # "back to Leeds: who …": its own subject, said so
+    if _switches(question):  # "back to Leeds: who …": its own subject, said so
         return Resolution(question)
     answered = _named_in(talk.answer, subject, person)
     if (said := _ellipsis(question)) is not None:  # the last question asked again of what it names, or of this
@@ -137,23 +143,32 @@ def _resolved(question: str, talk: _Conversation) -> Resolution:
         return Resolution(f"{question} ({subject})", question if names(question) else
                           f"{question} ({answered})" if answered and _PLURAL.search(question) else
                           _demonstrated(question, answered))
-    if names(question) or not subject or _mentions(question, subject):
-        return Resolution(question)
     if _fragment(question) and len(re.findall(r"[\w'’-]+", question)) == 1 and previous:
         # "Where?" asks nothing of the subject alone ("Where? (Warsaw Pact)" found where the
-        # pact's states were): only the last question carries it.
-        return Resolution(_carried_on(previous, question))
+        # pact's states were): only the last question carries it, with what it was about.
+        return Resolution(f"{_carried_on(previous, question)} ({subject})" if subject else _carried_on(previous, question))
+    if names(question) or not subject or _mentions(question, subject):
+        return Resolution(question)
     if _fragment(question):
         # "At which meeting?", "Aimed at whom?": a fragment that carries on the last question.
         return Resolution(f"{question} ({subject})", _carried_on(previous, question))
     return Resolution(question, f"{question} ({subject})")
 
 
+def _switches(question: str) -> bool:
+    """Whether the question says it turns to a subject it names: "back to Leeds: …", or a
+    name alone before a dash or a colon ("Merseyside Police: what does it do?"; not "Which
+    trust does he run - and since when?")."""
+    headed = _HEADED.match(question)
+    return bool(names(question)) and (bool(_SWITCH.search(question)) or
+                                      (headed is not None and names(headed.group(1)) == [headed.group(1)]))
+
+
 def _fragment(question: str) -> bool:
     """A few words with no verb of their own, naming and pointing at nothing ("At which
     meeting?", "Since when?"); "What is personalised medicine?" is a whole question, however
     short, and so is "Who funds it?"."""
-    words = re.findall(r"[\w'’-]+", question.lower())
+    words = re.findall(r"[\w'-]+", question.lower().replace("’", "'"))
     return len(words) <= FRAGMENT_WORDS and not set(words) & _AUXILIARIES and not names(question) and \
         not _POINTING.search(question)
 
@@ -169,6 +184,8 @@ def _ellipsis(question: str) -> str | None:
         return None
     rest = said[len(opening or ""):len(said) - len(closing or "")].strip(" ,")
     words = rest.split()
+    if opening is None and words and words[0].lower() in _SUBJECT_PRONOUNS:  # "It includes Leeds Beckett too?"
+        return None
     if not 1 <= len(words) <= _ELLIPSIS_MAX_WORDS or {w.lower().strip(",") for w in words} & _NOT_IN_ELLIPSIS:
         return None
     return rest
@@ -207,11 +224,11 @@ def person_in(answer: str, asked: str = "") -> str:
     else one of two or three words none of which is an organisation's or a place's; for a
     question asking after "she" or "he", the first whose title does not say otherwise ("she"
     after "Sir Alan Langlands, … Councillor Lisa Mulherin, …" is Lisa Mulherin)."""
-    found = names(answer)
+    found = [(answer[a:b], a) for a, b in _name_spans(answer)]
     # A title alone is no one: "Dr. Helena Okafor" reads as "Dr" and then "Helena Okafor".
-    titled = [n for n in found if n.split()[0].lower().rstrip(".") in _TITLES and len(n.split()) > 1]
-    plain = [n for n in found if 2 <= len(n.split()) <= 3 and not {w.lower() for w in n.split()} & (_BODIES | _TITLES)
-             and not _THING.search(answer.split(n)[0])]
+    titled = [n for n, _ in found if n.split()[0].lower().rstrip(".") in _TITLES and len(n.split()) > 1]
+    plain = [n for n, a in found if 2 <= len(n.split()) <= 3 and not {w.lower() for w in n.split()} & (_BODIES | _TITLES)
+             and not _THING.search(answer[max(0, a - 8):a])]
     unlike = _HIS_TITLES if _HERS.search(asked) else _HER_TITLES if _PERSONAL.search(asked) else set()
     name = ([n for n in titled + plain if n.split()[0].lower().rstrip(".") not in unlike] or titled or plain or [""])[0]
     # A middle initial ends the capitalised run: "Robert R. Wilson" is found as "Robert R".
@@ -238,13 +255,16 @@ def _walk(history: list[dict]) -> _Conversation:
             subject = ", ".join(names(new[0]))
         elif not whole:  # a fragment, read after the last question, names nothing new
             subject = talk.subject
+        elif borrowed and _PERSONAL.search(asked):  # "his other role? (Sir Alan Langlands)": a person's, not a subject
+            subject = ", ".join(n for n in names(asked) if n.lower() not in _CALENDAR)
         elif borrowed:  # what "it" or "they" pointed at stays the subject: "Is it the only one in Yorkshire?"
             subject = borrowed
         else:
             subject = ", ".join(n for n in names(reading) if n != talk.person and n.lower() not in _CALENDAR)
+        named = person_in(answer)
         talk = _Conversation(previous=reading if whole else talk.previous, subject=subject or talk.subject,
-                             person=person_in(answer) or talk.person,
-                             about_people=answer if person_in(answer) else talk.about_people, answer=answer)
+                             person=named or talk.person, about_people=answer if named else talk.about_people,
+                             answer=answer)
     return talk
 
 
@@ -285,10 +305,10 @@ def _asked_of(previous: str, new: list[str], which: int = 0) -> str:
     a, b = spans[which]
     article = bare[:a].lower().endswith("the ")
     a -= len("the ") if article else 0
-    before = re.findall(r"[\w'’]+", bare[:a].lower())[-1:]
-    # Its article only where one can stand: "… does the LAHP have?", not "its first the Head of State".
-    said = new[0] if article or not before or (before[0] in STOPWORDS and before[0] not in _OWNERS) else \
-        re.sub(r"^the\s+", "", new[0], flags=re.I)
+    before = re.findall(r"[\w'’]+", bare[:a].lower())[-2:]
+    # Its article only where one can stand: "… does the LAHP have?", "Who chairs the LAHP?",
+    # not after "its first": "Who was its first Head of State?".
+    said = re.sub(r"^the\s+", "", new[0], flags=re.I) if not article and set(before) & _OWNERS else new[0]
     return bare[:a] + said + bare[b:]
 
 
@@ -307,10 +327,11 @@ def _borne_out(readings: Resolution, answer: str) -> str:
     Torus?" answered "- Torus … The Liverpool Strategic Partnership (LSP) …" was read
     "Does the LSP include Torus?"."""
     quoted = set(re.findall(r"[\w'’-]+", answer.lower()))
+    acronyms = set(re.findall(r"\b[A-Z]{3,}\b", answer))
 
     def found(name: str) -> float:  # by the words that tell it apart: "Liverpool", not "Health Partners"
         words = name.lower().split()
-        if len(words) > 1 and "".join(w[0] for w in name.split() if w[0].isupper()).lower() in quoted:
+        if "".join(w[0] for w in name.split() if w[0].isupper()) in acronyms:
             return 1.0  # by its initials: "LHP provides …"
         telling = [w for w in words if not is_common_word(w)] or words
         return sum(w in quoted for w in telling) / len(telling)
@@ -318,7 +339,7 @@ def _borne_out(readings: Resolution, answer: str) -> str:
     # A name the answer does not quote counts against its reading: of "Is Leeds the only UK city
     # …?" and the same with "(Liverpool Health Partners)" after it, an answer about Leeds and
     # the UK bore out the first.
-    return max(filter(None, (readings.query, readings.alternative)),
+    return max([q for q in (readings.query, readings.alternative) if q] or [readings.query],
                key=lambda q: sum(2 * found(n) - 1 for n in names(q)))
 
 

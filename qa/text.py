@@ -366,11 +366,12 @@ _CASED_WORD = re.compile(r"\b(?!(?<=['’])(?:t|s|re|ve|ll|d|m)\b)[A-Za-z][\w&-]
 
 def _name_casing(texts: list[str]) -> tuple[dict[str, str], dict[str, dict[tuple[str, ...], tuple[str, ...]]]]:
     """How the texts capitalise names, for `Lexicon.truecase`:
-    - words that stand as a name on their own, capitalised, more often than the texts write
-      them in lower case: {"leeds": "Leeds", "lsp": "LSP"}, not "hope" (of "Liverpool Hope
-      University");
-    - names of several words, by their first word, longest first:
-      {"kate": {("kate", "lodge"): ("Kate", "Lodge")}}.
+    - words that stand as a name on their own, or are a name's words but no common English
+      word, capitalised more often than the texts write them in lower case: {"leeds":
+      "Leeds", "lsp": "LSP", "ismay": "Ismay"}, not "hope" (of "Liverpool Hope University");
+    - names of several words, by their first word, longest first, and without a title
+      they follow: {"kate": {("kate", "lodge"): ("Kate", "Lodge")}}, "phil wood" of
+      "Professor Phil Wood".
     A sentence's first word is capitalised whatever it is, so it counts only as part of a
     name, and only if the texts never write it in lower case ("Kate Lodge said", not
     "Many Normans")."""
@@ -388,7 +389,9 @@ def _name_casing(texts: list[str]) -> tuple[dict[str, str], dict[str, dict[tuple
                 starts = n == 0 and not any(c.isalnum() for c in text[:a])
                 if starts and cased and (len(cased) == 1 or cased[0].lower() in lower):
                     cased = cased[1:]
-                for word in cased:  # "Ismay" of "General Hastings Ismay" is asked after alone too
+                # "Ismay" of "General Hastings Ismay" is asked after alone too; "Hope" of
+                # "Liverpool Hope University", a common word, only as the name it is in.
+                for word in cased if len(cased) == 1 else [w for w in cased if not is_common_word(w.lower())]:
                     forms = alone.setdefault(word.lower(), {})
                     forms[word] = forms.get(word, 0) + 1
                 # "phil wood" is Professor Phil Wood's name, asked without his title.

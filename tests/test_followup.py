@@ -372,8 +372,11 @@ def test_a_lone_question_word_only_carries_on_the_last_question():
     # "Where?" after "When was it formally declared over?" was also read "Where? (Warsaw
     # Pact)", which a sentence about where the pact's states were answered at 0.64.
     history = turns(("Who founded the Wigan Rowing Club?", "Kate Lodge founded it. [1]"))
-    assert resolve("Where?", history) == Resolution("Who founded the Wigan Rowing Club? Where?")
+    assert resolve("Where?", history) == Resolution("Who founded the Wigan Rowing Club? Where? (Wigan Rowing Club)")
     assert resolve("Since when?", history).alternative == "Who founded the Wigan Rowing Club? Since when?"
+    # With the subject the last question borrowed, which carrying it on takes off (review).
+    history = turns(("What is WRC?", "WRC is a rowing club. [1]"), ("Who are its members?", "Rowers. [1]"))
+    assert resolve("Where?", history) == Resolution("Who are its members? Where? (WRC)")
 
 
 def test_a_question_that_says_it_turns_to_another_subject_is_read_as_typed():
@@ -405,3 +408,28 @@ def test_a_name_is_borne_out_by_its_initials_and_an_ellipsis_may_end_in_too():
     assert resolve("Who is its captain?", history).query == "Who is its captain? (Wigan Rowing Club)"
     history = turns(("Is Torus a partner of the Wigan Rowing Club?", "- Torus [1]"))
     assert resolve("Merseyside Police too?", history).query == "Is Merseyside Police a partner of the Wigan Rowing Club?"
+
+
+def test_the_reviews_cases_of_the_eighth_sessions_follow_up_rules():
+    # A person "he" or "she" was read as never becomes the subject "it" points at.
+    history = turns(("Who chairs the WRC?", "Sir Alan Langlands, Chair of the Wigan Rowing Club, said: [1]"),
+                    ("What is his other role?", "Sir Alan Langlands is Vice Chancellor at the University of Wigan. [1]"))
+    assert resolve("When was it founded?", history).query == "When was it founded? (WRC)"
+    # A dash inside a question is no change of subject; a name before a colon is.
+    history = turns(("Who is the WRC captain?", "Professor Phil Wood, WRC captain, said so. [1]"))
+    assert resolve("Which club does he run - and since when?", history).query == \
+        "Which club does he run - and since when? (Professor Phil Wood)"
+    assert resolve("Preston Rowing Club: what does it do?", history) == Resolution("Preston Rowing Club: what does it do?")
+    # A person is found by where the name stands, not where its letters first occur.
+    assert person_in("Thanks to the Kate Lodge Trust, Kate Lodge said so. [1]") == "Kate Lodge"
+    assert person_in("The Ann Leeson fund paid; Ann Lee said so. [1]") == "Ann Lee"
+    # "… too?" after a subject pronoun is a whole question; an empty turn does not crash.
+    history = turns(("Which clubs are in the Wigan Rowing League?", "Bolton and Preston. [1]"))
+    assert resolve("It includes Bolton too?", history).alternative == "It includes Bolton too?"
+    assert resolve("Who?", turns(("What is this?", "x"), ("", "y"))).query
+    # Initials count only written in capitals, three or more: "us" is no "United States".
+    history = turns(("Who leads the Wigan Rowing League?", "The WRL. [1]"), ("Who funds it?", "They told us nothing. [1]"))
+    assert resolve("When was it founded?", history).query == "When was it founded? (Wigan Rowing League)"
+    # A name's article stays after a verb: "Who chairs the Bolton Sculling Society?".
+    history = turns(("Who chairs Wigan Town Council?", "Kate Lodge [1]"))
+    assert resolve("What about the Bolton Sculling Society?", history).query == "Who chairs the Bolton Sculling Society?"

@@ -175,6 +175,10 @@ def test_a_word_of_a_name_the_corpus_writes_is_cased_when_asked_alone():
     lexicon = Lexicon(texts, {"d": " ".join(texts)}, ["d", "d"])
     assert lexicon.truecase("when did ismay die?") == "when did Ismay die?"
     assert lexicon.truecase("what did the general say?") == "what did the general say?"  # written in lower case too
+    # Not a common word of a name, which would make names the corpus never writes (review).
+    texts = ["Leeds City Council and Leeds Teaching Hospitals met in Leeds."]
+    lexicon = Lexicon(texts, {"d": texts[0]}, ["d"])
+    assert lexicon.truecase("is leeds council a partner?") == "is Leeds council a partner?"
     # A person's name asked without the title the corpus writes it with (common words, each).
     texts = ["Professor Phil Wood, chief executive, said so.", "The wood is old."]
     lexicon = Lexicon(texts, {"d": " ".join(texts)}, ["d", "d"])
