@@ -86,6 +86,11 @@ _SWITCH = re.compile(r"^\W*(?:(?:ok(?:ay)?|right|so|now)\W+)?(?:(?:and\s+)?(?:ba
                      r"going back|coming back|returning|moving on|over) to|over in|different topic|new topic|"
                      r"changing (?:the )?subject|as for|compare with)\b", re.I)
 _HEADED = re.compile(r"^\s*(?:the\s+)?([^?]{2,60}?)(?:\s[-–—]|\s*:)\s")  # "Liverpool Health Partners - what …"
+# Whether a thing belongs to a body, the thing where an ellipsis puts another.
+_IS_MEMBER = re.compile(r"^\W*(?:is|are|was|were)\s+(?P<thing>.+?)\s+(?:(?:also\s+)?(?:a\s+)?(?:part|member|partner|"
+                        r"one|members|partners)\s+(?:of|in)|among|in)\s+\S", re.I)
+_INCLUDES = re.compile(r"^\W*(?:does|do|did)\s+.+?\s+(?:include|have|count|involve)\s+(?P<thing>[^?]+?)\s*(?:among\b[^?]*)?\?*\s*$",
+                       re.I)
 FRAGMENT_WORDS = 4  # a follow-up this short, naming nothing and with no verb, carries on the last question
 _AUXILIARIES = {"is", "are", "was", "were", "be", "been", "do", "does", "did", "has", "have", "had", "can", "could",
                 "will", "would", "should", "may", "might", "must", "shall", "what's", "who's", "where's", "when's"}
@@ -127,8 +132,11 @@ def _resolved(question: str, talk: _Conversation) -> Resolution:
             return Resolution(question)
         if new:  # not also as typed: "What about the LAHP?" matches any sentence about it surely
             return _asked_of_either(previous, new)
-        # "And the annual spending?": a thing named in common words, read as a fragment is.
-        return Resolution(borrowed, _carried_on(previous, question))
+        # "What about the police?" after "Is the fire service part of the LSP?": the same asked
+        # of it. "And the annual spending?": a thing named in common words, read as a fragment is.
+        member = _member_asked(previous, said)
+        return Resolution(member, _carried_on(previous, question)) if member else \
+            Resolution(borrowed, _carried_on(previous, question))
     if _PERSONAL.search(question) and person and person.lower() not in question.lower():
         # "his thesis" after "Who was Feynman's thesis advisor?" (answered "… Wheeler …") may be
         # Feynman's: a subject that names no body is read too, and the surer kept. An acronym
@@ -259,6 +267,8 @@ def _walk(history: list[dict]) -> _Conversation:
             subject = ", ".join(n for n in names(asked) if n.lower() not in _CALENDAR)
         elif borrowed:  # what "it" or "they" pointed at stays the subject: "Is it the only one in Yorkshire?"
             subject = borrowed
+        elif talk.subject and _only_describes(asked):  # "And how many NHS organisations?" is still about the LAHP
+            subject = talk.subject
         else:
             subject = ", ".join(n for n in names(reading) if n != talk.person and n.lower() not in _CALENDAR)
         named = person_in(answer)
@@ -266,6 +276,17 @@ def _walk(history: list[dict]) -> _Conversation:
                              person=named or talk.person, about_people=answer if named else talk.about_people,
                              answer=answer)
     return talk
+
+
+def _only_describes(question: str) -> bool:
+    """Whether a short follow-up ("And how many NHS organisations?") uses each name only to
+    describe a thing named in common words ("NHS organisations"): it names no new subject.
+    ("Who chairs the LSP board?" asks about the LSP.)"""
+    spans = _name_spans(question)
+    words = re.findall(r"[\w'’-]+", question.lower())
+    short = len(words) <= FRAGMENT_WORDS or words[0] in ("and", "also")
+    return short and bool(spans) and all((m := re.match(r"\s+([a-z][\w'’-]*)", question[b:])) and m.group(1) not in STOPWORDS
+                               for _, b in spans)
 
 
 def _borrowed(reading: str, asked: str) -> str:
@@ -310,6 +331,14 @@ def _asked_of(previous: str, new: list[str], which: int = 0) -> str:
     # not after "its first": "Who was its first Head of State?".
     said = re.sub(r"^the\s+", "", new[0], flags=re.I) if not article and set(before) & _OWNERS else new[0]
     return bare[:a] + said + bare[b:]
+
+
+def _member_asked(previous: str, said: str) -> str | None:
+    """A question whether something belongs to a body ("Is the fire service part of the
+    LSP?", "Does the LSP include the fire service?") asked of another thing, or None."""
+    bare = _bare(previous)
+    m = _IS_MEMBER.match(bare) or _INCLUDES.match(bare)
+    return bare[:m.start("thing")] + said + bare[m.end("thing"):] if m else None
 
 
 def _asked_of_either(previous: str, new: list[str]) -> Resolution:

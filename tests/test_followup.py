@@ -433,3 +433,22 @@ def test_the_reviews_cases_of_the_eighth_sessions_follow_up_rules():
     # A name's article stays after a verb: "Who chairs the Bolton Sculling Society?".
     history = turns(("Who chairs Wigan Town Council?", "Kate Lodge [1]"))
     assert resolve("What about the Bolton Sculling Society?", history).query == "Who chairs the Bolton Sculling Society?"
+
+
+@pytest.mark.parametrize("history, question, query", [
+    # "what about the police?" after "is the fire service part of the LSP?" was read "What
+    # about the police? (LSP)", and the LSP's topic sentence answered (a new user, 2026-12-08).
+    ([("Is the rescue boat crew part of the Wigan Rowing League?", "- Rescue Boat Crew [1]")],
+     "What about the police?", "Is the police part of the Wigan Rowing League?"),
+    ([("Does the Wigan Rowing League include the rescue boat crew?", "- Rescue Boat Crew [1]")],
+     "And the police?", "Does the Wigan Rowing League include the police?"),
+    # "who chairs it" after "And how many NHS organisations?" was read "(NHS)", not of the LAHP.
+    ([("Which clubs are in the Wigan Rowing League?", "The Wigan Rowing League has five clubs. [1]"),
+      ("And how many NHS teams?", "The Wigan Rowing League has two NHS teams. [1]")],
+     "Who chairs it?", "Who chairs it? (Wigan Rowing League)"),
+    # A longer question naming a thing before a common noun is about it.
+    ([("Which clubs are in the Wigan Rowing League?", "Five. [1]"), ("Who chairs the WRC board?", "x [1]")],
+     "When was it founded?", "When was it founded? (WRC)"),
+])
+def test_a_thing_in_common_words_is_asked_in_the_last_questions_place_and_names_no_new_subject(history, question, query):
+    assert resolve(question, turns(*history)).query == query
