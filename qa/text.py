@@ -345,8 +345,10 @@ class Lexicon:
             cased.extend(self._names[spelled[i]][name] if name else [self._cased.get(spelled[i], found[i].group())])
             in_name.extend([bool(name)] * (len(name) if name else 1))
             i += len(name) if name else 1
-        # A common word capitalised alone stays as typed unless a name stands beside it.
-        named = [whole or (w[0].isupper() and s not in self._cased_common) for w, s, whole in zip(cased, spelled, in_name)]
+        # A common word capitalised alone stays as typed unless a name stands beside it, or
+        # it is owned ("st. mary's": "Mary's", so "St." too).
+        named = [whole or (w[0].isupper() and (s not in self._cased_common or question[m.end():m.end() + 2] in ("'s", "’s")))
+                 for m, w, s, whole in zip(found, cased, spelled, in_name)]
         cased = [m.group() if s in self._cased_common and not whole and not any(named[max(0, j - 1):j + 2]) else w
                  for j, (m, w, s, whole) in enumerate(zip(found, cased, spelled, in_name))]
         # Word by word, so what stood between the words stays: "st. mary's", not "St. Mary s".
@@ -366,7 +368,7 @@ _CASED_WORD = re.compile(r"\b(?!(?<=['’])(?:t|s|re|ve|ll|d|m)\b)[A-Za-z][\w&-]
 
 def _name_casing(texts: list[str]) -> tuple[dict[str, str], dict[str, dict[tuple[str, ...], tuple[str, ...]]]]:
     """How the texts capitalise names, for `Lexicon.truecase`:
-    - words that stand as a name on their own, or are a name's words but no common English
+    - words that stand as a name on their own, or end a name and are no common English
       word, capitalised more often than the texts write them in lower case: {"leeds":
       "Leeds", "lsp": "LSP", "ismay": "Ismay"}, not "hope" (of "Liverpool Hope University");
     - names of several words, by their first word, longest first, and without a title
@@ -389,9 +391,9 @@ def _name_casing(texts: list[str]) -> tuple[dict[str, str], dict[str, dict[tuple
                 starts = n == 0 and not any(c.isalnum() for c in text[:a])
                 if starts and cased and (len(cased) == 1 or cased[0].lower() in lower):
                     cased = cased[1:]
-                # "Ismay" of "General Hastings Ismay" is asked after alone too; "Hope" of
-                # "Liverpool Hope University", a common word, only as the name it is in.
-                for word in cased if len(cased) == 1 else [w for w in cased if not is_common_word(w.lower())]:
+                # "Ismay", the last word of "General Hastings Ismay", is asked after alone too;
+                # not a common word ("University"), nor one inside ("Rowing" of "Wigan Rowing Club").
+                for word in cased if len(cased) == 1 else [w for w in cased[-1:] if not is_common_word(w.lower())]:
                     forms = alone.setdefault(word.lower(), {})
                     forms[word] = forms.get(word, 0) + 1
                 # "phil wood" is Professor Phil Wood's name, asked without his title.
