@@ -77,7 +77,8 @@ _THING = re.compile(r"(?:\b(?:a|an|the)\s+|[‘“\"'])$", re.I)
 # Named, but never what a conversation is about: "What's happening in June?" leaves it where it was.
 _CALENDAR = {"january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
              "november", "december", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
-_POSSESSIVE = re.compile(r"['’]s$")
+_POSSESSIVE = re.compile(r"['’]s?$")  # "the LSP's", and "Leeds' track record"
+_WHO_SAID = re.compile(r"^\W*who\s+(?:said|says|wrote|writes|made|makes|gave)\s+(?:that|this|it)\b", re.I)
 _OWNERS = {"its", "his", "her", "their", "our", "my", "your", "whose", "a", "an", "this", "that", "these", "those"}
 _BORROWED = re.compile(r" \([^()]*\)$")
 # A question that says it turns to another subject ("back to Leeds: …", "switching to the
@@ -137,6 +138,9 @@ def _resolved(question: str, talk: _Conversation) -> Resolution:
         member = _member_asked(previous, said)
         return Resolution(member, _carried_on(previous, question)) if member else \
             Resolution(borrowed, _carried_on(previous, question))
+    if _WHO_SAID.search(question) and person and person.lower() not in question.lower():
+        # "Who said that?" after a quote: the person the answer quotes, or else the subject.
+        return Resolution(f"{question} ({person})", f"{question} ({subject})" if subject else question)
     if _PERSONAL.search(question) and person and person.lower() not in question.lower():
         # "his thesis" after "Who was Feynman's thesis advisor?" (answered "… Wheeler …") may be
         # Feynman's: a subject that names no body is read too, and the surer kept. An acronym

@@ -3,8 +3,9 @@ product's own earlier answers as history, as `qa eval` asks the conversation set
 a study set, not a regression set: each was written once to find follow-up bugs
 (docs/studies.md, "Fresh dialogues, eighth session").
 
-- `dialogues/default-walk8.jsonl`, `default-walk10.jsonl`, `default-walk11.jsonl`: 18, 12
-  and 16 dialogues (72, 72 and 64 turns) on the default corpus;
+- `dialogues/default-walk8.jsonl`, `default-walk10.jsonl`, `default-walk11.jsonl`,
+  `default-walk12.jsonl`: 18, 12, 16 and 15 dialogues (72, 72, 64 and 75 turns) on the
+  default corpus;
 - `dialogues/wiki5.jsonl`: 20 dialogues (80 turns) on five SQuAD 1.1 train articles
   (`dialogues/wiki5/`, CC BY-SA 4.0; no SQuAD dev article), indexed into a temporary folder.
   The reader may have been trained on their paragraphs (with SQuAD's own questions), so

@@ -452,3 +452,13 @@ def test_the_reviews_cases_of_the_eighth_sessions_follow_up_rules():
 ])
 def test_a_thing_in_common_words_is_asked_in_the_last_questions_place_and_names_no_new_subject(history, question, query):
     assert resolve(question, turns(*history)).query == query
+
+
+def test_who_said_that_is_the_person_the_answer_quotes_and_a_bare_apostrophe_owns():
+    # "who said that?" after an answer quoting Professor Phil Wood was read "(LAHP, Leeds')",
+    # and Sir Alan Langlands answered (a fifth fresh dialogue set, 2026-12-08).
+    assert names("What did the WRL captain say about Wigan' track record?") == ["WRL", "Wigan"]
+    history = turns(("What did the WRL captain say about Wigan's rowers?",
+                     "WRL captain, Professor Phil Wood, said: “Wigan rows well.” [1]"))
+    got = resolve("Who said that?", history)
+    assert got.query == "Who said that? (Professor Phil Wood)" and got.alternative == "Who said that? (WRL, Wigan)"
