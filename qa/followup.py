@@ -135,9 +135,7 @@ def _resolved(question: str, talk: _Conversation) -> Resolution:
             return _asked_of_either(previous, new)
         # "What about the police?" after "Is the fire service part of the LSP?": the same asked
         # of it. "And the annual spending?": a thing named in common words, read as a fragment is.
-        member = _member_asked(previous, said)
-        return Resolution(member, _carried_on(previous, question)) if member else \
-            Resolution(borrowed, _carried_on(previous, question))
+        return Resolution(_member_asked(previous, said) or borrowed, _carried_on(previous, question))
     if _WHO_SAID.search(question) and person and person.lower() not in question.lower():
         # "Who said that?" after a quote: the person the answer quotes, or else the subject.
         return Resolution(f"{question} ({person})", f"{question} ({subject})" if subject else question)
