@@ -202,9 +202,10 @@ def _ellipsis(question: str) -> str | None:
 
 
 def _named_anew(said: str) -> list[str]:
-    """What an ellipsis names, with its article ("the Leeds Academic Health Partnership"), or nothing."""
+    """What an ellipsis names, with its article ("the Leeds Academic Health Partnership"), or
+    nothing. Its first word does not open the question: "York" of "And York?" is a name."""
     return [re.sub(r"^.*?\b(the\s+)?(?=" + re.escape(n) + ")", r"\1", said, flags=re.I) if n in said else n
-            for n in names(said)][:1]
+            for n in names(f"and {said}")][:1]
 
 
 def names(text: str) -> list[str]:

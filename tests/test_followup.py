@@ -462,3 +462,11 @@ def test_who_said_that_is_the_person_the_answer_quotes_and_a_bare_apostrophe_own
                      "WRL captain, Professor Phil Wood, said: “Wigan rows well.” [1]"))
     got = resolve("Who said that?", history)
     assert got.query == "Who said that? (Professor Phil Wood)" and got.alternative == "Who said that? (WRL, Wigan)"
+
+
+def test_an_ellipsis_naming_a_place_that_is_a_common_word_asks_the_last_question_of_it():
+    # "And York?" was read as a thing named in common words: "York" opened the fragment, and
+    # a common word opening a question is no name (the review, 2026-12-08).
+    history = turns(("How many rowers does Wigan have?", "forty [1]"))
+    assert resolve("And York?", history).query == "How many rowers does York have?"
+    assert resolve("What about Bath?", history).query == "How many rowers does Bath have?"
