@@ -153,7 +153,7 @@ def _resolved(question: str, talk: _Conversation) -> Resolution:
         return Resolution(f"{question} ({subject})", question if names(question) else
                           f"{question} ({answered})" if answered and _PLURAL.search(question) else
                           _demonstrated(question, answered))
-    if _fragment(question) and len(re.findall(r"[\w'’-]+", question)) == 1 and previous:
+    if _fragment(question) and len(_words(question)) == 1 and previous:
         # "Where?" asks nothing of the subject alone ("Where? (Warsaw Pact)" found where the
         # pact's states were): only the last question carries it, with what it was about.
         return Resolution(f"{_carried_on(previous, question)} ({subject})" if subject else _carried_on(previous, question))
@@ -174,11 +174,16 @@ def _switches(question: str) -> bool:
                                       (headed is not None and names(headed.group(1)) == [headed.group(1)]))
 
 
+def _words(question: str) -> list[str]:
+    """Its words, in lower case, with one apostrophe ("what’s" is "what's")."""
+    return re.findall(r"[\w'-]+", question.lower().replace("’", "'"))
+
+
 def _fragment(question: str) -> bool:
     """A few words with no verb of their own, naming and pointing at nothing ("At which
     meeting?", "Since when?"); "What is personalised medicine?" is a whole question, however
     short, and so is "Who funds it?"."""
-    words = re.findall(r"[\w'-]+", question.lower().replace("’", "'"))
+    words = _words(question)
     return len(words) <= FRAGMENT_WORDS and not set(words) & _AUXILIARIES and not names(question) and \
         not _POINTING.search(question)
 
@@ -286,7 +291,7 @@ def _only_describes(question: str) -> bool:
     describe a thing named in common words ("NHS organisations"): it names no new subject.
     ("Who chairs the LSP board?" asks about the LSP.)"""
     spans = _name_spans(question)
-    words = re.findall(r"[\w'’-]+", question.lower())
+    words = _words(question)
     short = len(words) <= FRAGMENT_WORDS or words[0] in ("and", "also")
     return short and bool(spans) and all((m := re.match(r"\s+([a-z][\w'’-]*)", question[b:])) and m.group(1) not in STOPWORDS
                                for _, b in spans)

@@ -362,7 +362,7 @@ class Lexicon:
         return self.canonical({self.correct(w) for w in words(text)})
 
 
-# A word, not the "st" of "21st" nor the "t" of "didn't" ("didn'T" where the corpus writes "AT&T").
+# A word, not the "st" of "21st" nor the "t" of "didn't" ("didn'T" where the corpus writes "AT & T").
 _CASED_WORD = re.compile(r"\b(?!(?<=['’])(?:t|s|re|ve|ll|d|m)\b)[A-Za-z][\w&-]*")
 
 
